@@ -1,0 +1,84 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/ironlb/ironlb/api/v1alpha1"
+	"github.com/ironlb/ironlb/internal/controller"
+	"github.com/ironlb/ironlb/internal/version"
+)
+
+func newControllerCommand() *cobra.Command {
+	var (
+		opts       controller.Options
+		kubeconfig string
+		qps        float32
+		burst      int
+		logLevel   string
+	)
+	cmd := &cobra.Command{
+		Use:   "controller",
+		Short: "Assign IPs to LoadBalancer Services",
+		Long: `The controller gives each Service of type LoadBalancer its IPs from the
+configured pools (IPPool objects and the legacy MetalLB-format ConfigMap),
+writes them to the Service's status, and says why in a condition and an
+event when it cannot.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logLevel)
+			if err != nil {
+				return err
+			}
+			opts.Logger = log
+			cfg, err := restConfig(kubeconfig)
+			if err != nil {
+				return err
+			}
+			cfg.QPS, cfg.Burst = qps, burst
+			c, err := controller.New(cfg, opts)
+			if err != nil {
+				return err
+			}
+			log.Info("controller starting", "version", version.Version, "namespace", opts.Namespace,
+				"configMap", opts.ConfigMapName, "leaderElection", opts.LeaderElection)
+			return c.Run(ctrl.SetupSignalHandler())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, then in-cluster config)")
+	f.StringVar(&opts.Namespace, "namespace", "ironlb-system", "namespace of the legacy ConfigMap and the leader-election Lease")
+	f.StringVar(&opts.ConfigMapName, "config-map", "config", "name of the legacy MetalLB-format ConfigMap")
+	f.StringVar(&opts.LoadBalancerClass, "load-balancer-class", v1alpha1.DefaultLoadBalancerClass, "spec.loadBalancerClass served besides Services with none")
+	f.BoolVar(&opts.LeaderElection, "leader-elect", true, "take a Lease before assigning, so only one replica allocates")
+	f.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":7472", "Prometheus metrics listen address (\"0\" disables)")
+	f.StringVar(&opts.HealthAddr, "health-probe-bind-address", ":7473", "healthz/readyz listen address (\"0\" disables)")
+	f.IntVar(&opts.Workers, "workers", 16, "Services reconciled in parallel")
+	f.Float32Var(&qps, "kube-api-qps", 200, "client-side limit on API requests per second")
+	f.IntVar(&burst, "kube-api-burst", 400, "client-side burst of API requests")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+// restConfig loads --kubeconfig, then $KUBECONFIG, then the in-cluster config.
+func restConfig(path string) (*rest.Config, error) {
+	if path == "" {
+		path = os.Getenv("KUBECONFIG")
+	}
+	if path != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", path)
+		if err != nil {
+			return nil, fmt.Errorf("load kubeconfig %s: %w", path, err)
+		}
+		return cfg, nil
+	}
+	cfg, err := rest.InClusterConfig()
+	if err != nil {
+		return nil, fmt.Errorf("no --kubeconfig, no $KUBECONFIG and not in a cluster: %w", err)
+	}
+	return cfg, nil
+}

@@ -1,0 +1,13 @@
+//go:build tools
+
+// Package tools records the tool packages this module pins, so `go mod tidy`
+// keeps them.
+package tools
+
+import (
+	_ "honnef.co/go/tools/cmd/staticcheck"
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "sigs.k8s.io/controller-tools/cmd/controller-gen"
+)

@@ -1,0 +1,364 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/ironlb/ironlb/api/v1alpha1"
+	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/ipam"
+)
+
+// PoolProtectionFinalizer keeps an IPPool whose addresses are still held by
+// Services from disappearing: deletion waits until they are released, so no
+// Service is ever silently left with an address from a pool that is gone.
+const PoolProtectionFinalizer = "ironlb.io/pool-protection"
+
+// Condition types on IPPool status besides Valid.
+const (
+	// PoolConditionDeleting is True while a deleted pool waits for the
+	// Services holding its addresses.
+	PoolConditionDeleting = "Deleting"
+)
+
+// configKey is the single work-queue key of the config reconciler: config
+// is always rebuilt whole, so one key stands for "something changed".
+var configKey = reconcile.Request{NamespacedName: types.NamespacedName{Name: "config"}}
+
+// configReconciler turns every config object into the Config in force and
+// reports on each object whether it is valid.
+type configReconciler struct {
+	client    client.Client
+	st        *state
+	recorder  events.EventRecorder
+	log       *slog.Logger
+	configMap types.NamespacedName
+	metrics   *metrics
+	// wakeAll re-queues every Service, so pending ones see the new pools.
+	wakeAll func(ctx context.Context)
+
+	// Owned by Reconcile (one worker): what the last run saw, to skip work
+	// when only pool usage changed.
+	lastInput string
+}
+
+// +kubebuilder:rbac:groups=ironlb.io,resources=ippools;l2announcements;bgppeers;bgpannouncements;bfdprofiles,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=ironlb.io,resources=ippools/status;l2announcements/status;bgppeers/status;bgpannouncements/status;bfdprofiles/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=ironlb.io,resources=ippools/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
+
+func (r *configReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	select {
+	case <-r.st.ready:
+	case <-ctx.Done():
+		return reconcile.Result{}, ctx.Err()
+	}
+	in, err := readInput(ctx, r.client, r.configMap)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	fp := fingerprint(in)
+	if fp != r.lastInput {
+		problems := r.apply(in)
+		if err := r.writeValidity(ctx, in, problems); err != nil {
+			return reconcile.Result{}, err
+		}
+		r.lastInput = fp
+		r.wakeAll(ctx)
+	}
+	if err := r.protectPools(ctx, in.Pools); err != nil {
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{}, r.writePoolStatus(ctx, in.Pools)
+}
+
+// apply builds the new Config and puts it in force.
+func (r *configReconciler) apply(in config.Input) []config.Problem {
+	terminating := map[string]bool{}
+	for _, p := range in.Pools {
+		if !p.DeletionTimestamp.IsZero() {
+			terminating[p.Name] = true
+		}
+	}
+	r.st.mu.Lock()
+	cfg, problems := config.Build(in, r.st.cfg)
+	r.st.setConfig(cfg, terminating)
+	r.st.mu.Unlock()
+	for _, p := range problems {
+		r.log.Warn("config problem", "object", p.Object.String(), "field", p.Field, "outcome", p.Outcome.String(), "message", p.Message)
+	}
+	r.metrics.configProblems.Set(float64(len(problems)))
+	return problems
+}
+
+// readInput lists every config object from the cache.
+func readInput(ctx context.Context, c client.Reader, cm types.NamespacedName) (config.Input, error) {
+	var in config.Input
+	var cmObj corev1.ConfigMap
+	switch err := c.Get(ctx, cm, &cmObj); {
+	case err == nil:
+		in.ConfigMap = &cmObj
+	case !apierrors.IsNotFound(err):
+		return in, fmt.Errorf("get config map: %w", err)
+	}
+	var pools v1alpha1.IPPoolList
+	var l2 v1alpha1.L2AnnouncementList
+	var peers v1alpha1.BGPPeerList
+	var anns v1alpha1.BGPAnnouncementList
+	var bfd v1alpha1.BFDProfileList
+	for _, l := range []client.ObjectList{&pools, &l2, &peers, &anns, &bfd} {
+		if err := c.List(ctx, l); err != nil {
+			return in, fmt.Errorf("list config objects: %w", err)
+		}
+	}
+	in.Pools, in.L2, in.BGPPeers, in.BGPAnnouncements, in.BFDProfiles = pools.Items, l2.Items, peers.Items, anns.Items, bfd.Items
+	return in, nil
+}
+
+// fingerprint identifies the input's versions; equal fingerprints mean
+// nothing the Config depends on has changed.
+func fingerprint(in config.Input) string {
+	var b strings.Builder
+	if in.ConfigMap != nil {
+		b.WriteString(in.ConfigMap.ResourceVersion)
+	}
+	add := func(o metav1.Object) {
+		b.WriteString("|" + o.GetName() + "@" + strconv.FormatInt(o.GetGeneration(), 10))
+		if o.GetDeletionTimestamp() != nil {
+			b.WriteString("-")
+		}
+	}
+	for i := range in.Pools {
+		add(&in.Pools[i])
+		b.WriteString(fmt.Sprint(in.Pools[i].Labels))
+	}
+	for i := range in.L2 {
+		add(&in.L2[i])
+	}
+	for i := range in.BGPPeers {
+		add(&in.BGPPeers[i])
+	}
+	for i := range in.BGPAnnouncements {
+		add(&in.BGPAnnouncements[i])
+	}
+	for i := range in.BFDProfiles {
+		add(&in.BFDProfiles[i])
+	}
+	return b.String()
+}
+
+// writeValidity sets the Valid condition on every config object and records
+// an event for each problem that is new. The legacy ConfigMap has no status,
+// so its problems go to events on it and to the log.
+func (r *configReconciler) writeValidity(ctx context.Context, in config.Input, problems []config.Problem) error {
+	byObj := config.ProblemsByObject(problems)
+	if in.ConfigMap != nil {
+		ref := config.ObjectRef{Kind: "ConfigMap", Namespace: in.ConfigMap.Namespace, Name: in.ConfigMap.Name}
+		for _, p := range byObj[ref] {
+			r.recorder.Eventf(in.ConfigMap, nil, corev1.EventTypeWarning, "InvalidConfig", "Validate", "%s", p.Error())
+		}
+	}
+	type statusObj struct {
+		obj   client.Object
+		conds *[]metav1.Condition
+		gen   *int64
+	}
+	var objs []statusObj
+	for i := range in.Pools {
+		p := &in.Pools[i]
+		objs = append(objs, statusObj{p, &p.Status.Conditions, &p.Status.ObservedGeneration})
+	}
+	for i := range in.L2 {
+		o := &in.L2[i]
+		objs = append(objs, statusObj{o, &o.Status.Conditions, &o.Status.ObservedGeneration})
+	}
+	for i := range in.BGPPeers {
+		o := &in.BGPPeers[i]
+		objs = append(objs, statusObj{o, &o.Status.Conditions, &o.Status.ObservedGeneration})
+	}
+	for i := range in.BGPAnnouncements {
+		o := &in.BGPAnnouncements[i]
+		objs = append(objs, statusObj{o, &o.Status.Conditions, &o.Status.ObservedGeneration})
+	}
+	for i := range in.BFDProfiles {
+		o := &in.BFDProfiles[i]
+		objs = append(objs, statusObj{o, &o.Status.Conditions, &o.Status.ObservedGeneration})
+	}
+	for _, o := range objs {
+		ref := config.ObjectRef{Kind: kindOf(o.obj), Name: o.obj.GetName()}
+		cond := validCondition(byObj[ref], o.obj.GetGeneration())
+		changed := meta.SetStatusCondition(o.conds, cond)
+		if *o.gen != o.obj.GetGeneration() {
+			*o.gen, changed = o.obj.GetGeneration(), true
+		}
+		if !changed {
+			continue
+		}
+		if cond.Status == metav1.ConditionFalse || cond.Reason == v1alpha1.ReasonMissingReference {
+			r.recorder.Eventf(o.obj, nil, corev1.EventTypeWarning, cond.Reason, "Validate", "%s", cond.Message)
+		}
+		if err := r.client.Status().Update(ctx, o.obj); err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("write status of %s: %w", ref, err)
+		}
+	}
+	return nil
+}
+
+func kindOf(o client.Object) string {
+	switch o.(type) {
+	case *v1alpha1.IPPool:
+		return "IPPool"
+	case *v1alpha1.L2Announcement:
+		return "L2Announcement"
+	case *v1alpha1.BGPPeer:
+		return "BGPPeer"
+	case *v1alpha1.BGPAnnouncement:
+		return "BGPAnnouncement"
+	case *v1alpha1.BFDProfile:
+		return "BFDProfile"
+	}
+	return fmt.Sprintf("%T", o)
+}
+
+// validCondition summarises an object's problems as its Valid condition.
+func validCondition(ps []config.Problem, gen int64) metav1.Condition {
+	c := metav1.Condition{Type: v1alpha1.ConditionValid, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonValid,
+		Message: "In force", ObservedGeneration: gen}
+	var msgs []string
+	for _, p := range ps {
+		msgs = append(msgs, p.Error())
+		if p.Outcome != config.Warning {
+			c.Status, c.Reason = metav1.ConditionFalse, p.Reason
+		} else if c.Status == metav1.ConditionTrue {
+			c.Reason = p.Reason
+		}
+	}
+	if len(msgs) > 0 {
+		c.Message = strings.Join(msgs, "; ")
+	}
+	return c
+}
+
+// protectPools adds the pool-protection finalizer to every IPPool and lifts
+// it from a deleted pool once no Service holds its addresses.
+func (r *configReconciler) protectPools(ctx context.Context, pools []v1alpha1.IPPool) error {
+	for i := range pools {
+		p := &pools[i]
+		deleting := !p.DeletionTimestamp.IsZero()
+		has := controllerutil.ContainsFinalizer(p, PoolProtectionFinalizer)
+		switch {
+		case !deleting && !has:
+			patch := client.MergeFrom(p.DeepCopy())
+			controllerutil.AddFinalizer(p, PoolProtectionFinalizer)
+			if err := r.client.Patch(ctx, p, patch); err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("add finalizer to IPPool/%s: %w", p.Name, err)
+			}
+		case deleting && has:
+			r.st.mu.Lock()
+			users := r.st.alloc.PoolUsers(p.Name)
+			r.st.mu.Unlock()
+			if len(users) > 0 {
+				continue // writePoolStatus says who holds it up
+			}
+			patch := client.MergeFrom(p.DeepCopy())
+			controllerutil.RemoveFinalizer(p, PoolProtectionFinalizer)
+			if err := r.client.Patch(ctx, p, patch); err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("remove finalizer from IPPool/%s: %w", p.Name, err)
+			}
+			r.log.Info("pool released", "pool", p.Name)
+		}
+	}
+	return nil
+}
+
+// writePoolStatus writes each IPPool's address counts and, for a pool being
+// deleted, which Services hold it up. Metrics get the same counts.
+func (r *configReconciler) writePoolStatus(ctx context.Context, pools []v1alpha1.IPPool) error {
+	r.st.mu.Lock()
+	stats := map[string]ipam.Stats{}
+	users := map[string][]string{}
+	for _, name := range r.st.alloc.Pools() {
+		stats[name] = r.st.alloc.Stats(name)
+	}
+	for i := range pools {
+		if !pools[i].DeletionTimestamp.IsZero() {
+			users[pools[i].Name] = r.st.alloc.PoolUsers(pools[i].Name)
+		}
+	}
+	r.st.mu.Unlock()
+	r.metrics.setPools(stats)
+
+	for i := range pools {
+		p := &pools[i]
+		st, ok := stats[p.Name]
+		updated := p.DeepCopy()
+		if ok {
+			updated.Status.IPv4 = counts(st, ipam.IPv4)
+			updated.Status.IPv6 = counts(st, ipam.IPv6)
+		}
+		if u := users[p.Name]; len(u) > 0 {
+			meta.SetStatusCondition(&updated.Status.Conditions, metav1.Condition{
+				Type: PoolConditionDeleting, Status: metav1.ConditionTrue, Reason: "WaitingForServices",
+				Message: fmt.Sprintf("Deletion waits until %d Service(s) release their addresses from this pool: %s. Delete them, switch them away from type LoadBalancer, or give them addresses from another pool.",
+					len(u), strings.Join(firstN(u, 10), ", ")),
+				ObservedGeneration: p.Generation,
+			})
+		}
+		if equalPoolStatus(p.Status, updated.Status) {
+			continue
+		}
+		if err := r.client.Status().Update(ctx, updated); err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("write status of IPPool/%s: %w", p.Name, err)
+		}
+	}
+	return nil
+}
+
+func counts(st ipam.Stats, f ipam.Family) *v1alpha1.AddressCounts {
+	total, ok := st.Total[f]
+	if !ok || total == 0 {
+		return nil
+	}
+	return &v1alpha1.AddressCounts{
+		Total: strconv.FormatUint(total, 10),
+		Used:  int64(st.Used[f]),
+		Free:  strconv.FormatUint(st.Free[f], 10),
+	}
+}
+
+func equalPoolStatus(a, b v1alpha1.IPPoolStatus) bool {
+	eq := func(x, y *v1alpha1.AddressCounts) bool {
+		return (x == nil) == (y == nil) && (x == nil || *x == *y)
+	}
+	if !eq(a.IPv4, b.IPv4) || !eq(a.IPv6, b.IPv6) || len(a.Conditions) != len(b.Conditions) {
+		return false
+	}
+	for i := range a.Conditions {
+		x, y := a.Conditions[i], b.Conditions[i]
+		if x.Type != y.Type || x.Status != y.Status || x.Reason != y.Reason || x.Message != y.Message {
+			return false
+		}
+	}
+	return true
+}
+
+func firstN(s []string, n int) []string {
+	if len(s) <= n {
+		return s
+	}
+	return append(slices.Clone(s[:n]), fmt.Sprintf("and %d more", len(s)-n))
+}

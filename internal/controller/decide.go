@@ -1,0 +1,330 @@
+package controller
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/ironlb/ironlb/internal/ipam"
+)
+
+// Reasons on the IPAllocated condition and on events. They are stable API:
+// alerts and `ironlbctl status` match on them.
+const (
+	ReasonAllocated       = "Allocated"
+	ReasonInvalidRequest  = "InvalidRequest"
+	ReasonIPInUse         = "IPInUse"
+	ReasonNotInPool       = "IPNotInAnyPool"
+	ReasonPoolNotAllowed  = "PoolNotAllowed"
+	ReasonUnknownPool     = "UnknownPool"
+	ReasonBuggyIP         = "BuggyIP"
+	ReasonPoolExhausted   = "PoolExhausted"
+	ReasonNoPool          = "NoPoolAvailable"
+	ReasonAllocationError = "AllocationError"
+)
+
+// outcome is the allocator's answer for one Service.
+type outcome struct {
+	ips     []netip.Addr // in the Service's family order; empty when pending
+	reason  string
+	message string
+	// changed: ips differ from what the Service held before this decision.
+	changed bool
+}
+
+// serviceInfo is what decide needs to know of a Service besides its request.
+type serviceInfo struct {
+	key       string // namespace/name
+	namespace string
+	nsLabels  map[string]string
+	labels    map[string]string
+	// status are the addresses in the Service's status now.
+	status []netip.Addr
+}
+
+// decide works out svc's addresses. It keeps what the Service holds unless
+// the Service's own request no longer matches it: nothing another Service
+// or a config change does can move an address. Callers hold s.mu.
+func (s *state) decide(si serviceInfo, req request, reqErr error) outcome {
+	before := s.alloc.IPs(si.key)
+	out := s.decideInner(si, req, reqErr, before)
+	after := s.alloc.IPs(si.key)
+	out.changed = !slices.Equal(before, after)
+	if out.reason == ReasonAllocated {
+		out.ips = inFamilyOrder(after, req.families)
+		delete(s.pending, si.key)
+	} else {
+		s.pending[si.key] = true
+	}
+	if msg, ok := s.displaced[si.key]; ok {
+		out.message = msg + " " + out.message
+		delete(s.displaced, si.key)
+	}
+	return out
+}
+
+func (s *state) decideInner(si serviceInfo, req request, reqErr error, held []netip.Addr) outcome {
+	if reqErr != nil {
+		s.alloc.Release(si.key)
+		return outcome{reason: ReasonInvalidRequest, message: reqErr.Error()}
+	}
+	if len(held) > 0 && s.keeps(held, req) {
+		// Re-assert with the current sharing rules: the Service's own ports
+		// may have changed so that it now collides with a Service it shares
+		// with. Then, and only then, it must move.
+		if err := s.alloc.Assign(si.key, held, req.sharing, ipam.AssignOptions{}); err == nil {
+			missing := missingFamilies(held, req.families)
+			if len(missing) == 0 || len(req.ips) > 0 {
+				return s.allocated(si.key)
+			}
+			// PreferDualStack gaining a family: add it, keep the rest.
+			for _, f := range missing {
+				s.allocateFamily(si, req, f)
+			}
+			return s.allocated(si.key)
+		}
+	}
+	s.alloc.Release(si.key)
+
+	if len(req.ips) > 0 {
+		return s.assignRequested(si, req)
+	}
+	names, explicit, fail := s.candidatePools(si, req)
+	if fail != nil {
+		return *fail
+	}
+	var firstErr error
+	got := 0
+	for _, f := range req.families {
+		if _, err := s.alloc.Allocate(si.key, f, names, req.sharing, ipam.AllocateOptions{Explicit: explicit}); err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			if req.requireAll {
+				s.alloc.Release(si.key)
+				return s.failure(err, names)
+			}
+			continue
+		}
+		got++
+	}
+	if got == 0 {
+		return s.failure(firstErr, names)
+	}
+	return s.allocated(si.key)
+}
+
+// keeps reports whether the addresses a Service holds still answer its
+// request. Only the request is consulted, never the config: a pool that
+// shrank or changed its rules leaves existing addresses alone.
+func (s *state) keeps(held []netip.Addr, req request) bool {
+	if len(req.ips) > 0 {
+		want := slices.Clone(req.ips)
+		slices.SortFunc(want, netip.Addr.Compare)
+		return slices.Equal(held, want)
+	}
+	for _, a := range held {
+		if !slices.Contains(req.families, ipam.FamilyOf(a)) {
+			return false
+		}
+		if req.pool != "" {
+			if p, ok := s.alloc.PoolOf(a); ok && p != req.pool {
+				return false
+			}
+		}
+	}
+	return !req.requireAll || len(missingFamilies(held, req.families)) == 0
+}
+
+func (s *state) allocateFamily(si serviceInfo, req request, f ipam.Family) {
+	names, explicit, fail := s.candidatePools(si, req)
+	if fail == nil {
+		s.alloc.Allocate(si.key, f, names, req.sharing, ipam.AllocateOptions{Explicit: explicit})
+	}
+}
+
+// candidatePools returns the pools svc may take automatic addresses from, in
+// order, or the reason there are none.
+func (s *state) candidatePools(si serviceInfo, req request) (names []string, explicit bool, fail *outcome) {
+	if req.pool != "" {
+		p, ok := s.cfg.Pools[req.pool]
+		switch {
+		case !ok || s.terminating[req.pool]:
+			return nil, false, &outcome{reason: ReasonUnknownPool, message: fmt.Sprintf(
+				"the requested pool %q does not exist%s; pools: %s", req.pool, s.terminatingNote(req.pool), s.poolList())}
+		case !p.Allows(si.namespace, si.nsLabels, si.labels):
+			return nil, false, &outcome{reason: ReasonPoolNotAllowed, message: fmt.Sprintf(
+				"pool %s does not serve Services in namespace %s with these labels (see its spec.serviceAllocation)", p.Name, si.namespace)}
+		}
+		return []string{p.Name}, true, nil
+	}
+	for _, p := range s.cfg.PoolsFor(si.namespace, si.nsLabels, si.labels) {
+		if !s.terminating[p.Name] {
+			names = append(names, p.Name)
+		}
+	}
+	if len(names) == 0 {
+		msg := "no address pool is configured: create an IPPool or the legacy ConfigMap"
+		if len(s.cfg.Pools) > 0 {
+			msg = fmt.Sprintf("no pool with autoAssign serves namespace %s (pools: %s); request a pool with the %s annotation or check the pools' serviceAllocation",
+				si.namespace, s.poolList(), "ironlb.io/address-pool")
+		}
+		return nil, false, &outcome{reason: ReasonNoPool, message: msg}
+	}
+	return names, false, nil
+}
+
+// assignRequested claims the addresses the Service asked for by name.
+func (s *state) assignRequested(si serviceInfo, req request) outcome {
+	var allowed []string
+	for name, p := range s.cfg.Pools {
+		if s.terminating[name] || (req.pool != "" && name != req.pool) {
+			continue
+		}
+		if p.Allows(si.namespace, si.nsLabels, si.labels) {
+			allowed = append(allowed, name)
+		}
+	}
+	slices.Sort(allowed)
+	if len(allowed) == 0 {
+		allowed = []string{""} // a pool name nobody has: everything is "not allowed"
+	}
+	err := s.alloc.Assign(si.key, req.ips, req.sharing, ipam.AssignOptions{RequirePool: true, Pools: allowed})
+	if err != nil {
+		return s.failure(err, allowed)
+	}
+	return s.allocated(si.key)
+}
+
+func (s *state) allocated(key string) outcome {
+	ips := s.alloc.IPs(key)
+	var parts []string
+	for _, a := range ips {
+		if p, ok := s.alloc.PoolOf(a); ok {
+			parts = append(parts, fmt.Sprintf("%s from pool %s", a, p))
+		} else {
+			parts = append(parts, fmt.Sprintf("%s (outside every pool now: kept, not renumbered; add it back to a pool or move the Service)", a))
+		}
+	}
+	return outcome{reason: ReasonAllocated, message: "assigned " + strings.Join(parts, ", ")}
+}
+
+// failure turns an allocator error into a reason and a message that tells
+// the operator what to do, with free addresses where that helps.
+func (s *state) failure(err error, pools []string) outcome {
+	var (
+		conflict   *ipam.ConflictError
+		notInPool  *ipam.NotInPoolError
+		notAllowed *ipam.PoolNotAllowedError
+		buggy      *ipam.BuggyIPError
+		full       *ipam.PoolFullError
+		noPool     *ipam.NoPoolError
+	)
+	switch {
+	case errors.As(err, &conflict):
+		p, _ := s.alloc.PoolOf(conflict.Addr)
+		return outcome{reason: ReasonIPInUse, message: err.Error() + s.freeHint(p, ipam.FamilyOf(conflict.Addr))}
+	case errors.As(err, &notInPool):
+		return outcome{reason: ReasonNotInPool, message: fmt.Sprintf("%s is not in any address pool; pools: %s", notInPool.Addr, s.poolList())}
+	case errors.As(err, &notAllowed):
+		return outcome{reason: ReasonPoolNotAllowed, message: err.Error() + s.freeHintAny(pools, ipam.FamilyOf(notAllowed.Addr))}
+	case errors.As(err, &buggy):
+		return outcome{reason: ReasonBuggyIP, message: err.Error() + s.freeHint(buggy.Pool, ipam.FamilyOf(buggy.Addr))}
+	case errors.As(err, &full):
+		return outcome{reason: ReasonPoolExhausted, message: err.Error() + "; add addresses to the pool, or free some by deleting Services or switching them away from type LoadBalancer"}
+	case errors.As(err, &noPool):
+		return outcome{reason: ReasonNoPool, message: err.Error()}
+	}
+	return outcome{reason: ReasonAllocationError, message: err.Error()}
+}
+
+func (s *state) freeHint(pool string, f ipam.Family) string {
+	if pool == "" {
+		return ""
+	}
+	free := s.alloc.FreeRanges(pool, f, 4)
+	if len(free) == 0 {
+		return fmt.Sprintf("; pool %s has no free %s address", pool, f)
+	}
+	return fmt.Sprintf("; free in pool %s: %s", pool, joinRanges(free))
+}
+
+func (s *state) freeHintAny(pools []string, f ipam.Family) string {
+	for _, p := range pools {
+		if p != "" && len(s.alloc.FreeRanges(p, f, 1)) > 0 {
+			return s.freeHint(p, f)
+		}
+	}
+	return ""
+}
+
+func (s *state) poolList() string {
+	if len(s.cfg.Pools) == 0 {
+		return "none configured"
+	}
+	var parts []string
+	for _, name := range sortedKeys(s.cfg.Pools) {
+		p := s.cfg.Pools[name]
+		rs := make([]string, len(p.Ranges))
+		for i, r := range p.Ranges {
+			rs[i] = r.String()
+		}
+		parts = append(parts, fmt.Sprintf("%s (%s)", name, strings.Join(rs, ", ")))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (s *state) terminatingNote(pool string) string {
+	if s.terminating[pool] {
+		return " (it is being deleted)"
+	}
+	return ""
+}
+
+func joinRanges(rs []ipam.Range) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = r.String()
+	}
+	return strings.Join(parts, ", ")
+}
+
+func missingFamilies(held []netip.Addr, want []ipam.Family) []ipam.Family {
+	var out []ipam.Family
+	for _, f := range want {
+		if !slices.ContainsFunc(held, func(a netip.Addr) bool { return ipam.FamilyOf(a) == f }) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// inFamilyOrder orders ips like the Service's ipFamilies, so the primary
+// family's address comes first in status, as on cloud load balancers.
+func inFamilyOrder(ips []netip.Addr, fams []ipam.Family) []netip.Addr {
+	out := make([]netip.Addr, 0, len(ips))
+	for _, f := range fams {
+		for _, a := range ips {
+			if ipam.FamilyOf(a) == f {
+				out = append(out, a)
+			}
+		}
+	}
+	for _, a := range ips {
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

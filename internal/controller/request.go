@@ -1,0 +1,116 @@
+package controller
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/ironlb/ironlb/api/v1alpha1"
+	"github.com/ironlb/ironlb/internal/ipam"
+)
+
+// annotation returns the value of the ironlb annotation name (without prefix)
+// or of its first MetalLB alias that is set, and the full name it came from.
+func annotation(svc *corev1.Service, name string) (value, from string) {
+	for _, p := range v1alpha1.AnnotationAliasPrefixes {
+		if v, ok := svc.Annotations[p+name]; ok {
+			return strings.TrimSpace(v), p + name
+		}
+	}
+	return "", ""
+}
+
+// request is what one Service asks of the allocator, parsed once from its spec
+// and annotations.
+type request struct {
+	families []ipam.Family // in the Service's order, primary first
+	// requireAll is false only for PreferDualStack: one family is enough.
+	requireAll bool
+	ips        []netip.Addr // requested addresses; empty means "any"
+	pool       string       // requested pool; "" means any allowed pool
+	sharing    ipam.Sharing
+}
+
+// requestError is a mistake in the Service's own spec or annotations. Its text
+// is shown to the operator as is.
+type requestError struct{ msg string }
+
+func (e *requestError) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) error {
+	return &requestError{msg: fmt.Sprintf(format, args...)}
+}
+
+// parseRequest reads svc's spec and annotations. ipFamilies is filled by the
+// API server from ipFamilyPolicy and the cluster's service CIDRs, so it is
+// the authority on which families the Service wants.
+func parseRequest(svc *corev1.Service) (request, error) {
+	var r request
+	for _, f := range svc.Spec.IPFamilies {
+		switch f {
+		case corev1.IPv4Protocol:
+			r.families = append(r.families, ipam.IPv4)
+		case corev1.IPv6Protocol:
+			r.families = append(r.families, ipam.IPv6)
+		}
+	}
+	if len(r.families) == 0 {
+		r.families = []ipam.Family{ipam.IPv4}
+	}
+	r.requireAll = svc.Spec.IPFamilyPolicy == nil || *svc.Spec.IPFamilyPolicy != corev1.IPFamilyPolicyPreferDualStack
+
+	if v, from := annotation(svc, "loadBalancerIPs"); v != "" {
+		for i, s := range strings.Split(v, ",") {
+			a, err := netip.ParseAddr(strings.TrimSpace(s))
+			if err != nil || a.Zone() != "" || a.Is4In6() {
+				return r, badRequest("annotation %s: entry %d %q is not an IP address", from, i+1, strings.TrimSpace(s))
+			}
+			r.ips = append(r.ips, a)
+		}
+	} else if s := strings.TrimSpace(svc.Spec.LoadBalancerIP); s != "" {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" || a.Is4In6() {
+			return r, badRequest("spec.loadBalancerIP %q is not an IP address", s)
+		}
+		r.ips = []netip.Addr{a}
+	}
+	if len(r.ips) > 0 {
+		seen := map[ipam.Family]bool{}
+		for _, a := range r.ips {
+			f := ipam.FamilyOf(a)
+			if seen[f] {
+				return r, badRequest("more than one %s address requested; request at most one per family", f)
+			}
+			seen[f] = true
+			if !slices.Contains(r.families, f) {
+				return r, badRequest("requested %s is %s but the Service's ipFamilies are %v; set ipFamilies/ipFamilyPolicy to include %s", a, f, r.families, f)
+			}
+		}
+		// The requested addresses decide the families.
+		r.families = r.families[:0]
+		for _, a := range r.ips {
+			r.families = append(r.families, ipam.FamilyOf(a))
+		}
+		r.requireAll = true
+	}
+	r.pool, _ = annotation(svc, "address-pool")
+
+	key, _ := annotation(svc, "allow-shared-ip")
+	r.sharing = ipam.Sharing{
+		Key:      key,
+		Local:    svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
+		Selector: labels.SelectorFromSet(svc.Spec.Selector).String(),
+	}
+	for _, p := range svc.Spec.Ports {
+		proto := p.Protocol
+		if proto == "" {
+			proto = corev1.ProtocolTCP
+		}
+		r.sharing.Ports = append(r.sharing.Ports, ipam.Port{Protocol: string(proto), Port: p.Port})
+	}
+	return r, nil
+}
