@@ -16,10 +16,22 @@ type Range struct {
 // ParseRange parses one pool entry: a CIDR ("198.51.100.0/24"), an
 // inclusive range ("198.51.100.87-198.51.100.97", spaces around the dash
 // allowed) or a single address. Both ends of a range must be the same family
-// and in order. IPv4-mapped IPv6 addresses are rejected: they would let one
-// address appear in both families.
+// and in order. IPv4-mapped IPv6 addresses (::ffff:0:0/96, RFC 4291
+// section 2.5.5.2) are rejected, as ends and anywhere inside a range such
+// as "::/64": they would let one address appear in both families.
 func ParseRange(s string) (Range, error) {
 	s = strings.TrimSpace(s)
+	r, err := parseRange(s)
+	if err == nil && r.Overlaps(mapped4) {
+		return Range{}, fmt.Errorf("invalid range %q: it contains IPv4-mapped IPv6 addresses (::ffff:0:0/96)", s)
+	}
+	return r, err
+}
+
+// mapped4 is the IPv4-mapped IPv6 block ::ffff:0:0/96 (read-only).
+var mapped4 = Range{From: netip.MustParseAddr("::ffff:0.0.0.0"), To: netip.MustParseAddr("::ffff:255.255.255.255")}
+
+func parseRange(s string) (Range, error) {
 	if s == "" {
 		return Range{}, fmt.Errorf("empty address range")
 	}
