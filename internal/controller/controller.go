@@ -186,7 +186,7 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 		Watches(&corev1.Service{}, seen).
 		WatchesRawSource(source.Channel(svcWake, &handler.TypedEnqueueRequestForObject[*corev1.Service]{})).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(servicesInNamespace(mgr.GetCache()))).
-		WithOptions(crcontroller.Options{MaxConcurrentReconciles: opts.Workers}).
+		WithOptions(crcontroller.Options{MaxConcurrentReconciles: opts.Workers, SkipNameValidation: &skipNameValidation}).
 		Complete(svcRec)
 	if err != nil {
 		return nil, fmt.Errorf("set up service controller: %w", err)
@@ -198,7 +198,7 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 	b := builder.ControllerManagedBy(mgr).Named("config").
 		Watches(&corev1.ConfigMap{}, toConfig).
 		WatchesRawSource(source.Channel(cfgWake, toConfig)).
-		WithOptions(crcontroller.Options{MaxConcurrentReconciles: 1})
+		WithOptions(crcontroller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: &skipNameValidation})
 	for _, o := range []client.Object{&v1alpha1.IPPool{}, &v1alpha1.L2Announcement{}, &v1alpha1.BGPPeer{},
 		&v1alpha1.BGPAnnouncement{}, &v1alpha1.BFDProfile{}} {
 		b = b.Watches(o, toConfig)
@@ -231,6 +231,11 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 	}
 	return &Controller{mgr: mgr}, nil
 }
+
+// skipNameValidation lets one process build the controller more than once
+// (tests restart it in-process); the check only guards against two
+// controllers sharing metric names, and ours share them on purpose.
+var skipNameValidation = true
 
 // Run runs the controller until ctx is done. With leader election it
 // assigns nothing until it holds the Lease.

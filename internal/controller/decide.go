@@ -52,15 +52,29 @@ func (s *state) decide(si serviceInfo, req request, reqErr error) outcome {
 	out := s.decideInner(si, req, reqErr, before)
 	after := s.alloc.IPs(si.key)
 	out.changed = !slices.Equal(before, after)
+	if len(after) > 0 {
+		s.requests[si.key] = req.addressKey()
+	} else {
+		delete(s.requests, si.key)
+	}
 	if out.reason == ReasonAllocated {
 		out.ips = inFamilyOrder(after, req.families)
 		delete(s.pending, si.key)
 	} else {
 		s.pending[si.key] = true
 	}
-	if msg, ok := s.displaced[si.key]; ok {
-		out.message = msg + " " + out.message
-		delete(s.displaced, si.key)
+	// A Service displaced at restore keeps the explanation on its
+	// condition for as long as it holds the address it got instead.
+	if d, ok := s.displaced[si.key]; ok {
+		if d.ips == nil && out.reason == ReasonAllocated {
+			d.ips = out.ips
+			s.displaced[si.key] = d
+		}
+		if d.ips == nil || slices.Equal(d.ips, out.ips) {
+			out.message = d.msg + " " + out.message
+		} else {
+			delete(s.displaced, si.key)
+		}
 	}
 	return out
 }
@@ -70,7 +84,11 @@ func (s *state) decideInner(si serviceInfo, req request, reqErr error, held []ne
 		s.alloc.Release(si.key)
 		return outcome{reason: ReasonInvalidRequest, message: reqErr.Error()}
 	}
-	if len(held) > 0 && s.keeps(held, req) {
+	// What a Service holds stays while its own request is unchanged,
+	// whatever the config does since (a pool that shrank leaves it alone);
+	// after the Service's own request changed, what it holds must match
+	// the new request under the config in force.
+	if len(held) > 0 && (s.requests[si.key] == req.addressKey() || s.keeps(held, req)) {
 		// Re-assert with the current sharing rules: the Service's own ports
 		// may have changed so that it now collides with a Service it shares
 		// with. Then, and only then, it must move.
@@ -116,9 +134,9 @@ func (s *state) decideInner(si serviceInfo, req request, reqErr error, held []ne
 	return s.allocated(si.key)
 }
 
-// keeps reports whether the addresses a Service holds still answer its
-// request. Only the request is consulted, never the config: a pool that
-// shrank or changed its rules leaves existing addresses alone.
+// keeps reports whether the addresses a Service holds answer its (changed)
+// request: the same requested addresses, the right families, and, if it
+// names a pool, addresses of that pool.
 func (s *state) keeps(held []netip.Addr, req request) bool {
 	if len(req.ips) > 0 {
 		want := slices.Clone(req.ips)
@@ -130,7 +148,7 @@ func (s *state) keeps(held []netip.Addr, req request) bool {
 			return false
 		}
 		if req.pool != "" {
-			if p, ok := s.alloc.PoolOf(a); ok && p != req.pool {
+			if p, _ := s.alloc.PoolOf(a); p != req.pool {
 				return false
 			}
 		}

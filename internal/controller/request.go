@@ -114,3 +114,9 @@ func parseRequest(svc *corev1.Service) (request, error) {
 	}
 	return r, nil
 }
+
+// addressKey identifies what of the request decides which addresses fit:
+// requested addresses, pool and families. Sharing is checked separately.
+func (r request) addressKey() string {
+	return fmt.Sprint(r.ips, "|", r.pool, "|", r.families, "|", r.requireAll)
+}

@@ -72,11 +72,12 @@ func (r *restorer) Start(ctx context.Context) error {
 		req, _ := parseRequest(svc)
 		if err := r.st.alloc.Assign(key, ips, req.sharing, ipam.AssignOptions{}); err != nil {
 			displaced++
-			r.st.displaced[key] = fmt.Sprintf("Its status claimed %s, but %s; the older Service keeps the address.",
-				joinAddrs(ips), err)
+			r.st.displaced[key] = displacement{msg: fmt.Sprintf("Its status claimed %s, but %s; the older Service keeps the address.",
+				joinAddrs(ips), err)}
 			r.log.Warn("address claimed twice", "service", key, "ips", ips, "error", err)
 			continue
 		}
+		r.st.requests[key] = req.addressKey()
 		restored++
 	}
 	r.st.mu.Unlock()

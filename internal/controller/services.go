@@ -136,6 +136,8 @@ func (r *serviceReconciler) release(key string) {
 	had := len(r.st.alloc.IPs(key)) > 0
 	r.st.alloc.Release(key)
 	delete(r.st.pending, key)
+	delete(r.st.displaced, key)
+	delete(r.st.requests, key)
 	terminating := len(r.st.terminating) > 0
 	var waiting []string
 	if had {

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"net/netip"
 	"sync"
 
 	"github.com/ironlb/ironlb/internal/config"
@@ -17,17 +18,26 @@ type state struct {
 	// terminating names pools being deleted: they keep their allocations
 	// but give out no new addresses.
 	terminating map[string]bool
+	// requests holds, per Service holding addresses, the addressKey of the
+	// request they were given for; see decide.
+	requests map[string]string
 	// pending holds the Services waiting for an address, so that a release
 	// can wake them: the address they asked for may just have become free.
 	pending map[string]bool
 	// displaced records, from Restore, Services whose status claimed an
-	// address an older Service also claimed; the message says so once.
-	displaced map[string]string
+	// address an older Service also claimed.
+	displaced map[string]displacement
 
 	// ready is closed when Restore has rebuilt the allocator; reconcilers
 	// wait for it so nothing is assigned before every existing allocation
 	// is known.
 	ready chan struct{}
+}
+
+// displacement explains why a Service lost the address in its status.
+type displacement struct {
+	msg string
+	ips []netip.Addr // what it got instead; nil until it got something
 }
 
 func newState() *state {
@@ -36,7 +46,8 @@ func newState() *state {
 		alloc:       ipam.New(),
 		terminating: map[string]bool{},
 		pending:     map[string]bool{},
-		displaced:   map[string]string{},
+		requests:    map[string]string{},
+		displaced:   map[string]displacement{},
 		ready:       make(chan struct{}),
 	}
 }
