@@ -8,8 +8,8 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -128,6 +128,11 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 		return nil, err
 	}
 
+	// One process may build the controller more than once (tests restart
+	// it in-process); the name check only guards against two controllers
+	// sharing metric names, and ours share them on purpose.
+	skipNameValidation := true
+
 	st := newState()
 	m := newMetrics(ctrlmetrics.Registry)
 	recorder := mgr.GetEventRecorder("ironlb-controller")
@@ -231,11 +236,6 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 	}
 	return &Controller{mgr: mgr}, nil
 }
-
-// skipNameValidation lets one process build the controller more than once
-// (tests restart it in-process); the check only guards against two
-// controllers sharing metric names, and ours share them on purpose.
-var skipNameValidation = true
 
 // Run runs the controller until ctx is done. With leader election it
 // assigns nothing until it holds the Lease.
