@@ -51,6 +51,8 @@ type Options struct {
 	Logger  *slog.Logger
 }
 
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete,namespace=ironlb-system
+
 // Controller is the IPAM controller process: caches, reconcilers, leader
 // election, metrics and health endpoints.
 type Controller struct {

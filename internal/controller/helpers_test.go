@@ -38,15 +38,18 @@ func TestMain(m *testing.M) {
 // stops it when the test ends (or when the returned func is called).
 func startController(t *testing.T, ns string) (stop func()) {
 	t.Helper()
-	ensureNamespace(t, ns)
+	return startControllerWith(t, Options{Namespace: ns})
+}
+
+func startControllerWith(t *testing.T, opts Options) (stop func()) {
+	t.Helper()
+	ensureNamespace(t, opts.Namespace)
 	level := slog.LevelWarn
 	if testing.Verbose() {
 		level = slog.LevelInfo
 	}
-	c, err := New(env.Config, Options{
-		Namespace: ns,
-		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("test", t.Name()),
-	})
+	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("test", t.Name())
+	c, err := New(env.Config, opts)
 	if err != nil {
 		t.Fatalf("new controller: %v", err)
 	}

@@ -211,3 +211,21 @@ func waitValid(t *testing.T, pool string, status metav1.ConditionStatus, msg str
 		return fmt.Sprintf("IPPool/%s Valid = %+v, want %s containing %q", pool, c, status, msg)
 	})
 }
+
+// TestLeaderElection: with leader election on, one replica assigns; when it
+// stops cleanly it hands the Lease over at once and the standby takes over.
+func TestLeaderElection(t *testing.T) {
+	ns := "leader"
+	opts := Options{Namespace: ns, LeaderElection: true}
+	stopA := startControllerWith(t, opts)
+	cleanupConfig(t)
+	cleanupServices(t, ns)
+	create(t, ipPool("leader", "198.51.100.120/30"))
+	create(t, lbService(ns, "a"))
+	waitIPs(t, ns, "a", "198.51.100.120")
+	startControllerWith(t, opts) // standby
+	stopA()
+	create(t, lbService(ns, "b"))
+	waitIPs(t, ns, "b", "198.51.100.121")
+	waitIPs(t, ns, "a", "198.51.100.120")
+}
