@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -111,7 +112,7 @@ func (r *serviceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	if err := r.client.Status().Update(ctx, updated); err != nil {
 		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 			// Our cache is behind; the newer object brings a new event.
-			return reconcile.Result{Requeue: true}, nil
+			return reconcile.Result{RequeueAfter: 50 * time.Millisecond}, nil
 		}
 		return reconcile.Result{}, fmt.Errorf("write service status: %w", err)
 	}
