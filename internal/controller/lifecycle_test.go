@@ -229,3 +229,33 @@ func TestLeaderElection(t *testing.T) {
 	waitIPs(t, ns, "b", "198.51.100.121")
 	waitIPs(t, ns, "a", "198.51.100.120")
 }
+
+// TestConfigMapAndCRDsTogether: the legacy ConfigMap and IPPools work side by
+// side; a clash between them (same pool name) is reported on the newer
+// object and the older keeps working.
+func TestConfigMapAndCRDsTogether(t *testing.T) {
+	ns := "mixed"
+	startController(t, ns)
+	cleanupConfig(t)
+	cleanupServices(t, ns)
+	create(t, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "config"},
+		Data: map[string]string{"config": "address-pools:\n- name: legacy\n  protocol: layer2\n  addresses:\n  - 198.51.100.128/29\n"},
+	})
+	create(t, ipPool("crd", "198.51.100.136/29"))
+	a := lbService(ns, "from-legacy")
+	a.Annotations = map[string]string{"metallb.universe.tf/address-pool": "legacy"}
+	b := lbService(ns, "from-crd")
+	b.Annotations = map[string]string{v1alpha1.AnnotationAddressPool: "crd"}
+	create(t, a, b)
+	waitIPs(t, ns, "from-legacy", "198.51.100.128")
+	waitIPs(t, ns, "from-crd", "198.51.100.136")
+
+	time.Sleep(1100 * time.Millisecond) // a later creationTimestamp than the ConfigMap
+	create(t, ipPool("legacy", "198.51.100.144/29"))
+	waitValid(t, "legacy", metav1.ConditionFalse, "legacy")
+	c := lbService(ns, "still-legacy")
+	c.Annotations = map[string]string{v1alpha1.AnnotationAddressPool: "legacy"}
+	create(t, c)
+	waitIPs(t, ns, "still-legacy", "198.51.100.129")
+}
