@@ -1,0 +1,301 @@
+package l2
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/ironlb/ironlb/internal/lab"
+)
+
+// Service addresses for the lab tests, inside the lab's LAN prefixes.
+var (
+	vip4a = netip.MustParseAddr("198.51.100.200")
+	vip4b = netip.MustParseAddr("198.51.100.201")
+	vip4c = netip.MustParseAddr("198.51.100.202")
+	vip6a = netip.MustParseAddr("2001:db8:1::200")
+	vip6b = netip.MustParseAddr("2001:db8:1::201")
+)
+
+// askTimeout is how long the client waits for answers to one request: far
+// more than an answer takes, so that "no answer" means none.
+const askTimeout = 300 * time.Millisecond
+
+// startResponder opens a Responder on h's LAN interface (inside h's
+// namespace, where its sockets then stay), gives it addrs and runs it until
+// the test ends.
+func startResponder(t testing.TB, h *lab.Host, opts Options, addrs ...netip.Addr) *Responder {
+	t.Helper()
+	var r *Responder
+	err := h.Do(func() error {
+		ifi, err := net.InterfaceByName(h.IfName)
+		if err != nil {
+			return err
+		}
+		r, err = New(ifi, opts)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if !bytes.Equal(r.HardwareAddr(), h.MAC) {
+		t.Fatalf("responder on %s has MAC %s, want %s", h, r.HardwareAddr(), h.MAC)
+	}
+	if err := r.SetAddrs(addrs); err != nil {
+		t.Fatalf("SetAddrs: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run on %s: %v", h, err)
+		}
+	})
+	return r
+}
+
+// ask has the client resolve addr with ARP or NDP and returns every MAC
+// that answered.
+func ask(t testing.TB, client *lab.Host, addr netip.Addr) []net.HardwareAddr {
+	t.Helper()
+	var (
+		macs []net.HardwareAddr
+		err  error
+	)
+	if addr.Is4() {
+		macs, err = client.ARPRequest(t.Context(), "", addr, askTimeout)
+	} else {
+		macs, err = client.NDPSolicit(t.Context(), "", addr, askTimeout)
+	}
+	if err != nil {
+		t.Fatalf("resolve %s: %v", addr, err)
+	}
+	return macs
+}
+
+// wantAnswer checks that exactly the given hosts answer for addr (none if
+// no host is given).
+func wantAnswer(t testing.TB, client *lab.Host, addr netip.Addr, hosts ...*lab.Host) {
+	t.Helper()
+	got := ask(t, client, addr)
+	var want []string
+	for _, h := range hosts {
+		want = append(want, h.MAC.String())
+	}
+	var gotS []string
+	for _, m := range got {
+		gotS = append(gotS, m.String())
+	}
+	if len(gotS) != len(want) || (len(want) > 0 && !equalStrings(gotS, want)) {
+		t.Errorf("answers for %s: got %v, want %v", addr, gotS, want)
+	}
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	seen := map[string]int{}
+	for _, s := range a {
+		seen[s]++
+	}
+	for _, s := range b {
+		seen[s]--
+	}
+	for _, n := range seen {
+		if n != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func TestLabAnswersOnlyOwned(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		addr netip.Addr
+	}{{"ARP", vip4a}, {"NDP", vip6a}} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := lab.NewForTest(t, lab.Options{Nodes: 2})
+			node1, client := l.Node(1), l.Client()
+			r := startResponder(t, node1, Options{}, tc.addr)
+
+			wantAnswer(t, client, tc.addr, node1)
+			group := "33:33:ff:00:02:00" // the solicited-node group of ::200
+			if tc.addr.Is6() && !inGroup(t, node1, group) {
+				t.Errorf("%s's eth0 is not in %s", node1, group)
+			}
+			if err := r.SetAddrs(nil); err != nil {
+				t.Fatal(err)
+			}
+			wantAnswer(t, client, tc.addr)
+			if tc.addr.Is6() && inGroup(t, node1, group) {
+				t.Errorf("%s's eth0 is still in %s", node1, group)
+			}
+			if err := r.SetAddrs([]netip.Addr{tc.addr}); err != nil {
+				t.Fatal(err)
+			}
+			wantAnswer(t, client, tc.addr, node1)
+
+			st := r.Stats()
+			c := st.ARP
+			if tc.addr.Is6() {
+				c = st.NDP
+			}
+			if c.Replies != 2 || c.Requests < 3 || c.Announcements == 0 {
+				t.Errorf("stats %+v: want 2 replies, >= 3 requests, some announcements", c)
+			}
+		})
+	}
+}
+
+// inGroup reports whether h's LAN interface accepts the Ethernet multicast
+// group mac ("ip maddr").
+func inGroup(t testing.TB, h *lab.Host, mac string) bool {
+	t.Helper()
+	out, err := h.Run(t.Context(), "ip", "maddr", "show", "dev", h.IfName)
+	if err != nil {
+		t.Fatalf("%s: %v", h, err)
+	}
+	return bytes.Contains(out, []byte("link  "+mac+"\n"))
+}
+
+func TestLabTwoResponders(t *testing.T) {
+	l := lab.NewForTest(t, lab.Options{Nodes: 2})
+	node1, node2, client := l.Node(1), l.Node(2), l.Client()
+	startResponder(t, node1, Options{}, vip4a, vip6a)
+	startResponder(t, node2, Options{}, vip4b, vip6b)
+
+	for _, tc := range []struct {
+		addr netip.Addr
+		want []*lab.Host
+	}{
+		{vip4a, []*lab.Host{node1}},
+		{vip4b, []*lab.Host{node2}},
+		{vip4c, nil},
+		{vip6a, []*lab.Host{node1}},
+		{vip6b, []*lab.Host{node2}},
+		// The nodes' own addresses are the kernel's business.
+		{node1.IPv4, []*lab.Host{node1}},
+		{node2.IPv6, []*lab.Host{node2}},
+	} {
+		wantAnswer(t, client, tc.addr, tc.want...)
+	}
+}
+
+// TestLabAnnouncementMovesClient is a failover seen from the client: its
+// neighbor entry for a service IP moves from node-1's MAC to node-2's on
+// node-2's announcements alone, with no request from the client.
+func TestLabAnnouncementMovesClient(t *testing.T) {
+	l := lab.NewForTest(t, lab.Options{Nodes: 2, StrictARP: true})
+	node1, node2, client := l.Node(1), l.Node(2), l.Client()
+	for _, vip := range []netip.Addr{vip4a, vip6a} {
+		for _, n := range []*lab.Host{node1, node2} {
+			// As kube-proxy in IPVS mode would, so the client's pings
+			// get answers; strictARP keeps the kernel from answering ARP.
+			if err := n.AddServiceIP(vip); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, n := range []*lab.Host{node1, node2} {
+		waitLocalRoute(t, n, vip6a)
+	}
+	// No periodic announcements, so that only the burst can move the client.
+	opts := Options{ReannounceInterval: -1}
+	r1 := startResponder(t, node1, opts, vip4a, vip6a)
+	r2 := startResponder(t, node2, opts)
+
+	for _, vip := range []netip.Addr{vip4a, vip6a} {
+		if _, err := client.Ping(t.Context(), vip); err != nil {
+			t.Fatalf("ping %s: %v", vip, err)
+		}
+		if mac := neighbor(t, client, vip); !bytes.Equal(mac, node1.MAC) {
+			t.Fatalf("client resolves %s to %s, want node-1's %s", vip, mac, node1.MAC)
+		}
+	}
+
+	if err := r1.SetAddrs(nil); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := r2.SetAddrs([]netip.Addr{vip4a, vip6a}); err != nil {
+		t.Fatal(err)
+	}
+	for _, vip := range []netip.Addr{vip4a, vip6a} {
+		for {
+			mac := neighbor(t, client, vip)
+			if bytes.Equal(mac, node2.MAC) {
+				t.Logf("client moved %s to node-2 after %v", vip, time.Since(start))
+				break
+			}
+			if time.Since(start) > 2*time.Second {
+				t.Fatalf("client still resolves %s to %s, want node-2's %s", vip, mac, node2.MAC)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if got := r2.Stats(); got.ARP.Announcements == 0 || got.NDP.Announcements == 0 {
+		t.Errorf("node-2 stats %+v: want announcements of both families", got)
+	}
+	for _, vip := range []netip.Addr{vip4a, vip6a} {
+		if _, err := client.Ping(t.Context(), vip); err != nil {
+			t.Errorf("ping %s after failover: %v", vip, err)
+		}
+	}
+}
+
+// waitLocalRoute waits until h's kernel treats addr as its own. For an
+// IPv6 address that is not at once: even without duplicate address
+// detection the kernel installs the local route from a work queue, and a
+// packet that arrives before then counts as Ip6InNoRoutes.
+func waitLocalRoute(t testing.TB, h *lab.Host, addr netip.Addr) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, err := h.Run(t.Context(), "ip", "-6", "route", "show", "table", "local", addr.String())
+		if err != nil {
+			t.Fatalf("%s: %v", h, err)
+		}
+		if len(bytes.TrimSpace(out)) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no local route for %s", h, addr)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func neighbor(t testing.TB, h *lab.Host, addr netip.Addr) net.HardwareAddr {
+	t.Helper()
+	mac, err := h.Neighbor(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mac
+}
+
+// TestLabLinkFlap checks that a Responder survives its link going down and
+// up, as in a failover test that cuts a node off.
+func TestLabLinkFlap(t *testing.T) {
+	l := lab.NewForTest(t, lab.Options{Nodes: 1})
+	node1, client := l.Node(1), l.Client()
+	r := startResponder(t, node1, Options{}, vip4a, vip6a)
+	wantAnswer(t, client, vip4a, node1)
+	if err := node1.LinkDown(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := node1.LinkUp(); err != nil {
+		t.Fatal(err)
+	}
+	wantAnswer(t, client, vip4a, node1)
+	wantAnswer(t, client, vip6a, node1)
+	t.Logf("stats after the flap: %+v", r.Stats())
+}

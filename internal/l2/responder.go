@@ -1,0 +1,465 @@
+package l2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mdlayher/packet"
+)
+
+// Errors returned by this package, to be matched with errors.Is.
+var (
+	// ErrInvalidAddr means SetAddrs was given an address no host can own on a
+	// LAN (zero, unspecified, multicast, loopback, limited broadcast, or
+	// with an IPv6 zone).
+	ErrInvalidAddr = errors.New("l2: not an ownable unicast address")
+	// ErrFamily means SetAddrs was given an address of a family the Responder
+	// has no socket for (see Conns).
+	ErrFamily = errors.New("l2: address family not served")
+	// ErrNotEthernet means the interface's hardware address is not a 6-byte
+	// Ethernet MAC.
+	ErrNotEthernet = errors.New("l2: not an Ethernet interface")
+	// ErrNoConns means NewWithConns was given neither an ARP nor an NDP socket.
+	ErrNoConns = errors.New("l2: no sockets")
+	// ErrRunning means Run was called a second time.
+	ErrRunning = errors.New("l2: Run called twice")
+	// ErrClosed means the Responder was closed (Close, or Run returned).
+	ErrClosed = errors.New("l2: responder closed")
+)
+
+// Defaults for Options' zero values.
+const (
+	DefaultAnnounceCount      = 3
+	DefaultAnnounceInterval   = 150 * time.Millisecond
+	DefaultReannounceInterval = 10 * time.Second
+)
+
+// Options tunes a Responder. The zero value announces each newly owned
+// address DefaultAnnounceCount times, DefaultAnnounceInterval apart, and
+// every owned address again every DefaultReannounceInterval.
+type Options struct {
+	// Logger receives errors and changes of the owned set; nil discards.
+	Logger *slog.Logger
+	// AnnounceCount is how many gratuitous ARP packets (IPv4) or
+	// unsolicited Neighbor Advertisements (IPv6) an address gets when it
+	// joins the owned set, the first at once. 0 means
+	// DefaultAnnounceCount; a negative value sends none.
+	AnnounceCount int
+	// AnnounceInterval spaces those; 0 means DefaultAnnounceInterval.
+	AnnounceInterval time.Duration
+	// ReannounceInterval is how often every owned address is announced
+	// again (once), for caches that missed the first announcements or
+	// have since learnt a stale MAC. 0 means DefaultReannounceInterval; a
+	// negative value disables it.
+	ReannounceInterval time.Duration
+}
+
+// Conns are the sockets of a Responder and what it says about itself, for
+// NewWithConns. Both sockets carry whole Ethernet frames, like a
+// packet.Raw socket: reads return frames, writes take frames and a
+// *packet.Addr (whose MAC repeats the frame's destination; a packet.Raw
+// socket uses only the frame's).
+type Conns struct {
+	// HardwareAddr is the interface's 6-byte MAC, claimed by every answer
+	// and announcement.
+	HardwareAddr net.HardwareAddr
+	// IPv6Source is the IPv6 source address of Neighbor Advertisements,
+	// which RFC 4861 section 4.4 wants to be an address of the sending
+	// interface: its link-local address. The zero Addr sends each from
+	// its target address instead.
+	IPv6Source netip.Addr
+	// ARP carries ARP frames (EtherType 0x0806); nil serves no IPv4.
+	ARP net.PacketConn
+	// NDP carries IPv6 frames with Neighbor Solicitations; nil serves no
+	// IPv6. If it has packet.Conn's JoinGroup and LeaveGroup methods, the
+	// Responder joins the solicited-node Ethernet group of each owned
+	// IPv6 address through them.
+	NDP net.PacketConn
+}
+
+// groupJoiner is the part of *packet.Conn that joins link-layer multicast
+// groups.
+type groupJoiner interface {
+	JoinGroup(net.HardwareAddr) error
+	LeaveGroup(net.HardwareAddr) error
+}
+
+// Responder answers ARP and NDP for a set of owned addresses on one
+// interface, and announces addresses as they join the set. Create it with
+// New or NewWithConns, set its addresses with SetAddrs (before or during
+// Run) and call Run, once. Its methods are safe for concurrent use.
+type Responder struct {
+	log        *slog.Logger
+	me         self
+	hw         net.HardwareAddr
+	arp, ndp   net.PacketConn
+	count      int
+	interval   time.Duration
+	reannounce time.Duration
+
+	set atomic.Pointer[addrSet]
+
+	mu      sync.Mutex // serializes SetAddrs; guards the fields below
+	closed  bool
+	pending map[netip.Addr]struct{} // newly owned, not yet announced
+	groups  map[[macLen]byte]bool   // solicited-node groups joined
+	wake    chan struct{}           // cap 1: pending has news
+
+	running   atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+
+	stats struct{ arp, ndp counters }
+}
+
+// New opens packet sockets on ifi, one for ARP and one for IPv6 Neighbor
+// Solicitations, each with a BPF filter that passes only the frames a
+// Responder may answer, and returns a Responder on them that owns no
+// address yet. The sockets are opened in the calling thread's network
+// namespace, which must be ifi's; they need CAP_NET_RAW. It starts nothing:
+// call Run, or Close to release the sockets.
+func New(ifi *net.Interface, opts Options) (*Responder, error) {
+	if ifi == nil || len(ifi.HardwareAddr) != macLen {
+		return nil, ErrNotEthernet
+	}
+	arpFilter, err := arpRequestFilter()
+	if err != nil {
+		return nil, fmt.Errorf("l2: ARP filter: %w", err)
+	}
+	nsFilter, err := solicitationFilter()
+	if err != nil {
+		return nil, fmt.Errorf("l2: NDP filter: %w", err)
+	}
+	arpConn, err := packet.Listen(ifi, packet.Raw, etherTypeARP, &packet.Config{Filter: arpFilter})
+	if err != nil {
+		return nil, fmt.Errorf("l2: ARP socket on %s: %w", ifi.Name, err)
+	}
+	ndpConn, err := packet.Listen(ifi, packet.Raw, etherTypeIPv6, &packet.Config{Filter: nsFilter})
+	if err != nil {
+		arpConn.Close()
+		return nil, fmt.Errorf("l2: NDP socket on %s: %w", ifi.Name, err)
+	}
+	r, err := NewWithConns(Conns{
+		HardwareAddr: ifi.HardwareAddr,
+		IPv6Source:   linkLocal(ifi),
+		ARP:          arpConn,
+		NDP:          ndpConn,
+	}, opts)
+	if err != nil {
+		arpConn.Close()
+		ndpConn.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// linkLocal returns ifi's IPv6 link-local address, or the zero Addr if it
+// has none (or IPv6 is off).
+func linkLocal(ifi *net.Interface) netip.Addr {
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return netip.Addr{}
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Is6() && ip.IsLinkLocalUnicast() {
+				return ip
+			}
+		}
+	}
+	return netip.Addr{}
+}
+
+// NewWithConns returns a Responder on the given sockets, which it owns
+// from now on: Close, or the end of Run, closes them. Tests use it with
+// fakes; New opens real ones.
+func NewWithConns(c Conns, opts Options) (*Responder, error) {
+	if len(c.HardwareAddr) != macLen {
+		return nil, ErrNotEthernet
+	}
+	if c.ARP == nil && c.NDP == nil {
+		return nil, ErrNoConns
+	}
+	if c.IPv6Source.IsValid() && (!c.IPv6Source.Is6() || c.IPv6Source.Is4In6() || c.IPv6Source.IsMulticast()) {
+		return nil, fmt.Errorf("l2: IPv6 source %s: %w", c.IPv6Source, ErrInvalidAddr)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Responder{
+		log:        log,
+		hw:         slices.Clone(c.HardwareAddr),
+		arp:        c.ARP,
+		ndp:        c.NDP,
+		count:      opts.AnnounceCount,
+		interval:   opts.AnnounceInterval,
+		reannounce: opts.ReannounceInterval,
+		pending:    map[netip.Addr]struct{}{},
+		groups:     map[[macLen]byte]bool{},
+		wake:       make(chan struct{}, 1),
+	}
+	r.me.mac = [macLen]byte(c.HardwareAddr)
+	r.me.src6 = c.IPv6Source.WithZone("")
+	if r.count == 0 {
+		r.count = DefaultAnnounceCount
+	}
+	if r.interval <= 0 {
+		r.interval = DefaultAnnounceInterval
+	}
+	if r.reannounce == 0 {
+		r.reannounce = DefaultReannounceInterval
+	}
+	r.set.Store(emptySet)
+	return r, nil
+}
+
+// HardwareAddr is the MAC the Responder answers with.
+func (r *Responder) HardwareAddr() net.HardwareAddr { return slices.Clone(r.hw) }
+
+// Addrs returns the owned set, sorted.
+func (r *Responder) Addrs() []netip.Addr { return slices.Clone(r.set.Load().list) }
+
+// SetAddrs replaces the owned set with addrs (IPv4-mapped IPv6 addresses
+// count as IPv4; duplicates are fine). The new set is answered for from
+// the next frame on. Each address that was not in the previous set is
+// announced (see Options), now if Run is running or else when it starts;
+// an address that stays gets nothing new, and one that leaves is simply no
+// longer answered (see "Withdrawing an address" in the package doc).
+//
+// If any address is invalid (ErrInvalidAddr) or of a family without a
+// socket (ErrFamily), SetAddrs changes nothing and returns an error naming
+// each. An error joining or leaving a solicited-node group is returned
+// too, but the set is in effect: unicast solicitations are still answered,
+// and the join is retried by the next SetAddrs.
+func (r *Responder) SetAddrs(addrs []netip.Addr) error {
+	set, err := newAddrSet(addrs, r.serves)
+	if err != nil {
+		return fmt.Errorf("l2: set addresses: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	old := r.set.Swap(set)
+	added := set.added(old)
+	for _, a := range added {
+		r.pending[a] = struct{}{}
+	}
+	if len(added) > 0 {
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
+	if removed := old.added(set); len(added) > 0 || len(removed) > 0 {
+		r.log.Debug("owned addresses changed", "addrs", set.list, "added", added, "removed", removed)
+	}
+	if err := r.syncGroups(set); err != nil {
+		return fmt.Errorf("l2: set addresses: %w", err)
+	}
+	return nil
+}
+
+func (r *Responder) serves(a netip.Addr) bool {
+	if a.Is4() {
+		return r.arp != nil
+	}
+	return r.ndp != nil
+}
+
+// syncGroups joins the solicited-node Ethernet group of every IPv6 address
+// in set and leaves the others, if the NDP socket can. Called with r.mu
+// held.
+func (r *Responder) syncGroups(set *addrSet) error {
+	j, ok := r.ndp.(groupJoiner)
+	if !ok {
+		return nil
+	}
+	want := map[[macLen]byte]bool{}
+	for _, a := range set.list {
+		if a.Is6() {
+			want[solicitedNodeMAC(a)] = true
+		}
+	}
+	var errs []error
+	for g := range r.groups {
+		if !want[g] {
+			if err := j.LeaveGroup(g[:]); err != nil {
+				errs = append(errs, fmt.Errorf("leave group %s: %w", net.HardwareAddr(g[:]), err))
+				continue
+			}
+			delete(r.groups, g)
+		}
+	}
+	for g := range want {
+		if !r.groups[g] {
+			if err := j.JoinGroup(g[:]); err != nil {
+				errs = append(errs, fmt.Errorf("join group %s: %w", net.HardwareAddr(g[:]), err))
+				continue
+			}
+			r.groups[g] = true
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// takePending returns the addresses waiting for their first announcement,
+// sorted, and forgets them.
+func (r *Responder) takePending() []netip.Addr {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]netip.Addr, 0, len(r.pending))
+	for a := range r.pending {
+		out = append(out, a)
+	}
+	clear(r.pending)
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+// Run answers requests and sends announcements until ctx is done, then
+// waits for its goroutines, closes the sockets and returns nil. It returns
+// early with an error if a socket is closed under it (ErrClosed, after
+// Close). Transient socket errors, such as the interface going down, are
+// counted and logged, and Run carries on. Run may be called once.
+func (r *Responder) Run(ctx context.Context) error {
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if !r.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer r.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Wake the readers when ctx ends: a read deadline in the past fails
+	// their pending and every later read.
+	stop := context.AfterFunc(ctx, func() {
+		for _, c := range r.conns() {
+			c.SetReadDeadline(time.Unix(1, 0))
+		}
+	})
+	defer stop()
+
+	var wg sync.WaitGroup
+	var errARP, errNDP error
+	if r.arp != nil {
+		wg.Go(func() {
+			if errARP = r.serve(ctx, r.arp, answerARP, &r.stats.arp); errARP != nil {
+				cancel()
+			}
+		})
+	}
+	if r.ndp != nil {
+		wg.Go(func() {
+			if errNDP = r.serve(ctx, r.ndp, answerNS, &r.stats.ndp); errNDP != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Go(func() { r.announce(ctx) })
+	wg.Wait()
+	return errors.Join(errARP, errNDP)
+}
+
+// Close closes the sockets, which stops a running Run with ErrClosed.
+// Later calls to SetAddrs and Run return ErrClosed. It is idempotent.
+func (r *Responder) Close() error {
+	r.closeOnce.Do(func() {
+		r.mu.Lock()
+		r.closed = true
+		r.mu.Unlock()
+		var errs []error
+		for _, c := range r.conns() {
+			errs = append(errs, c.Close())
+		}
+		if err := errors.Join(errs...); err != nil {
+			r.closeErr = fmt.Errorf("l2: close: %w", err)
+		}
+	})
+	return r.closeErr
+}
+
+func (r *Responder) conns() []net.PacketConn {
+	var cs []net.PacketConn
+	if r.arp != nil {
+		cs = append(cs, r.arp)
+	}
+	if r.ndp != nil {
+		cs = append(cs, r.ndp)
+	}
+	return cs
+}
+
+// answerFunc is answerARP or answerNS.
+type answerFunc func(set *addrSet, me *self, in, out []byte) (int, verdict)
+
+// Buffer sizes: a whole standard frame in, the largest answer out.
+const (
+	readBufLen = 1 << 11
+	outBufLen  = max(arpFrameLen, naFrameLen)
+)
+
+// serve is the hot path: read a frame, answer it from the current set,
+// write the answer, with nothing in between that locks or allocates.
+func (r *Responder) serve(ctx context.Context, conn net.PacketConn, answer answerFunc, c *counters) error {
+	in := make([]byte, readBufLen)
+	out := make([]byte, outBufLen)
+	to := &packet.Addr{HardwareAddr: make(net.HardwareAddr, macLen)}
+	var backoff time.Duration
+	for {
+		n, _, err := conn.ReadFrom(in)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return ErrClosed
+			}
+			// ENETDOWN while the link is down, and the like: carry on
+			// once it is back, without spinning meanwhile.
+			c.errors.Add(1)
+			if backoff == 0 {
+				r.log.Warn("reading frames", "error", err)
+			}
+			backoff = min(max(2*backoff, time.Millisecond), time.Second)
+			t := time.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
+			continue
+		}
+		if backoff != 0 {
+			r.log.Info("reading frames again")
+			backoff = 0
+		}
+		m, v := answer(r.set.Load(), &r.me, in[:n], out)
+		c.count(v)
+		if m == 0 {
+			continue
+		}
+		copy(to.HardwareAddr, out[0:macLen])
+		if _, err := conn.WriteTo(out[:m], to); err != nil {
+			c.errors.Add(1)
+			r.log.Debug("sending reply", "error", err)
+			continue
+		}
+		c.replies.Add(1)
+	}
+}
