@@ -20,11 +20,18 @@ func main() {
 }
 
 func newRootCommand() *cobra.Command {
-	return &cobra.Command{
+	var g globalFlags
+	root := &cobra.Command{
 		Use:           "ironlbctl",
 		Short:         "Operate ironlb, the bare-metal Kubernetes load balancer",
 		Version:       version.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, ~/.kube/config, then in-cluster)")
+	pf.StringVarP(&g.namespace, "namespace", "n", "ironlb-system", "namespace ironlb runs in (holds the legacy ConfigMap)")
+	pf.StringVar(&g.configMap, "config-map", "config", "name of the legacy MetalLB-format ConfigMap")
+	root.AddCommand(newStatusCommand(&g))
+	return root
 }

@@ -67,7 +67,7 @@ func (r *configReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (
 	case <-ctx.Done():
 		return reconcile.Result{}, ctx.Err()
 	}
-	in, err := readInput(ctx, r.client, r.configMap)
+	in, err := ReadInput(ctx, r.client, r.configMap)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -105,8 +105,9 @@ func (r *configReconciler) apply(in config.Input) []config.Problem {
 	return problems
 }
 
-// readInput lists every config object from the cache.
-func readInput(ctx context.Context, c client.Reader, cm types.NamespacedName) (config.Input, error) {
+// ReadInput lists every config object ironlb reads: the legacy ConfigMap
+// named cm (if present) and every ironlb CRD object.
+func ReadInput(ctx context.Context, c client.Reader, cm types.NamespacedName) (config.Input, error) {
 	var in config.Input
 	var cmObj corev1.ConfigMap
 	switch err := c.Get(ctx, cm, &cmObj); {

@@ -36,7 +36,7 @@ func (r *restorer) Start(ctx context.Context) error {
 	if !r.cache.WaitForCacheSync(ctx) {
 		return ctx.Err()
 	}
-	in, err := readInput(ctx, r.cache, r.configMap)
+	in, err := ReadInput(ctx, r.cache, r.configMap)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ironlb/ironlb/api/v1alpha1"
+	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/controller"
+)
+
+// statusRow is one LoadBalancer Service as `ironlbctl status` shows it.
+type statusRow struct {
+	Namespace string   `json:"namespace"`
+	Name      string   `json:"name"`
+	IPs       []string `json:"ips,omitempty"`
+	Pools     []string `json:"pools,omitempty"`
+	Mode      string   `json:"mode,omitempty"`
+	State     string   `json:"state"`            // Allocated, Pending, or Unknown
+	Reason    string   `json:"reason,omitempty"` // the IPAllocated condition's reason
+	Message   string   `json:"message,omitempty"`
+}
+
+func newStatusCommand(g *globalFlags) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "List LoadBalancer Services: addresses, pool, mode, or why they are pending",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			rows, err := statusRows(cmd.Context(), c, types.NamespacedName{Namespace: g.namespace, Name: g.configMap})
+			if err != nil {
+				return err
+			}
+			return printStatus(cmd.OutOrStdout(), rows, output)
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: \"\" (table), wide (with messages) or json")
+	return cmd
+}
+
+// statusRows reads every LoadBalancer Service served by ironlb and the
+// config, and says for each what it got or why not.
+func statusRows(ctx context.Context, c client.Reader, cm types.NamespacedName) ([]statusRow, error) {
+	in, err := controller.ReadInput(ctx, c, cm)
+	if err != nil {
+		return nil, err
+	}
+	cfg, _ := config.Build(in, nil)
+	var list corev1.ServiceList
+	if err := c.List(ctx, &list); err != nil {
+		return nil, fmt.Errorf("list services: %w", err)
+	}
+	var rows []statusRow
+	for _, s := range list.Items {
+		if s.Spec.Type != corev1.ServiceTypeLoadBalancer ||
+			(s.Spec.LoadBalancerClass != nil && *s.Spec.LoadBalancerClass != v1alpha1.DefaultLoadBalancerClass) {
+			continue
+		}
+		r := statusRow{Namespace: s.Namespace, Name: s.Name, State: "Unknown"}
+		modes := map[string]bool{}
+		for _, in := range s.Status.LoadBalancer.Ingress {
+			r.IPs = append(r.IPs, in.IP)
+			a, err := netip.ParseAddr(in.IP)
+			if err != nil {
+				continue
+			}
+			p := cfg.PoolFor(a)
+			if p == nil {
+				r.Pools = append(r.Pools, "(none)")
+				continue
+			}
+			r.Pools = append(r.Pools, p.Name)
+			if len(cfg.L2For(p.Name)) > 0 {
+				modes["layer2"] = true
+			}
+			if len(cfg.BGPFor(p.Name)) > 0 {
+				modes["bgp"] = true
+			}
+		}
+		r.Pools = slices.Compact(r.Pools)
+		r.Mode = strings.Join(slices.Sorted(func(yield func(string) bool) {
+			for m := range modes {
+				if !yield(m) {
+					return
+				}
+			}
+		}), "+")
+		if c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ServiceConditionIPAllocated); c != nil {
+			r.Reason, r.Message = c.Reason, c.Message
+			r.State = "Pending"
+			if c.Status == "True" {
+				r.State = "Allocated"
+			}
+		}
+		rows = append(rows, r)
+	}
+	slices.SortFunc(rows, func(a, b statusRow) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	return rows, nil
+}
+
+func printStatus(w io.Writer, rows []statusRow, output string) error {
+	switch output {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	case "", "wide":
+	default:
+		return fmt.Errorf("-o %q: want wide or json", output)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	header := "NAMESPACE\tNAME\tEXTERNAL-IP\tPOOL\tMODE\tSTATUS"
+	if output == "wide" {
+		header += "\tMESSAGE"
+	}
+	fmt.Fprintln(tw, header)
+	for _, r := range rows {
+		status := r.State
+		if r.State == "Pending" {
+			status = "Pending: " + r.Reason
+		}
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", r.Namespace, r.Name, orNone(strings.Join(r.IPs, ",")),
+			orNone(strings.Join(r.Pools, ",")), orNone(r.Mode), status)
+		if output == "wide" {
+			line += "\t" + r.Message
+		}
+		fmt.Fprintln(tw, line)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if r.State == "Pending" && output == "" {
+			fmt.Fprintf(w, "\n%s/%s is pending: %s\n", r.Namespace, r.Name, r.Message)
+		}
+	}
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "<none>"
+	}
+	return s
+}
