@@ -1,0 +1,434 @@
+package election
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// DefaultPort is the UDP and TCP port speakers gossip on when Options
+// leaves it zero. It is not memberlist's 7946, which MetalLB's speakers
+// use, so that both can run side by side on a node's host network while a
+// cluster migrates.
+const DefaultPort = 7947
+
+// Defaults for Options.
+const (
+	DefaultRejoinInterval = time.Second
+	DefaultLeaveTimeout   = time.Second
+)
+
+// label is put on every packet and stream (memberlist's Config.Label, GCM
+// additional data when encrypting), so a speaker ignores any other
+// memberlist cluster that shares its port or its peers' addresses.
+const label = "ironlb"
+
+// tcpTimeout bounds a join or push-pull exchange. memberlist's 10 s is
+// meant for WANs; on a LAN 2 s is plenty, and it bounds how long a rejoin
+// attempt to a peer that is down, and Run's exit, can take.
+const tcpTimeout = 2 * time.Second
+
+// Options configures a Members. Name is required; the zero value of every
+// other field is usable.
+type Options struct {
+	// Name is this member's name, unique in the cluster: the Kubernetes
+	// node name, which is also what Owner's candidates are made of.
+	Name string
+	// Bind is where to listen for gossip, UDP and TCP on the same port. The
+	// zero value means every address (0.0.0.0); port 0 means DefaultPort.
+	Bind netip.AddrPort
+	// Advertise is the address and port peers reach this member at: the
+	// node IP. If the address is unset, memberlist uses Bind's address, or
+	// if that is unspecified the first private (RFC 1918) address of the
+	// host; port 0 means Bind's port.
+	Advertise netip.AddrPort
+	// SecretKey, if set, encrypts and authenticates all gossip with
+	// AES-GCM (16, 24 or 32 bytes: AES-128, -192 or -256). Members with
+	// another key, or none, cannot join or be heard.
+	SecretKey []byte
+	// Join lists peers to join: the other speakers' addresses. Run keeps
+	// joining every peer in Join that is not an alive member, so a cluster
+	// forms whatever order speakers start in, and a member that was cut off
+	// merges back once it can reach a peer again. Listing this member's own
+	// address is harmless.
+	Join []netip.AddrPort
+	// RejoinInterval is how often Run retries Join peers that are not
+	// members. Default 1 s.
+	RejoinInterval time.Duration
+	// LeaveTimeout bounds the Leave that Run does when its context ends.
+	// Default 1 s.
+	LeaveTimeout time.Duration
+	// Logger receives membership changes and memberlist's own log. nil
+	// discards them.
+	Logger *slog.Logger
+	// Tuning sets the failure detector's timers; the zero value is tuned
+	// for a LAN (see Tuning).
+	Tuning Tuning
+}
+
+// Members is this speaker's view of which speakers are alive, kept by a
+// memberlist gossip cluster. Create it with New, run it with Run. Its
+// methods are safe for concurrent use.
+type Members struct {
+	opts    Options
+	log     *slog.Logger
+	changes chan struct{}
+
+	// life serializes Leave and shutdown: memberlist panics on a Leave
+	// after Shutdown. It is held while Leave waits for its broadcasts.
+	life sync.Mutex
+	// leaving is set by Leave; NodeMeta then publishes metaLeaving.
+	leaving atomic.Bool
+	// workers counts the goroutines Run owns: the rejoin loop and those
+	// verifying deaths (verify.go). Run waits for them before it returns.
+	workers sync.WaitGroup
+
+	// mu guards the fields below. It is never held while calling into
+	// memberlist, whose event callbacks (which take mu) run under
+	// memberlist's own locks.
+	mu      sync.Mutex
+	ml      *memberlist.Memberlist // set while Run runs
+	runCtx  context.Context        // ends when Run begins to stop
+	started bool                   // Run was called
+	closing bool                   // Run is stopping: start no more workers
+	down    bool                   // ml is shut down
+	members map[string]member      // alive members, as the events report them
+	self    netip.AddrPort         // this member's gossip address
+	held    map[string]held        // members reported dead, being verified
+	gen     uint64                 // last held.gen
+}
+
+// member is what Members keeps of a memberlist node. It is copied in the
+// event callbacks, under memberlist's lock: the *memberlist.Node values
+// memberlist hands out point into its own state, which it keeps changing.
+type member struct {
+	addr netip.AddrPort
+	meta string
+}
+
+// memberOf copies what Members keeps of n. Call it only where memberlist
+// holds its lock (event callbacks).
+func memberOf(n *memberlist.Node) member {
+	a, _ := netip.AddrFromSlice(n.Addr)
+	return member{addr: netip.AddrPortFrom(a.Unmap(), n.Port), meta: string(n.Meta)}
+}
+
+// New checks opts and returns a Members ready to Run. It binds nothing and
+// starts nothing.
+func New(opts Options) (*Members, error) {
+	if opts.Name == "" {
+		return nil, errors.New("election: member name is required")
+	}
+	switch len(opts.SecretKey) {
+	case 0, 16, 24, 32:
+	default:
+		return nil, fmt.Errorf("election: secret key is %d bytes, want 16, 24 or 32", len(opts.SecretKey))
+	}
+	if opts.Bind.Addr().IsValid() && opts.Bind.Addr().Zone() != "" {
+		return nil, fmt.Errorf("election: bind address %s has a zone; use a global or unspecified address", opts.Bind.Addr())
+	}
+	if !opts.Bind.Addr().IsValid() {
+		opts.Bind = netip.AddrPortFrom(netip.IPv4Unspecified(), opts.Bind.Port())
+	}
+	if opts.Bind.Port() == 0 {
+		opts.Bind = netip.AddrPortFrom(opts.Bind.Addr(), DefaultPort)
+	}
+	if a := opts.Advertise.Addr(); a.IsValid() && (a.IsUnspecified() || a.Zone() != "") {
+		return nil, fmt.Errorf("election: cannot advertise %s", a)
+	}
+	for _, p := range opts.Join {
+		if !p.IsValid() || p.Addr().IsUnspecified() {
+			return nil, fmt.Errorf("election: cannot join %s", p)
+		}
+	}
+	if opts.RejoinInterval < 0 || opts.LeaveTimeout < 0 {
+		return nil, errors.New("election: negative rejoin interval or leave timeout")
+	}
+	if opts.RejoinInterval == 0 {
+		opts.RejoinInterval = DefaultRejoinInterval
+	}
+	if opts.LeaveTimeout == 0 {
+		opts.LeaveTimeout = DefaultLeaveTimeout
+	}
+	opts.Tuning = opts.Tuning.withDefaults()
+	if err := opts.Tuning.validate(); err != nil {
+		return nil, fmt.Errorf("election: %w", err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts.Join = slices.Clone(opts.Join)
+	opts.SecretKey = slices.Clone(opts.SecretKey)
+	return &Members{
+		opts:    opts,
+		log:     log,
+		changes: make(chan struct{}, 1),
+		members: map[string]member{},
+		held:    map[string]held{},
+	}, nil
+}
+
+// config builds the memberlist configuration from the options.
+func (m *Members) config() *memberlist.Config {
+	c := memberlist.DefaultLANConfig()
+	c.Name = m.opts.Name
+	c.BindAddr = m.opts.Bind.Addr().String()
+	c.BindPort = int(m.opts.Bind.Port())
+	c.AdvertisePort = c.BindPort
+	if a := m.opts.Advertise; a.Addr().IsValid() {
+		c.AdvertiseAddr = a.Addr().Unmap().String()
+	}
+	if p := m.opts.Advertise.Port(); p != 0 {
+		c.AdvertisePort = int(p)
+	}
+	c.SecretKey = m.opts.SecretKey
+	c.Label = label
+	c.TCPTimeout = tcpTimeout
+	c.Events = events{m}
+	c.Delegate = delegate{m}
+	c.Logger = newStdLogger(m.log.With("component", "memberlist"))
+	m.opts.Tuning.apply(c)
+	return c
+}
+
+// Run starts gossiping, joins the configured peers and keeps rejoining
+// those that are not members (see Options.Join), and blocks until ctx is
+// done. Then it leaves the cluster (waiting up to Options.LeaveTimeout for
+// the news to go out), shuts down, waits for its goroutines and returns
+// nil. It returns an error at once if it cannot start (the port is taken,
+// no address to advertise). Run may be called only once.
+func (m *Members) Run(ctx context.Context) error {
+	m.mu.Lock()
+	if m.started {
+		m.mu.Unlock()
+		return errors.New("election: Run called twice")
+	}
+	m.started = true
+	m.mu.Unlock()
+
+	ml, err := memberlist.Create(m.config())
+	if err != nil {
+		return fmt.Errorf("election: start gossip on %s: %w", m.opts.Bind, err)
+	}
+	runCtx, stopWorkers := context.WithCancel(ctx)
+	defer stopWorkers()
+	m.mu.Lock()
+	m.ml, m.runCtx = ml, runCtx
+	self := m.self // set by the NotifyJoin for ourselves, during Create
+	m.mu.Unlock()
+	m.log.Info("gossip started", "node", m.opts.Name, "addr", self)
+	m.notify()
+
+	m.workers.Go(func() { m.keepJoining(runCtx, ml) })
+	<-ctx.Done()
+	stopWorkers()
+	m.mu.Lock()
+	m.closing = true
+	m.mu.Unlock()
+
+	if err := m.Leave(m.opts.LeaveTimeout); err != nil {
+		m.log.Warn("leaving the cluster", "error", err)
+	}
+	m.shutdown()
+	m.workers.Wait()
+	m.mu.Lock()
+	m.ml = nil
+	clear(m.members)
+	clear(m.held)
+	m.mu.Unlock()
+	m.notify()
+	return nil
+}
+
+// shutdown stops memberlist without a goodbye, unless that has happened.
+func (m *Members) shutdown() {
+	m.life.Lock()
+	defer m.life.Unlock()
+	m.mu.Lock()
+	ml, down := m.ml, m.down
+	m.down = true
+	m.mu.Unlock()
+	if ml != nil && !down {
+		ml.Shutdown()
+	}
+}
+
+// keepJoining joins every Join peer that is not an alive member, now and
+// every RejoinInterval, until ctx is done. Peers are joined concurrently,
+// so one that is unreachable (each attempt can take up to tcpTimeout) does
+// not hold up the others.
+func (m *Members) keepJoining(ctx context.Context, ml *memberlist.Memberlist) {
+	t := time.NewTicker(m.opts.RejoinInterval)
+	defer t.Stop()
+	for {
+		var wg sync.WaitGroup
+		for _, p := range m.missing() {
+			wg.Go(func() {
+				if _, err := ml.Join([]string{p.String()}); err != nil {
+					m.log.Debug("joining peer", "peer", p, "error", err)
+				}
+			})
+		}
+		wg.Wait()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// missing returns the Join peers, other than this member, that no alive
+// member is reachable at.
+func (m *Members) missing() []netip.AddrPort {
+	m.mu.Lock()
+	have := map[netip.AddrPort]bool{m.self: true} // never join ourselves, even after a Leave
+	for _, mb := range m.members {
+		have[mb.addr] = true
+	}
+	m.mu.Unlock()
+	var out []netip.AddrPort
+	for _, p := range m.opts.Join {
+		p = netip.AddrPortFrom(p.Addr().Unmap(), p.Port())
+		if !have[p] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Alive returns the sorted names of the members that are alive, this one
+// included, as far as this member knows: members that failed their probes
+// but are not yet declared dead (suspects) still count, so a single lost
+// packet moves nothing, and so do members declared dead that still answer
+// a direct ping (see verify.go). Members that have announced they are
+// leaving, this one included, are not listed (see Leave). It returns nil
+// when Run is not running.
+func (m *Members) Alive() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ml == nil || m.down {
+		return nil
+	}
+	names := make([]string, 0, len(m.members)+len(m.held))
+	for name, mb := range m.members {
+		if mb.meta != metaLeaving { // it is handing over
+			names = append(names, name)
+		}
+	}
+	for name := range m.held {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// Health is memberlist's local health score (Lifeguard's "awareness"): 0
+// when this member's probes get their answers, up to 7 when they do not
+// (it is cut off, or too starved of CPU to hear the answers). Each point
+// stretches this member's probe interval by one interval, so that a sick
+// member is slow to accuse healthy ones. It is -1 when Run is not
+// running. Worth exporting as a metric: a speaker that is often above 0 is
+// the one to look at.
+func (m *Members) Health() int {
+	m.mu.Lock()
+	ml, down := m.ml, m.down
+	m.mu.Unlock()
+	if ml == nil || down {
+		return -1
+	}
+	return ml.GetHealthScore()
+}
+
+// Changes returns a channel that receives a value after Alive may have
+// changed: a member joined, left, was declared dead or changed its address,
+// Run started or stopped, or Leave was called. Notifications coalesce (the
+// channel holds at most one), so a slow reader misses no change, only
+// intermediate states: on receiving, call Alive for the current set. The
+// channel is never closed; there is one channel per Members.
+func (m *Members) Changes() <-chan struct{} { return m.changes }
+
+// notify signals Changes without blocking.
+func (m *Members) notify() {
+	select {
+	case m.changes <- struct{}{}:
+	default:
+	}
+}
+
+// Leave announces that this member is leaving on purpose and waits until
+// the announcement has been gossiped, or timeout (0: no limit). The others
+// drop this member from Alive as soon as they hear it (within a gossip
+// interval, tens of milliseconds), without waiting for failed probes. From
+// the moment Leave is called this member's own Alive excludes it, so its
+// owner choices agree with everyone else's. It keeps answering probes
+// until Run returns.
+//
+// It is done in two steps, each waiting for its broadcast: this member's
+// metadata becomes metaLeaving (which is what the others act on, and what
+// tells them not to verify the death, see verify.go), then memberlist's
+// own leave.
+//
+// This is the planned handover: a speaker told to stop (SIGTERM) calls
+// Leave first and keeps announcing its IPs until their new owners have
+// taken over, then cancels Run. Calling Leave again, or when Run is not
+// running, does nothing. Run calls Leave itself when its context ends.
+func (m *Members) Leave(timeout time.Duration) error {
+	m.life.Lock()
+	defer m.life.Unlock()
+	m.mu.Lock()
+	ml, down := m.ml, m.down
+	m.mu.Unlock()
+	if ml == nil || down || m.leaving.Load() {
+		return nil
+	}
+	// First tell everyone this is a leave, not a failure, so that nobody
+	// verifies it (see verify.go); then leave. Both wait for their
+	// broadcast, together at most timeout.
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
+	}
+	remaining := func() time.Duration {
+		if deadline.IsZero() {
+			return 0
+		}
+		return max(time.Until(deadline), time.Millisecond)
+	}
+	m.leaving.Store(true)
+	if err := ml.UpdateNode(remaining()); err != nil {
+		m.log.Warn("announcing the leave", "error", err)
+	}
+	err := ml.Leave(remaining())
+	m.notify()
+	if err != nil {
+		return fmt.Errorf("election: leave: %w", err)
+	}
+	return nil
+}
+
+// events turns memberlist's membership callbacks into Changes signals and
+// log lines. memberlist calls them with its node lock held, so they must
+// not call back into it, and do not.
+type events struct{ m *Members }
+
+func (e events) NotifyJoin(n *memberlist.Node) {
+	e.m.log.Info("member alive", "member", n.Name, "addr", n.Address())
+	e.m.onAlive(n.Name, memberOf(n))
+}
+
+func (e events) NotifyLeave(n *memberlist.Node) { e.m.onDeath(n.Name, memberOf(n)) }
+
+func (e events) NotifyUpdate(n *memberlist.Node) {
+	e.m.log.Debug("member updated", "member", n.Name, "addr", n.Address(), "meta", string(n.Meta))
+	e.m.onAlive(n.Name, memberOf(n))
+}

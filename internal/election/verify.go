@@ -1,0 +1,161 @@
+package election
+
+import (
+	"context"
+	"net"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Verifying deaths.
+//
+// memberlist takes any "dead" message at face value if its incarnation is
+// not older than what it knows. When a partition heals, the members that
+// were cut off still hold, and gossip, the deaths they declared while
+// alone, at the very incarnations the healthy members are still alive
+// with, so the healthy ones accept them: in the lab (TestLabLinkCut), most
+// heals made a survivor drop a healthy member, for 40 to 500 ms, until
+// that member heard of it and refuted. For ironlb that would be a spurious
+// failover of a healthy node's IPs. With the check below the lab saw none
+// in 20 heals.
+//
+// So a member reported dead by memberlist is first pinged directly, once
+// (ping and ack through memberlist, hence encrypted and labelled like all
+// gossip). If no ack comes within the probe timeout it is dead, and Alive
+// drops it; this adds at most ProbeTimeout (30 ms) to a real failure's
+// detection. If it answers, Alive keeps it while memberlist sorts itself
+// out (the member refutes and is alive again within a gossip round or
+// two), pinging it every ProbeInterval, for at most holdMax; a member that
+// answers pings but stays dead to memberlist that long is dropped anyway,
+// so the views of all speakers converge.
+//
+// A member that leaves on purpose must not be kept: it answers pings until
+// it stops. Leave therefore first sets its metadata to metaLeaving and
+// waits for that to spread; Alive drops a member with that metadata at
+// once, and its death is not verified.
+
+// metaLeaving is the node metadata of a member that is leaving.
+const metaLeaving = "leaving"
+
+// holdMax bounds how long a member that memberlist holds dead but that
+// answers pings is kept in Alive.
+const holdMax = 2 * time.Second
+
+// held is a member memberlist reports dead that Alive still lists.
+type held struct {
+	gen  uint64 // tells a later death of the same member from this one
+	addr net.Addr
+}
+
+// onDeath handles memberlist's report that name is dead or has left. It
+// runs under memberlist's locks: it may not call memberlist, only start the
+// check.
+func (m *Members) onDeath(name string, mb member) {
+	m.mu.Lock()
+	delete(m.members, name)
+	if mb.meta == metaLeaving || name == m.opts.Name || m.closing || m.ml == nil {
+		m.mu.Unlock()
+		m.log.Info("member left", "member", name, "addr", mb.addr)
+		m.notify()
+		return
+	}
+	m.gen++
+	h := held{gen: m.gen, addr: net.UDPAddrFromAddrPort(mb.addr)}
+	m.held[name] = h
+	ml, ctx := m.ml, m.runCtx
+	m.workers.Add(1) // under mu with closing false: Run has not begun to Wait
+	m.mu.Unlock()
+	go func() {
+		defer m.workers.Done()
+		m.verify(ctx, ml, name, h)
+	}()
+}
+
+// onAlive handles memberlist's report that a member is alive (again), or
+// has changed.
+func (m *Members) onAlive(name string, mb member) {
+	m.mu.Lock()
+	m.members[name] = mb
+	if name == m.opts.Name {
+		m.self = mb.addr
+	}
+	delete(m.held, name)
+	m.mu.Unlock()
+	m.notify()
+}
+
+// verify pings a member memberlist reported dead until it fails to
+// answer, memberlist reports it alive again, holdMax has passed, or ctx
+// ends; then it drops the member from Alive unless memberlist revived it.
+func (m *Members) verify(ctx context.Context, ml *memberlist.Memberlist, name string, h held) {
+	start := time.Now()
+	for i := 0; ; i++ {
+		answered := m.answers(ml, name, h.addr)
+		m.mu.Lock()
+		cur, ok := m.held[name]
+		if !ok || cur.gen != h.gen {
+			m.mu.Unlock()
+			return // alive again, or a newer death is being checked
+		}
+		if !answered || time.Since(start) >= holdMax {
+			delete(m.held, name)
+			m.mu.Unlock()
+			if answered {
+				m.log.Warn("member answers pings but stays dead to the cluster; dropping it", "member", name, "after", time.Since(start).Round(time.Millisecond))
+			} else {
+				m.log.Info("member failed", "member", name, "addr", h.addr)
+			}
+			m.notify()
+			return
+		}
+		m.mu.Unlock()
+		if i == 0 {
+			m.log.Warn("member reported dead but answers; keeping it", "member", name, "addr", h.addr)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(m.opts.Tuning.ProbeInterval):
+		}
+	}
+}
+
+// answers pings name at addr and reports whether an ack came within
+// ProbeTimeout. memberlist's Ping itself waits up to ProbeInterval for an
+// ack; answers decides at ProbeTimeout and leaves the Ping to finish on
+// its own, counted in m.workers (so Run waits for it). The caller must
+// itself be counted in m.workers, which makes the Add safe.
+func (m *Members) answers(ml *memberlist.Memberlist, name string, addr net.Addr) bool {
+	done := make(chan error, 1)
+	m.workers.Add(1)
+	go func() {
+		defer m.workers.Done()
+		_, err := ml.Ping(name, addr)
+		done <- err
+	}()
+	t := time.NewTimer(m.opts.Tuning.ProbeTimeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err == nil
+	case <-t.C:
+		return false
+	}
+}
+
+// delegate publishes this member's metadata: metaLeaving once Leave has
+// been called. The other Delegate methods are unused.
+type delegate struct{ m *Members }
+
+func (d delegate) NodeMeta(limit int) []byte {
+	if d.m.leaving.Load() {
+		return []byte(metaLeaving)
+	}
+	return nil
+}
+
+func (delegate) NotifyMsg([]byte)                {}
+func (delegate) GetBroadcasts(int, int) [][]byte { return nil }
+func (delegate) LocalState(bool) []byte          { return nil }
+func (delegate) MergeRemoteState([]byte, bool)   {}
