@@ -67,8 +67,12 @@ test: tools check-generated build ## everything CI runs: unit, integration on a 
 	$(GO) test $(GOTEST_FLAGS) ./...
 
 .PHONY: bench
-bench: tools build ## benchmark scenarios; each prints `name value unit` lines
+BENCH_SERVICES ?= 10000
+bench: tools build ## benchmark scenarios; each prints `name value unit` lines (lab ones need root)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20000x ./internal/ipam/
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./internal/l2/
+	$(GO) test -run '^$$' -bench 'Detection|LabLinkCut' -benchtime 20x ./internal/election/
+	$(GO) run ./test/bench/burst -services $(BENCH_SERVICES)
 
 .PHONY: demo
 demo: tools build ## the user's scenario end to end in a local lab
