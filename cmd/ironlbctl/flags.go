@@ -37,4 +37,3 @@ func (g *globalFlags) client() (client.Client, error) {
 	}
 	return c, nil
 }
-

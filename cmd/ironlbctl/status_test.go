@@ -11,10 +11,14 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/controller"
 	"github.com/ironlb/ironlb/internal/testenv"
 )
@@ -58,8 +62,11 @@ func TestStatus(t *testing.T) {
 			},
 		}
 	}
+	// One at a time, each once the previous has its answer: Services
+	// created together are reconciled in any order.
 	for _, s := range []*corev1.Service{svc("dashboard", "198.51.100.88"), svc("copy", "198.51.100.88"), svc("other", "")} {
 		mustCreate(s, env.Client.Create(ctx, s))
+		waitCondition(t, s)
 	}
 
 	want := []statusRow{
@@ -102,4 +109,20 @@ func TestStatus(t *testing.T) {
 	if err := printStatus(&out, rows, "json"); err != nil || !strings.Contains(out.String(), `"reason": "IPInUse"`) {
 		t.Errorf("json output (err %v):\n%s", err, out.String())
 	}
+}
+
+// waitCondition waits until the controller has written its IPAllocated
+// condition on s.
+func waitCondition(t *testing.T, s *corev1.Service) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		var got corev1.Service
+		if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(s), &got); err == nil &&
+			meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ServiceConditionIPAllocated) != nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no IPAllocated condition on %s/%s", s.Namespace, s.Name)
 }

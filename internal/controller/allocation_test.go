@@ -96,8 +96,10 @@ func TestExhaustedPool(t *testing.T) {
 	cleanupConfig(t)
 	cleanupServices(t, ns)
 	create(t, ipPool("tiny", "198.51.100.200-198.51.100.201"))
-	create(t, lbService(ns, "a"), lbService(ns, "b"))
+	// One at a time: Services created together are reconciled in any order.
+	create(t, lbService(ns, "a"))
 	waitIPs(t, ns, "a", "198.51.100.200")
+	create(t, lbService(ns, "b"))
 	waitIPs(t, ns, "b", "198.51.100.201")
 	create(t, lbService(ns, "c"))
 	v := waitPending(t, ns, "c", ReasonPoolExhausted)
@@ -134,8 +136,9 @@ func TestLoadBalancerClass(t *testing.T) {
 	other.Spec.LoadBalancerClass = ptr("example.com/other")
 	mine := lbService(ns, "mine")
 	mine.Spec.LoadBalancerClass = ptr(v1alpha1.DefaultLoadBalancerClass)
-	create(t, other, mine, lbService(ns, "none"))
+	create(t, other, mine)
 	waitIPs(t, ns, "mine", "198.51.100.16")
+	create(t, lbService(ns, "none"))
 	waitIPs(t, ns, "none", "198.51.100.17")
 	if v := view(t, ns, "other"); len(v.IPs) != 0 || v.Reason != "" {
 		t.Errorf("a Service of another class was touched: %+v", v)

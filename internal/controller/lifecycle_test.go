@@ -130,8 +130,9 @@ func TestShrunkPoolKeepsAddress(t *testing.T) {
 	cleanupConfig(t)
 	cleanupServices(t, ns)
 	create(t, ipPool("shrinking", "198.51.100.100-198.51.100.103"))
-	create(t, lbService(ns, "first"), lbService(ns, "second"))
+	create(t, lbService(ns, "first"))
 	waitIPs(t, ns, "first", "198.51.100.100")
+	create(t, lbService(ns, "second"))
 	waitIPs(t, ns, "second", "198.51.100.101")
 	p := getPool(t, "shrinking")
 	p.Spec.Addresses = []string{"198.51.100.101-198.51.100.103"}
@@ -240,7 +241,7 @@ func TestConfigMapAndCRDsTogether(t *testing.T) {
 	cleanupServices(t, ns)
 	create(t, &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "config"},
-		Data: map[string]string{"config": "address-pools:\n- name: legacy\n  protocol: layer2\n  addresses:\n  - 198.51.100.128/29\n"},
+		Data:       map[string]string{"config": "address-pools:\n- name: legacy\n  protocol: layer2\n  addresses:\n  - 198.51.100.128/29\n"},
 	})
 	create(t, ipPool("crd", "198.51.100.136/29"))
 	a := lbService(ns, "from-legacy")
