@@ -179,6 +179,15 @@ func (r *serviceReconciler) report(svc *corev1.Service, out outcome) {
 	key := svc.Namespace + "/" + svc.Name
 	if out.reason == ReasonAllocated {
 		r.log.Info("service addresses", "service", key, "ips", out.ips, "message", out.message)
+		// A fresh Service's first address is plain to see in its status
+		// (EXTERNAL-IP) and condition; an event there would double the API
+		// writes of a burst and the memory of the event cache. Events are
+		// for what needs explaining: recovery from a failure, a change, an
+		// address left outside its pool.
+		if meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ServiceConditionIPAllocated) == nil &&
+			len(svc.Status.LoadBalancer.Ingress) == 0 {
+			return
+		}
 		eventType, reason := corev1.EventTypeNormal, "IPAllocated"
 		if strings.Contains(out.message, "outside every pool") {
 			eventType, reason = corev1.EventTypeWarning, "AddressOutsidePool"

@@ -1,9 +1,10 @@
 // Command nologic is the reference allocator of the controller benchmark
 // (test/bench/burst): a watch on Services and parallel writers that put the
 // next address of a prefix into each LoadBalancer Service's status, with no
-// config, no validation, no sharing checks and no cache. What it achieves is what the
-// API server allows on the machine; ironlb is measured against it. It is
-// test code: it never frees an address and wraps around at the prefix's end.
+// config, no validation, no sharing checks and no cache. What it achieves
+// is what the API server allows on the machine; ironlb is measured against
+// it. It is test code: it never frees an address and wraps around at the
+// prefix's end.
 package main
 
 import (
