@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
 )
@@ -222,6 +223,12 @@ func (w *world) settleAndCheck() {
 			}
 			fmt.Fprintf(&b, "%s %s %v|", s.Name, s.ResourceVersion, c)
 		}
+		// Services carry no generation to compare a condition with, so
+		// "settled" also needs the controllers idle: nothing queued, no
+		// reconcile running.
+		if !controllersIdle() {
+			settled = false
+		}
 		if cur := b.String(); settled && cur == prev {
 			stable++
 		} else {
@@ -295,4 +302,26 @@ func mayNotShare(a, b *corev1.Service) string {
 		return "externalTrafficPolicy Local with different selectors"
 	}
 	return ""
+}
+
+// controllersIdle reports whether the service and config controllers have
+// nothing queued and nothing running, from controller-runtime's metrics.
+func controllersIdle() bool {
+	fams, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		return false
+	}
+	for _, f := range fams {
+		if f.GetName() != "workqueue_depth" && f.GetName() != "controller_runtime_active_workers" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if (l.GetValue() == "service" || l.GetValue() == "config") && m.GetGauge().GetValue() != 0 {
+					return false
+				}
+			}
+		}
+	}
+	return true
 }
