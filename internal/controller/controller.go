@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -206,9 +207,14 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 		Watches(&corev1.ConfigMap{}, toConfig).
 		WatchesRawSource(source.Channel(cfgWake, toConfig)).
 		WithOptions(crcontroller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: &skipNameValidation})
+	// Only spec, label and deletion changes matter (deletion bumps a custom
+	// resource's generation); the controller's own status and finalizer
+	// writes must not wake it again, or pool usage would be rewritten as
+	// fast as the API server answers.
+	specChanged := builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))
 	for _, o := range []client.Object{&v1alpha1.IPPool{}, &v1alpha1.L2Announcement{}, &v1alpha1.BGPPeer{},
 		&v1alpha1.BGPAnnouncement{}, &v1alpha1.BFDProfile{}} {
-		b = b.Watches(o, toConfig)
+		b = b.Watches(o, toConfig, specChanged)
 	}
 	if err := b.Complete(cfgRec); err != nil {
 		return nil, fmt.Errorf("set up config controller: %w", err)
