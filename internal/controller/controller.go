@@ -50,6 +50,10 @@ type Options struct {
 	// Workers is how many Services are reconciled at once (default 16).
 	Workers int
 	Logger  *slog.Logger
+
+	// instance suffixes the controllers' names, so tests that run several
+	// controllers in one process can tell their metrics apart.
+	instance string
 }
 
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete,namespace=ironlb-system
@@ -190,7 +194,7 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 		},
 	}
 	err = builder.ControllerManagedBy(mgr).
-		Named("service").
+		Named("service"+opts.instance).
 		Watches(&corev1.Service{}, seen).
 		WatchesRawSource(source.Channel(svcWake, &handler.TypedEnqueueRequestForObject[*corev1.Service]{})).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(servicesInNamespace(mgr.GetCache()))).
@@ -203,7 +207,7 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 	toConfig := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
 		return []reconcile.Request{configKey}
 	})
-	b := builder.ControllerManagedBy(mgr).Named("config").
+	b := builder.ControllerManagedBy(mgr).Named("config"+opts.instance).
 		Watches(&corev1.ConfigMap{}, toConfig).
 		WatchesRawSource(source.Channel(cfgWake, toConfig)).
 		WithOptions(crcontroller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: &skipNameValidation})

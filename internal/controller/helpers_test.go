@@ -25,6 +25,10 @@ import (
 
 var env *testenv.Env
 
+// controllerCount numbers the controllers tests start (tests run one at a
+// time), so each has its own metric labels.
+var controllerCount int
+
 func TestMain(m *testing.M) {
 	ctrl.SetLogger(logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	testenv.Main(m, &env, testenv.Options{
@@ -48,6 +52,8 @@ func startControllerWith(t *testing.T, opts Options) (stop func()) {
 	if testing.Verbose() {
 		level = slog.LevelInfo
 	}
+	controllerCount++
+	opts.instance = fmt.Sprintf("-%d", controllerCount)
 	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("test", t.Name())
 	c, err := New(env.Config, opts)
 	if err != nil {

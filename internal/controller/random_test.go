@@ -226,7 +226,7 @@ func (w *world) settleAndCheck() {
 		// Services carry no generation to compare a condition with, so
 		// "settled" also needs the controllers idle: nothing queued, no
 		// reconcile running.
-		if !controllersIdle() {
+		if !controllersIdle(fmt.Sprintf("-%d", controllerCount)) {
 			settled = false
 		}
 		if cur := b.String(); settled && cur == prev {
@@ -304,24 +304,29 @@ func mayNotShare(a, b *corev1.Service) string {
 	return ""
 }
 
-// controllersIdle reports whether the service and config controllers have
-// nothing queued and nothing running, from controller-runtime's metrics.
-func controllersIdle() bool {
+// controllersIdle reports whether the running controller's service and
+// config controllers have nothing queued and nothing running, from
+// controller-runtime's metrics.
+func controllersIdle(instance string) bool {
 	fams, err := ctrlmetrics.Registry.Gather()
 	if err != nil {
 		return false
 	}
+	seen := 0
 	for _, f := range fams {
 		if f.GetName() != "workqueue_depth" && f.GetName() != "controller_runtime_active_workers" {
 			continue
 		}
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if (l.GetValue() == "service" || l.GetValue() == "config") && m.GetGauge().GetValue() != 0 {
-					return false
+				if l.GetValue() == "service"+instance || l.GetValue() == "config"+instance {
+					seen++
+					if m.GetGauge().GetValue() != 0 {
+						return false
+					}
 				}
 			}
 		}
 	}
-	return true
+	return seen > 0
 }
