@@ -40,8 +40,6 @@ type serviceInfo struct {
 	namespace string
 	nsLabels  map[string]string
 	labels    map[string]string
-	// status are the addresses in the Service's status now.
-	status []netip.Addr
 }
 
 // decide works out svc's addresses. It keeps what the Service holds unless

@@ -90,7 +90,7 @@ func (r *serviceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, nil
 	}
 
-	si := serviceInfo{key: key, namespace: svc.Namespace, labels: svc.Labels, status: statusIPs(&svc)}
+	si := serviceInfo{key: key, namespace: svc.Namespace, labels: svc.Labels}
 	var ns corev1.Namespace
 	if err := r.client.Get(ctx, types.NamespacedName{Name: svc.Namespace}, &ns); err == nil {
 		si.nsLabels = ns.Labels
