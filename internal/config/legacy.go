@@ -120,13 +120,7 @@ func parseLegacy(cm *corev1.ConfigMap, r *report) *fragment {
 	bfdNames := map[string]int{}
 	for i, lp := range file.BFDProfiles {
 		at := root.child("bfd-profiles").index(i)
-		if lp.Name == "" {
-			r.invalid(at.child("name"), "missing: every BFD profile needs a name")
-		} else if j, dup := bfdNames[lp.Name]; dup {
-			r.invalid(at.child("name"), "%q is already defined by bfd-profiles[%d]", lp.Name, j)
-		} else {
-			bfdNames[lp.Name] = i
-		}
+		uniqueName(bfdNames, lp.Name, i, at, r, "every BFD profile needs a name", "bfd-profiles", "")
 		spec := v1alpha1.BFDProfileSpec{
 			ReceiveInterval:  lp.ReceiveInterval,
 			TransmitInterval: lp.TransmitInterval,
@@ -179,13 +173,7 @@ func parseLegacy(cm *corev1.ConfigMap, r *report) *fragment {
 	poolNames := map[string]int{}
 	for i, lp := range file.AddressPools {
 		at := root.child("address-pools").index(i)
-		if lp.Name == "" {
-			r.invalid(at.child("name"), "missing: every pool needs a name")
-		} else if j, dup := poolNames[lp.Name]; dup {
-			r.invalid(at.child("name"), "%q is already defined by address-pools[%d]; pool names must be unique", lp.Name, j)
-		} else {
-			poolNames[lp.Name] = i
-		}
+		uniqueName(poolNames, lp.Name, i, at, r, "every pool needs a name", "address-pools", "; pool names must be unique")
 		spec := v1alpha1.IPPoolSpec{Addresses: lp.Addresses, AutoAssign: lp.AutoAssign, AvoidBuggyIPs: lp.AvoidBuggyIPs}
 		pi := parsePool(lp.Name, nil, &spec, at, at.child("name"), r)
 		pi.pool.Protocol = Protocol(lp.Protocol)
@@ -286,4 +274,18 @@ func quoteAll(ss []string) string {
 		q[i] = fmt.Sprintf("%q", s)
 	}
 	return strings.Join(q, ", ")
+}
+
+// uniqueName reports a missing name or one already used earlier in the same
+// list of the ConfigMap (section, e.g. "address-pools"), and records name at
+// index i in seen. note is appended to the duplicate message.
+func uniqueName(seen map[string]int, name string, i int, at fieldPath, r *report, missing, section, note string) {
+	switch j, dup := seen[name]; {
+	case name == "":
+		r.invalid(at.child("name"), "missing: %s", missing)
+	case dup:
+		r.invalid(at.child("name"), "%q is already defined by %s[%d]%s", name, section, j, note)
+	default:
+		seen[name] = i
+	}
 }
