@@ -44,8 +44,9 @@ generate: tools ## regenerate deepcopy code, CRDs (config/crd/bases) and RBAC (c
 	$(BIN)/controller-gen object paths=./api/...
 	$(BIN)/controller-gen crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(BIN)/controller-gen rbac:roleName=ironlb-controller paths=./internal/controller/... output:rbac:artifacts:config=config/rbac/controller
+	$(BIN)/controller-gen rbac:roleName=ironlb-speaker paths=./internal/speaker/... output:rbac:artifacts:config=config/rbac/speaker
 
-GENERATED = api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/controller
+GENERATED = api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/controller config/rbac/speaker
 
 .PHONY: check-generated
 check-generated: tools ## fail when generated files differ from what `make generate` writes

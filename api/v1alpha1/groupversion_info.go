@@ -45,6 +45,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&BGPPeer{}, &BGPPeerList{},
 		&BGPAnnouncement{}, &BGPAnnouncementList{},
 		&BFDProfile{}, &BFDProfileList{},
+		&ServiceAnnouncement{}, &ServiceAnnouncementList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

@@ -1,17 +1,67 @@
 package main
 
 import (
-	"errors"
+	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/ironlb/ironlb/api/v1alpha1"
+	"github.com/ironlb/ironlb/internal/speaker"
+	"github.com/ironlb/ironlb/internal/version"
 )
 
 func newSpeakerCommand() *cobra.Command {
-	return &cobra.Command{
+	var (
+		opts       speaker.Options
+		kubeconfig string
+		interfaces string
+		logLevel   string
+	)
+	cmd := &cobra.Command{
 		Use:   "speaker",
-		Short: "Announce Service IPs from this node (ARP/NDP or BGP)",
-		RunE: func(*cobra.Command, []string) error {
-			return errors.New("speaker: not implemented yet")
+		Short: "Announce Service IPs from this node (ARP/NDP)",
+		Long: `The speaker runs on every node. For each Service address in a Layer 2
+pool, the speakers elect one owner among the live, Ready, eligible nodes;
+the owner answers ARP (IPv4) and NDP (IPv6) for it with its interface's MAC
+and announces it with gratuitous ARP / unsolicited neighbour advertisements
+when it takes over. Liveness comes from memberlist gossip between the
+speakers, so failover does not wait for the API server.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logLevel)
+			if err != nil {
+				return err
+			}
+			opts.Logger = log
+			if interfaces != "" {
+				opts.Interfaces = strings.Split(interfaces, ",")
+			}
+			cfg, err := restConfig(kubeconfig)
+			if err != nil {
+				return err
+			}
+			cfg.QPS, cfg.Burst = 50, 100
+			s, err := speaker.New(cfg, opts)
+			if err != nil {
+				return err
+			}
+			log.Info("speaker starting", "version", version.Version, "node", opts.NodeName, "namespace", opts.Namespace)
+			return s.Run(ctrl.SetupSignalHandler())
 		},
 	}
+	f := cmd.Flags()
+	f.StringVar(&opts.NodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (default $NODE_NAME)")
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, then in-cluster config)")
+	f.StringVar(&opts.Namespace, "namespace", "ironlb-system", "namespace of the legacy ConfigMap and the memberlist Secret")
+	f.StringVar(&opts.ConfigMapName, "config-map", "config", "name of the legacy MetalLB-format ConfigMap")
+	f.StringVar(&opts.LoadBalancerClass, "load-balancer-class", v1alpha1.DefaultLoadBalancerClass, "spec.loadBalancerClass served besides Services with none")
+	f.StringVar(&opts.MemberlistBind, "memberlist-bind", "", "memberlist address: IP:PORT, :PORT (on the node's InternalIP), or off (default: the node's InternalIP, port 7946)")
+	f.StringVar(&opts.SecretName, "memberlist-secret", speaker.DefaultSecretName, "Secret in --namespace holding the memberlist encryption key (created if missing)")
+	f.StringVar(&interfaces, "interfaces", "", "comma-separated interfaces to answer on (default: every LAN-like interface that is up and has an address)")
+	f.DurationVar(&opts.HandoverGrace, "handover-grace", speaker.DefaultHandoverGrace, "on SIGTERM, how long to keep answering after leaving, while the new owners take over")
+	f.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":7474", "Prometheus metrics listen address (\"0\" disables)")
+	f.StringVar(&opts.HealthAddr, "health-probe-bind-address", ":7475", "healthz/readyz listen address (\"0\" disables)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
 }

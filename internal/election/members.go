@@ -15,10 +15,10 @@ import (
 )
 
 // DefaultPort is the UDP and TCP port speakers gossip on when Options
-// leaves it zero. It is not memberlist's 7946, which MetalLB's speakers
-// use, so that both can run side by side on a node's host network while a
-// cluster migrates.
-const DefaultPort = 7947
+// leaves it zero: memberlist's own default, which is also MetalLB's. A
+// cluster migrating from MetalLB runs one of the two speakers per node at
+// a time, or moves one of them with --memberlist-bind.
+const DefaultPort = 7946
 
 // Defaults for Options.
 const (
@@ -72,7 +72,16 @@ type Options struct {
 	// Tuning sets the failure detector's timers; the zero value is tuned
 	// for a LAN (see Tuning).
 	Tuning Tuning
+	// Meta is published to the other members, who read it with Meta. The
+	// speaker puts there what the others need to know of this node and
+	// cannot read from the API server without putting it on the failover
+	// path: its announcing interfaces and their MACs. At most MaxMeta bytes.
+	Meta string
 }
+
+// MaxMeta bounds Options.Meta: memberlist carries at most 512 bytes of
+// metadata per member, and the encoding takes a few.
+const MaxMeta = 500
 
 // Members is this speaker's view of which speakers are alive, kept by a
 // memberlist gossip cluster. Create it with New, run it with Run. Its
@@ -148,6 +157,9 @@ func New(opts Options) (*Members, error) {
 		if !p.IsValid() || p.Addr().IsUnspecified() {
 			return nil, fmt.Errorf("election: cannot join %s", p)
 		}
+	}
+	if len(opts.Meta) > MaxMeta {
+		return nil, fmt.Errorf("election: metadata is %d bytes, at most %d fit", len(opts.Meta), MaxMeta)
 	}
 	if opts.RejoinInterval < 0 || opts.LeaveTimeout < 0 {
 		return nil, errors.New("election: negative rejoin interval or leave timeout")
@@ -330,6 +342,23 @@ func (m *Members) Alive() []string {
 	}
 	slices.Sort(names)
 	return slices.Compact(names)
+}
+
+// Meta returns the Options.Meta of the alive member name (as Alive
+// counts them), and whether it is one.
+func (m *Members) Meta(name string) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ml == nil || m.down {
+		return "", false
+	}
+	if mb, ok := m.members[name]; ok && mb.meta != metaLeaving {
+		return userMeta(mb.meta), true
+	}
+	if h, ok := m.held[name]; ok {
+		return userMeta(h.meta), true
+	}
+	return "", false
 }
 
 // Health is memberlist's local health score (Lifeguard's "awareness"): 0

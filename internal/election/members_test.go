@@ -518,3 +518,37 @@ func TestVerifyDropsSilentMember(t *testing.T) {
 	}
 	t.Logf("dropped %s after the report (probe timeout %s)", time.Since(start).Round(time.Millisecond), DefaultProbeTimeout)
 }
+
+// TestMetaSpreads checks that each member reads the others' Options.Meta,
+// and that a member that leaves is no longer listed with its metadata.
+func TestMetaSpreads(t *testing.T) {
+	opts := clusterOptions(t, 3, nil)
+	for i := range opts {
+		opts[i].Meta = fmt.Sprintf("eth0=02:00:00:00:00:0%d", i+1)
+	}
+	ms := startClusterOpts(t, opts)
+	for _, m := range ms {
+		for i, o := range opts {
+			got, ok := m.Meta(o.Name)
+			if !ok || got != opts[i].Meta {
+				t.Errorf("%s: Meta(%s) = %q, %v; want %q", m.name, o.Name, got, ok, opts[i].Meta)
+			}
+		}
+	}
+	if err := ms[0].Leave(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, ok := ms[1].Meta(ms[0].name); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still lists the metadata of %s, which left", ms[1].name, ms[0].name)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := New(Options{Name: "x", Meta: strings.Repeat("a", MaxMeta+1)}); err == nil {
+		t.Error("New accepted metadata longer than MaxMeta")
+	}
+}

@@ -3,6 +3,7 @@ package election
 import (
 	"context"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -46,6 +47,7 @@ const holdMax = 2 * time.Second
 type held struct {
 	gen  uint64 // tells a later death of the same member from this one
 	addr net.Addr
+	meta string
 }
 
 // onDeath handles memberlist's report that name is dead or has left. It
@@ -61,7 +63,7 @@ func (m *Members) onDeath(name string, mb member) {
 		return
 	}
 	m.gen++
-	h := held{gen: m.gen, addr: net.UDPAddrFromAddrPort(mb.addr)}
+	h := held{gen: m.gen, addr: net.UDPAddrFromAddrPort(mb.addr), meta: mb.meta}
 	m.held[name] = h
 	ml, ctx := m.ml, m.runCtx
 	m.workers.Add(1) // under mu with closing false: Run has not begun to Wait
@@ -144,15 +146,23 @@ func (m *Members) answers(ml *memberlist.Memberlist, name string, addr net.Addr)
 	}
 }
 
+// metaPrefix starts the metadata of a member that is not leaving, so that
+// no Options.Meta can read as metaLeaving.
+const metaPrefix = "m:"
+
+// userMeta is the Options.Meta inside a member's published metadata.
+func userMeta(meta string) string { return strings.TrimPrefix(meta, metaPrefix) }
+
 // delegate publishes this member's metadata: metaLeaving once Leave has
-// been called. The other Delegate methods are unused.
+// been called, else metaPrefix and Options.Meta. The other Delegate
+// methods are unused.
 type delegate struct{ m *Members }
 
 func (d delegate) NodeMeta(limit int) []byte {
 	if d.m.leaving.Load() {
 		return []byte(metaLeaving)
 	}
-	return nil
+	return []byte(metaPrefix + d.m.opts.Meta)
 }
 
 func (delegate) NotifyMsg([]byte)                {}

@@ -1,0 +1,152 @@
+package speaker
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/ironlb/ironlb/internal/election"
+)
+
+// startMembers prepares this node's membership: nil (and no error) when
+// it is turned off.
+func (s *Speaker) startMembers(ctx context.Context) (*election.Members, error) {
+	if s.opts.MemberlistBind == "off" {
+		s.log.Warn("membership turned off: node readiness alone decides who announces")
+		return nil, nil
+	}
+	var nodes corev1.NodeList
+	if err := s.mgr.GetCache().List(ctx, &nodes); err != nil {
+		return nil, err
+	}
+	var self netip.Addr
+	var others []netip.Addr
+	for _, n := range nodes.Items {
+		ip := internalIP(&n)
+		if !ip.IsValid() {
+			continue
+		}
+		if n.Name == s.opts.NodeName {
+			self = ip
+		} else {
+			others = append(others, ip)
+		}
+	}
+	bind, err := bindAddr(s.opts.MemberlistBind, self)
+	if err != nil {
+		return nil, err
+	}
+	key, err := s.secretKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var join []netip.AddrPort
+	for _, ip := range others {
+		if ip.Is4() == bind.Addr().Is4() {
+			join = append(join, netip.AddrPortFrom(ip, bind.Port()))
+		}
+	}
+	return election.New(election.Options{
+		Name:      s.opts.NodeName,
+		Bind:      bind,
+		Advertise: bind,
+		SecretKey: key,
+		Join:      join,
+		Logger:    s.log.With("component", "members"),
+		Tuning:    s.opts.Tuning,
+		Meta:      encodeIfaces(s.ifaces, election.MaxMeta),
+	})
+}
+
+// bindAddr reads --memberlist-bind: "" or ":PORT" take the node's address.
+func bindAddr(flag string, node netip.Addr) (netip.AddrPort, error) {
+	port := uint16(election.DefaultPort)
+	host := ""
+	if flag != "" {
+		if ap, err := netip.ParseAddrPort(flag); err == nil {
+			return ap, nil
+		}
+		if len(flag) > 1 && flag[0] == ':' {
+			p, err := strconv.ParseUint(flag[1:], 10, 16)
+			if err != nil {
+				return netip.AddrPort{}, fmt.Errorf("--memberlist-bind %q: bad port", flag)
+			}
+			port = uint16(p)
+		} else {
+			host = flag
+		}
+	}
+	if host != "" {
+		return netip.AddrPort{}, fmt.Errorf("--memberlist-bind %q: want IP:PORT, :PORT or off", flag)
+	}
+	if !node.IsValid() {
+		return netip.AddrPort{}, errors.New("this node has no InternalIP in its Node object; set --memberlist-bind IP:PORT")
+	}
+	return netip.AddrPortFrom(node, port), nil
+}
+
+// internalIP is the node's first InternalIP, IPv4 preferred.
+func internalIP(n *corev1.Node) netip.Addr {
+	var v6 netip.Addr
+	for _, a := range n.Status.Addresses {
+		if a.Type != corev1.NodeInternalIP {
+			continue
+		}
+		ip, err := netip.ParseAddr(a.Address)
+		if err != nil {
+			continue
+		}
+		if ip.Is4() {
+			return ip
+		}
+		if !v6.IsValid() {
+			v6 = ip
+		}
+	}
+	return v6
+}
+
+// secretKey reads the memberlist key from the Secret, creating the Secret
+// with a random key if there is none (the first speaker to start wins;
+// the others read its key).
+func (s *Speaker) secretKey(ctx context.Context) ([]byte, error) {
+	r := s.mgr.GetAPIReader() // not cached: the speaker does not watch Secrets
+	name := types.NamespacedName{Namespace: s.opts.Namespace, Name: s.opts.SecretName}
+	for range 3 {
+		var sec corev1.Secret
+		err := r.Get(ctx, name, &sec)
+		if err == nil {
+			key := sec.Data[secretKey]
+			switch len(key) {
+			case 16, 24, 32:
+				return key, nil
+			}
+			return nil, fmt.Errorf("secret %s: key %q is %d bytes, want 16, 24 or 32", name, secretKey, len(key))
+		}
+		if !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("read memberlist key from secret %s: %w", name, err)
+		}
+		key := make([]byte, 32)
+		rand.Read(key)
+		sec = corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: name.Namespace, Name: name.Name},
+			Data:       map[string][]byte{secretKey: key},
+		}
+		switch err := s.c.Create(ctx, &sec); {
+		case err == nil:
+			s.log.Info("created the memberlist key", "secret", name)
+			return key, nil
+		case !apierrors.IsAlreadyExists(err):
+			return nil, fmt.Errorf("create secret %s for the memberlist key: %w", name, err)
+		}
+	}
+	return nil, fmt.Errorf("secret %s keeps changing", name)
+}

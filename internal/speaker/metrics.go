@@ -1,0 +1,83 @@
+package speaker
+
+import (
+	"errors"
+	"net/netip"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ironlb/ironlb/internal/election"
+)
+
+// metrics are the speaker's Prometheus series.
+type metrics struct {
+	announced   prometheus.Gauge
+	unannounced prometheus.Gauge
+	members     prometheus.Gauge
+	health      prometheus.Gauge
+	takeovers   prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		announced: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ironlb_speaker_announced_addresses",
+			Help: "Service addresses this node answers ARP/NDP for.",
+		}),
+		unannounced: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ironlb_speaker_unannounced_addresses",
+			Help: "Layer 2 Service addresses no node may announce (no eligible node alive).",
+		}),
+		members: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ironlb_speaker_members",
+			Help: "Speakers this node sees alive (-1: no membership, node readiness decides).",
+		}),
+		health: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ironlb_speaker_membership_health",
+			Help: "memberlist's health score of this node: 0 is healthy, up to 8 when its probes go unanswered.",
+		}),
+		takeovers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ironlb_speaker_takeovers_total",
+			Help: "Times this node started announcing an address.",
+		}),
+	}
+	m.announced = register(reg, m.announced)
+	m.unannounced = register(reg, m.unannounced)
+	m.members = register(reg, m.members)
+	m.health = register(reg, m.health)
+	m.takeovers = register(reg, m.takeovers)
+	return m
+}
+
+// register registers c, or returns the collector already registered under
+// its name (tests run several speakers in one process).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if old, ok := are.ExistingCollector.(C); ok {
+				return old
+			}
+		}
+	}
+	return c
+}
+
+func (m *metrics) observe(v View, ds map[netip.Addr]*Decision, owned map[netip.Addr]bool, members *election.Members) {
+	m.announced.Set(float64(len(owned)))
+	n := 0
+	for _, d := range ds {
+		if d.Owner == "" {
+			n++
+		}
+	}
+	m.unannounced.Set(float64(n))
+	if v.Alive == nil {
+		m.members.Set(-1)
+	} else {
+		m.members.Set(float64(len(v.Alive)))
+	}
+	if members != nil {
+		m.health.Set(float64(members.Health()))
+	}
+}

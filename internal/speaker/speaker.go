@@ -1,0 +1,337 @@
+package speaker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/ironlb/ironlb/api/v1alpha1"
+	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/controller"
+	"github.com/ironlb/ironlb/internal/election"
+	"github.com/ironlb/ironlb/internal/l2"
+)
+
+// +kubebuilder:rbac:groups="",resources=services;nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
+// +kubebuilder:rbac:groups=ironlb.io,resources=ippools;l2announcements;bgppeers;bgpannouncements;bfdprofiles,verbs=get;list;watch
+// +kubebuilder:rbac:groups=ironlb.io,resources=serviceannouncements,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create,namespace=ironlb-system
+
+// Defaults for Options' zero values.
+const (
+	DefaultSecretName    = "ironlb-memberlist"
+	DefaultHandoverGrace = time.Second
+	// minSyncInterval spaces syncs caused by API changes, so a burst of
+	// Service updates costs a few syncs, not one per update. Membership
+	// changes (the failover path) do not wait for it.
+	minSyncInterval = 100 * time.Millisecond
+	// resyncInterval is a safety net: a sync runs at least this often.
+	resyncInterval = 30 * time.Second
+)
+
+// secretKey is the data key of the memberlist key in the Secret.
+const secretKey = "secretkey"
+
+// Options configures a Speaker. NodeName is required.
+type Options struct {
+	NodeName string
+	// Namespace holds the legacy ConfigMap and the memberlist Secret.
+	Namespace     string
+	ConfigMapName string
+	// LoadBalancerClass is served besides Services with no class.
+	LoadBalancerClass string
+	// MemberlistBind is where memberlist listens: "" for the node's
+	// InternalIP on election.DefaultPort, "IP:PORT", ":PORT" (node's IP),
+	// or "off" to run without membership (node readiness alone decides,
+	// so a dead node's addresses move only when the API server marks it
+	// NotReady, after about 40 s).
+	MemberlistBind string
+	// SecretName is the Secret holding the memberlist key, created with a
+	// random key if missing.
+	SecretName string
+	// Interfaces, if set, are the only interfaces answered on.
+	Interfaces []string
+	// MetricsAddr and HealthAddr: "" or "0" disables.
+	MetricsAddr, HealthAddr string
+	// HandoverGrace is how long a stopping speaker keeps answering after
+	// it has left the membership, so the new owners' announcements reach
+	// the clients first. Default DefaultHandoverGrace.
+	HandoverGrace time.Duration
+	// Tuning is the failure detector's tuning (zero: election's LAN
+	// defaults).
+	Tuning election.Tuning
+	Logger *slog.Logger
+}
+
+// Speaker makes the Service addresses its node owns reachable on the LAN.
+type Speaker struct {
+	opts    Options
+	log     *slog.Logger
+	mgr     ctrl.Manager
+	c       client.Client
+	rec     events.EventRecorder
+	metrics *metrics
+
+	kick       chan struct{} // API objects changed
+	prevConfig *config.Config
+
+	ifaces     []Iface
+	responders map[string]*l2.Responder
+	members    *election.Members // nil: no membership
+	membersOK  func() bool       // whether members is running
+
+	owned  map[netip.Addr]bool // addresses this node answered for at the last sync
+	status *statusWriter
+	synced atomic.Bool // a sync has run: the readiness check passes
+}
+
+// readyErr is the readiness check: ready once the speaker answers for
+// what it owns.
+func (s *Speaker) readyErr() error {
+	if !s.synced.Load() {
+		return errors.New("not synced yet")
+	}
+	return nil
+}
+
+// New checks opts and sets the speaker up against the API server at cfg.
+// It starts nothing; Run does.
+func New(cfg *rest.Config, opts Options) (*Speaker, error) {
+	if opts.NodeName == "" {
+		return nil, errors.New("speaker: node name is required (--node-name or $NODE_NAME)")
+	}
+	if opts.Namespace == "" {
+		opts.Namespace = "ironlb-system"
+	}
+	if opts.ConfigMapName == "" {
+		opts.ConfigMapName = "config"
+	}
+	if opts.LoadBalancerClass == "" {
+		opts.LoadBalancerClass = v1alpha1.DefaultLoadBalancerClass
+	}
+	if opts.SecretName == "" {
+		opts.SecretName = DefaultSecretName
+	}
+	if opts.HandoverGrace == 0 {
+		opts.HandoverGrace = DefaultHandoverGrace
+	}
+	for _, o := range []*string{&opts.MetricsAddr, &opts.HealthAddr} {
+		if *o == "" {
+			*o = "0"
+		}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("node", opts.NodeName)
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 controller.Scheme(),
+		Logger:                 logr.FromSlogHandler(log.Handler()),
+		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
+		HealthProbeBindAddress: opts.HealthAddr,
+		Cache: cache.Options{
+			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject: map[client.Object]cache.ByObject{
+				&corev1.ConfigMap{}: {
+					Namespaces: map[string]cache.Config{opts.Namespace: {}},
+					Field:      fields.OneTermEqualSelector("metadata.name", opts.ConfigMapName),
+				},
+			},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	s := &Speaker{
+		opts:       opts,
+		log:        log,
+		mgr:        mgr,
+		c:          mgr.GetClient(),
+		rec:        mgr.GetEventRecorder("ironlb-speaker"),
+		metrics:    newMetrics(crmetrics.Registry),
+		kick:       make(chan struct{}, 1),
+		responders: map[string]*l2.Responder{},
+		owned:      map[netip.Addr]bool{},
+	}
+	s.status = newStatusWriter(s.c, log)
+	if err := mgr.AddReadyzCheck("synced", func(*http.Request) error { return s.readyErr() }); err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Run runs the speaker until ctx ends, then hands its addresses over
+// (Leave, HandoverGrace, stop answering) and returns.
+func (s *Speaker) Run(ctx context.Context) error {
+	return s.mgr.Start(ctx)
+}
+
+// Start is the speaker's manager.Runnable: it runs once the manager's
+// caches are started.
+func (s *Speaker) Start(ctx context.Context) error {
+	if !s.mgr.GetCache().WaitForCacheSync(ctx) {
+		return errors.New("speaker: caches did not sync")
+	}
+	if err := s.watch(ctx); err != nil {
+		return err
+	}
+	ifaces, err := LocalIfaces(s.opts.Interfaces)
+	if err != nil {
+		return err
+	}
+	if len(ifaces) == 0 {
+		s.log.Warn("no interface to answer on", "interfaces", s.opts.Interfaces)
+	}
+	s.ifaces = ifaces
+	// Responders run until the handover is over, not until ctx ends.
+	rctx, stopResponders := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopResponders()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, i := range ifaces {
+		ifi, err := net.InterfaceByName(i.Name)
+		if err != nil {
+			return err
+		}
+		r, err := l2.New(ifi, l2.Options{Logger: s.log.With("interface", i.Name)})
+		if err != nil {
+			return fmt.Errorf("speaker: answer on %s: %w", i.Name, err)
+		}
+		s.responders[i.Name] = r
+		wg.Go(func() {
+			if err := r.Run(rctx); err != nil {
+				s.log.Error("responder stopped", "interface", i.Name, "error", err)
+			}
+		})
+	}
+	s.log.Info("answering on", "interfaces", ifaces)
+
+	mctx, stopMembers := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopMembers()
+	var changes <-chan struct{}
+	if m, err := s.startMembers(ctx); err != nil {
+		s.log.Error("membership unavailable; falling back to node readiness, so a dead node's addresses move only once the API server marks it NotReady", "error", err)
+	} else if m != nil {
+		s.members = m
+		changes = m.Changes()
+		wg.Go(func() {
+			if err := m.Run(mctx); err != nil {
+				s.log.Error("membership stopped; falling back to node readiness", "error", err)
+			}
+			s.kickSync()
+		})
+	}
+	wg.Go(func() { s.status.run(rctx) })
+
+	s.loop(ctx, changes)
+
+	// Planned handover: leave first, so the others take the addresses
+	// over and announce them, and keep answering meanwhile.
+	if s.members != nil && len(s.owned) > 0 {
+		s.log.Info("handing over", "addresses", len(s.owned), "grace", s.opts.HandoverGrace)
+		if err := s.members.Leave(s.opts.HandoverGrace); err != nil {
+			s.log.Warn("leave", "error", err)
+		}
+		time.Sleep(s.opts.HandoverGrace)
+	}
+	stopMembers()
+	stopResponders()
+	for _, r := range s.responders {
+		r.Close()
+	}
+	return nil
+}
+
+// loop syncs on every change until ctx ends.
+func (s *Speaker) loop(ctx context.Context, changes <-chan struct{}) {
+	resync := time.NewTicker(resyncInterval)
+	defer resync.Stop()
+	var last time.Time
+	for {
+		if err := s.sync(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("sync", "error", err)
+		}
+		last = time.Now()
+		select {
+		case <-ctx.Done():
+			return
+		case <-changes:
+		case <-resync.C:
+		case <-s.kick:
+			// Spread syncs out in a burst of API changes, unless the
+			// membership changes meanwhile.
+			if wait := minSyncInterval - time.Since(last); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-changes:
+				case <-t.C:
+				}
+				t.Stop()
+			}
+		}
+	}
+}
+
+func (s *Speaker) kickSync() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// watch makes every change of an object the speaker reads kick a sync.
+func (s *Speaker) watch(ctx context.Context) error {
+	h := toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { s.kickSync() },
+		UpdateFunc: func(any, any) { s.kickSync() },
+		DeleteFunc: func(any) { s.kickSync() },
+	}
+	for _, o := range []client.Object{
+		&corev1.Service{}, &corev1.Node{}, &discoveryv1.EndpointSlice{}, &corev1.ConfigMap{},
+		&v1alpha1.IPPool{}, &v1alpha1.L2Announcement{}, &v1alpha1.ServiceAnnouncement{},
+	} {
+		inf, err := s.mgr.GetCache().GetInformer(ctx, o)
+		if err != nil {
+			return fmt.Errorf("watch %T: %w", o, err)
+		}
+		if _, err := inf.AddEventHandler(h); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,266 @@
+package speaker
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ironlb/ironlb/api/v1alpha1"
+	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/controller"
+)
+
+// sync reads the cluster and the membership, elects the owner of every
+// Layer 2 address, answers for this node's, and queues the
+// ServiceAnnouncements this node writes.
+func (s *Speaker) sync(ctx context.Context) error {
+	v, svcs, err := s.view(ctx)
+	if err != nil {
+		return err
+	}
+	ds := Decide(v)
+	mine := Mine(ds, s.opts.NodeName, s.ifaces)
+
+	// Answer first: this is the failover path. Reports come after.
+	owned := map[netip.Addr]bool{}
+	for name, r := range s.responders {
+		if err := r.SetAddrs(mine[name]); err != nil {
+			s.log.Error("set addresses", "interface", name, "error", err)
+		}
+		for _, ip := range mine[name] {
+			owned[ip] = true
+		}
+	}
+	for ip := range owned {
+		if s.owned[ip] {
+			continue
+		}
+		var on []string
+		for _, i := range s.ifaces {
+			if slices.Contains(mine[i.Name], ip) {
+				on = append(on, i.Name+" ("+i.MAC+")")
+			}
+		}
+		s.metrics.takeovers.Inc()
+		s.log.Info("announcing", "ip", ip, "services", ds[ip].Services, "interfaces", on)
+		for _, key := range ds[ip].Services {
+			if svc := svcs[key]; svc != nil {
+				s.rec.Eventf(svc, nil, corev1.EventTypeNormal, "Announced", "Announce",
+					"%s announced by %s on %s", ip, s.opts.NodeName, strings.Join(on, ", "))
+			}
+		}
+	}
+	for ip := range s.owned {
+		if !owned[ip] {
+			s.log.Info("no longer announcing", "ip", ip)
+		}
+	}
+	s.owned = owned
+	s.metrics.observe(v, ds, owned, s.members)
+	s.status.set(s.reports(v, ds, svcs))
+	s.synced.Store(true)
+	return nil
+}
+
+// view reads what the election needs from the caches and the membership.
+// It also returns the LoadBalancer Services by key.
+func (s *Speaker) view(ctx context.Context) (View, map[string]*corev1.Service, error) {
+	c := s.mgr.GetCache()
+	in, err := controller.ReadInput(ctx, c, types.NamespacedName{Namespace: s.opts.Namespace, Name: s.opts.ConfigMapName})
+	if err != nil {
+		return View{}, nil, err
+	}
+	cfg, _ := config.Build(in, s.prevConfig) // the controller reports the problems
+	s.prevConfig = cfg
+	v := View{Config: cfg, Nodes: map[string]Node{}, Current: map[netip.Addr]string{}, Ifaces: map[string][]Iface{}}
+
+	var nodes corev1.NodeList
+	if err := c.List(ctx, &nodes, client.UnsafeDisableDeepCopy); err != nil {
+		return View{}, nil, err
+	}
+	for i := range nodes.Items {
+		n := &nodes.Items[i]
+		v.Nodes[n.Name] = Node{Name: n.Name, Ready: nodeReady(n), Labels: n.Labels}
+	}
+
+	if m := s.members; m != nil {
+		if alive := m.Alive(); alive != nil {
+			v.Alive = map[string]bool{}
+			for _, name := range alive {
+				v.Alive[name] = true
+				if meta, ok := m.Meta(name); ok && name != s.opts.NodeName {
+					v.Ifaces[name] = decodeIfaces(meta)
+				}
+			}
+		}
+	}
+	v.Ifaces[s.opts.NodeName] = s.ifaces
+
+	var list corev1.ServiceList
+	if err := c.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
+		return View{}, nil, err
+	}
+	svcs := map[string]*corev1.Service{}
+	for i := range list.Items {
+		svc := &list.Items[i]
+		if !s.serves(svc) {
+			continue
+		}
+		ips := ingressIPs(svc)
+		if len(ips) == 0 {
+			continue
+		}
+		key := svc.Namespace + "/" + svc.Name
+		svcs[key] = svc
+		e := Service{Key: key, IPs: ips, Local: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
+		if e.Local {
+			if e.EndpointNodes, err = s.endpointNodes(ctx, svc); err != nil {
+				return View{}, nil, err
+			}
+		}
+		v.Services = append(v.Services, e)
+	}
+
+	var anns v1alpha1.ServiceAnnouncementList
+	if err := c.List(ctx, &anns, client.UnsafeDisableDeepCopy); err != nil {
+		return View{}, nil, err
+	}
+	s.status.observe(anns.Items)
+	for _, a := range anns.Items {
+		for _, e := range a.Status.Announcers {
+			if ip, err := netip.ParseAddr(e.IP); err == nil && e.Node != "" {
+				v.Current[ip] = e.Node
+			}
+		}
+	}
+	return v, svcs, nil
+}
+
+// serves reports whether svc is a LoadBalancer Service of ours.
+func (s *Speaker) serves(svc *corev1.Service) bool {
+	return svc.Spec.Type == corev1.ServiceTypeLoadBalancer &&
+		(svc.Spec.LoadBalancerClass == nil || *svc.Spec.LoadBalancerClass == s.opts.LoadBalancerClass)
+}
+
+// endpointNodes returns the nodes holding a ready endpoint of svc.
+func (s *Speaker) endpointNodes(ctx context.Context, svc *corev1.Service) (map[string]bool, error) {
+	var slices discoveryv1.EndpointSliceList
+	if err := s.mgr.GetCache().List(ctx, &slices, client.InNamespace(svc.Namespace),
+		client.MatchingLabels{discoveryv1.LabelServiceName: svc.Name}, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("list endpoint slices of %s/%s: %w", svc.Namespace, svc.Name, err)
+	}
+	out := map[string]bool{}
+	for _, sl := range slices.Items {
+		for _, ep := range sl.Endpoints {
+			if ep.NodeName != nil && (ep.Conditions.Ready == nil || *ep.Conditions.Ready) {
+				out[*ep.NodeName] = true
+			}
+		}
+	}
+	return out, nil
+}
+
+// ingressIPs are the addresses in svc's status, sorted.
+func ingressIPs(svc *corev1.Service) []netip.Addr {
+	var out []netip.Addr
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		if ip, err := netip.ParseAddr(in.IP); err == nil {
+			out = append(out, ip.Unmap())
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// reports builds the ServiceAnnouncements this node writes: those of the
+// Services whose first announced address it owns (one writer per Service,
+// the same choice on every speaker); for Services with no owner at all,
+// the first alive node (the janitor) writes why. The others' interfaces
+// come from their membership metadata. keep is nil unless this node is the
+// janitor; then it lists the Services whose announcements must stay, and
+// the others are deleted.
+func (s *Speaker) reports(v View, ds map[netip.Addr]*Decision, svcs map[string]*corev1.Service) (out map[string]*report, keep map[string]bool) {
+	janitor := s.janitor(v)
+	out = map[string]*report{}
+	for _, e := range v.Services {
+		var st v1alpha1.ServiceAnnouncementStatus
+		writer := ""
+		for _, ip := range e.IPs {
+			d := ds[ip]
+			if d == nil {
+				continue // not a Layer 2 address
+			}
+			st.Mode = v1alpha1.ModeLayer2
+			if d.Owner == "" {
+				st.Announcers = append(st.Announcers, v1alpha1.Announcer{IP: ip.String(), Reason: d.Reason})
+				continue
+			}
+			if writer == "" {
+				writer = d.Owner
+			}
+			ifaces := d.Ifaces
+			if ifaces == nil {
+				for _, name := range d.Announcements {
+					ifaces = append(ifaces, Iface{Name: name})
+				}
+			}
+			if len(ifaces) == 0 {
+				st.Announcers = append(st.Announcers, v1alpha1.Announcer{IP: ip.String(), Node: d.Owner})
+			}
+			for _, i := range ifaces {
+				st.Announcers = append(st.Announcers, v1alpha1.Announcer{IP: ip.String(), Node: d.Owner, Interface: i.Name, MAC: i.MAC})
+			}
+		}
+		if st.Mode == "" {
+			continue // no Layer 2 address: nothing to report
+		}
+		if writer == "" {
+			writer = janitor
+		}
+		if writer == s.opts.NodeName {
+			out[e.Key] = &report{svc: svcs[e.Key], status: st}
+		}
+	}
+	// Announcements of Services that are gone or no longer announced in
+	// Layer 2 are deleted by one node.
+	if janitor == s.opts.NodeName {
+		keep = map[string]bool{}
+		for _, e := range v.Services {
+			if slices.ContainsFunc(e.IPs, func(ip netip.Addr) bool { return ds[ip] != nil }) {
+				keep[e.Key] = true
+			}
+		}
+	}
+	return out, keep
+}
+
+// janitor is the node that writes what no owner writes: the first alive
+// member, or without membership the first Ready node.
+func (s *Speaker) janitor(v View) string {
+	var names []string
+	for name, n := range v.Nodes {
+		if n.Ready && (v.Alive == nil || v.Alive[name]) {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return slices.Min(names)
+}
