@@ -32,6 +32,31 @@ type statusRow struct {
 	State     string   `json:"state"`            // Allocated, Pending, or Unknown
 	Reason    string   `json:"reason,omitempty"` // the IPAllocated condition's reason
 	Message   string   `json:"message,omitempty"`
+	// Announcers says which node answers for each address (Layer 2), from
+	// the speakers' ServiceAnnouncement.
+	Announcers []v1alpha1.Announcer `json:"announcers,omitempty"`
+}
+
+// announcedBy is the ANNOUNCED BY column: the nodes announcing the
+// Service's addresses ("node-2" or, per address, "node-2, node-3"), with
+// interfaces and MACs when wide; or why no node does.
+func (r statusRow) announcedBy(wide bool) string {
+	var parts []string
+	for _, a := range r.Announcers {
+		var p string
+		switch {
+		case a.Node == "":
+			p = "none (" + a.Reason + ")"
+		case wide && a.Interface != "":
+			p = fmt.Sprintf("%s on %s (%s)", a.Node, a.Interface, a.MAC)
+		default:
+			p = a.Node
+		}
+		if !slices.Contains(parts, p) {
+			parts = append(parts, p)
+		}
+	}
+	return orNone(strings.Join(parts, ", "))
 }
 
 func newStatusCommand(g *globalFlags) *cobra.Command {
@@ -67,13 +92,22 @@ func statusRows(ctx context.Context, c client.Reader, cm types.NamespacedName) (
 	if err := c.List(ctx, &list); err != nil {
 		return nil, fmt.Errorf("list services: %w", err)
 	}
+	var anns v1alpha1.ServiceAnnouncementList
+	if err := c.List(ctx, &anns); err != nil && !meta.IsNoMatchError(err) {
+		return nil, fmt.Errorf("list service announcements: %w", err)
+	}
+	announcers := map[types.NamespacedName][]v1alpha1.Announcer{}
+	for _, a := range anns.Items {
+		announcers[types.NamespacedName{Namespace: a.Namespace, Name: a.Name}] = a.Status.Announcers
+	}
 	var rows []statusRow
 	for _, s := range list.Items {
 		if s.Spec.Type != corev1.ServiceTypeLoadBalancer ||
 			(s.Spec.LoadBalancerClass != nil && *s.Spec.LoadBalancerClass != v1alpha1.DefaultLoadBalancerClass) {
 			continue
 		}
-		r := statusRow{Namespace: s.Namespace, Name: s.Name, State: "Unknown"}
+		r := statusRow{Namespace: s.Namespace, Name: s.Name, State: "Unknown",
+			Announcers: announcers[types.NamespacedName{Namespace: s.Namespace, Name: s.Name}]}
 		modes := map[string]bool{}
 		for _, in := range s.Status.LoadBalancer.Ingress {
 			r.IPs = append(r.IPs, in.IP)
@@ -128,7 +162,7 @@ func printStatus(w io.Writer, rows []statusRow, output string) error {
 		return fmt.Errorf("-o %q: want wide or json", output)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	header := "NAMESPACE\tNAME\tEXTERNAL-IP\tPOOL\tMODE\tSTATUS"
+	header := "NAMESPACE\tNAME\tEXTERNAL-IP\tPOOL\tMODE\tANNOUNCED BY\tSTATUS"
 	if output == "wide" {
 		header += "\tMESSAGE"
 	}
@@ -138,8 +172,8 @@ func printStatus(w io.Writer, rows []statusRow, output string) error {
 		if r.State == "Pending" {
 			status = "Pending: " + r.Reason
 		}
-		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", r.Namespace, r.Name, orNone(strings.Join(r.IPs, ",")),
-			orNone(strings.Join(r.Pools, ",")), orNone(r.Mode), status)
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", r.Namespace, r.Name, orNone(strings.Join(r.IPs, ",")),
+			orNone(strings.Join(r.Pools, ",")), orNone(r.Mode), r.announcedBy(output == "wide"), status)
 		if output == "wide" {
 			line += "\t" + r.Message
 		}

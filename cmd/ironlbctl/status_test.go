@@ -69,9 +69,19 @@ func TestStatus(t *testing.T) {
 		waitCondition(t, s)
 	}
 
+	// The speaker announcing dashboard's address reports it.
+	ann := &v1alpha1.ServiceAnnouncement{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "dashboard"},
+		Status: v1alpha1.ServiceAnnouncementStatus{Mode: v1alpha1.ModeLayer2, Announcers: []v1alpha1.Announcer{
+			{IP: "198.51.100.88", Node: "node-2", Interface: "eth0", MAC: "02:00:00:00:00:02"},
+		}},
+	}
+	mustCreate(ann, env.Client.Create(ctx, ann))
+
 	want := []statusRow{
 		{Namespace: "default", Name: "copy", State: "Pending", Reason: "IPInUse"},
-		{Namespace: "default", Name: "dashboard", IPs: []string{"198.51.100.88"}, Pools: []string{"default"}, Mode: "layer2", State: "Allocated", Reason: "Allocated"},
+		{Namespace: "default", Name: "dashboard", IPs: []string{"198.51.100.88"}, Pools: []string{"default"}, Mode: "layer2", State: "Allocated", Reason: "Allocated",
+			Announcers: ann.Status.Announcers},
 		{Namespace: "default", Name: "other", IPs: []string{"198.51.100.87"}, Pools: []string{"default"}, Mode: "layer2", State: "Allocated", Reason: "Allocated"},
 	}
 	var rows []statusRow
@@ -96,14 +106,18 @@ func TestStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range []string{
-		"NAMESPACE  NAME       EXTERNAL-IP    POOL     MODE    STATUS",
-		"default    copy       <none>         <none>   <none>  Pending: IPInUse",
-		"default    dashboard  198.51.100.88  default  layer2  Allocated",
+		"NAMESPACE  NAME       EXTERNAL-IP    POOL     MODE    ANNOUNCED BY  STATUS",
+		"default    copy       <none>         <none>   <none>  <none>        Pending: IPInUse",
+		"default    dashboard  198.51.100.88  default  layer2  node-2        Allocated",
 		"default/copy is pending: 198.51.100.88 is already used by default/dashboard",
 	} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("table lacks %q:\n%s", s, out.String())
 		}
+	}
+	out.Reset()
+	if err := printStatus(&out, rows, "wide"); err != nil || !strings.Contains(out.String(), "node-2 on eth0 (02:00:00:00:00:02)") {
+		t.Errorf("wide output (err %v) lacks the interface and MAC:\n%s", err, out.String())
 	}
 	out.Reset()
 	if err := printStatus(&out, rows, "json"); err != nil || !strings.Contains(out.String(), `"reason": "IPInUse"`) {

@@ -41,6 +41,15 @@
 // that, a test's first ARP request would vanish and the client would only
 // retry a second later.
 //
+// # Control plane
+//
+// Lab.StartControlPlane runs etcd and kube-apiserver (from `make tools`)
+// inside cp, with ironlb's CRDs and a Ready Node object per node, and no
+// controller-manager, scheduler or kubelet. Programs in any host reach it
+// through ControlPlane.Kubeconfig; the test process, which lives outside
+// every lab namespace, through ControlPlane.Config, whose connections start
+// inside cp.
+//
 // # Namespaces and goroutines
 //
 // A network namespace belongs to an OS thread, not to a goroutine. Host.Do

@@ -90,7 +90,7 @@ func NewForTest(t testing.TB, opts Options) *Lab {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			logTails(t, l.Dir())
+			LogTails(t, l.Dir())
 		}
 		if err := l.Close(); err != nil {
 			t.Errorf("lab: %v", err)
@@ -99,8 +99,8 @@ func NewForTest(t testing.TB, opts Options) *Lab {
 	return l
 }
 
-// logTails prints the last few kilobytes of each log in dir.
-func logTails(t testing.TB, dir string) {
+// LogTails prints the last few kilobytes of each log in dir to t.
+func LogTails(t testing.TB, dir string) {
 	const tail = 4 << 10
 	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
 	for _, p := range logs {

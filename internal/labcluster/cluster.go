@@ -1,0 +1,272 @@
+// Package labcluster runs ironlb in the lab (internal/lab): a control plane
+// in the cp host, `ironlb controller` beside it and `ironlb speaker` in
+// every node host, with backends on the nodes standing in for IPVS
+// kube-proxy with strictARP. The end-to-end tests, the failover benchmark
+// and the demo all drive ironlb through it.
+package labcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ironlb/ironlb/api/v1alpha1"
+	"github.com/ironlb/ironlb/internal/controller"
+	"github.com/ironlb/ironlb/internal/lab"
+	"github.com/ironlb/ironlb/internal/testenv"
+)
+
+// Ports the backends serve on each service address.
+const (
+	HTTPPort = 80
+	UDPPort  = 9000
+)
+
+// Options configures Start.
+type Options struct {
+	// Lab are the lab's options; StrictARP is forced on (service addresses
+	// sit on the nodes' lo, as with IPVS kube-proxy and strictARP).
+	Lab lab.Options
+	// Bin is the ironlb binary; default <repo>/bin/ironlb.
+	Bin string
+	// ControllerArgs and SpeakerArgs are added to the daemons' flags.
+	ControllerArgs, SpeakerArgs []string
+	// NoSpeakers starts no speaker (call StartSpeaker).
+	NoSpeakers bool
+}
+
+// Cluster is ironlb running in a lab. Close it.
+type Cluster struct {
+	Lab        *lab.Lab
+	CP         *lab.ControlPlane
+	Client     client.Client
+	Controller *lab.Process
+
+	bin         string
+	speakerArgs []string
+
+	mu       sync.Mutex
+	speakers map[string]*lab.Process
+}
+
+// Start builds the lab, starts the control plane, the controller and a
+// speaker on every node.
+func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
+	bin := opts.Bin
+	if bin == "" {
+		root, err := testenv.RepoRoot()
+		if err != nil {
+			return nil, err
+		}
+		bin = filepath.Join(root, "bin", "ironlb")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("%s not found: run `make build`", bin)
+	}
+	opts.Lab.StrictARP = true
+	l, err := lab.New(opts.Lab)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			l.Close()
+		}
+	}()
+	// The control plane runs until the lab's Close.
+	cp, err := l.StartControlPlane(context.WithoutCancel(ctx), lab.ControlPlaneOptions{})
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(cp.Config, client.Options{Scheme: controller.Scheme()})
+	if err != nil {
+		return nil, err
+	}
+	cl := &Cluster{Lab: l, CP: cp, Client: c, bin: bin, speakerArgs: opts.SpeakerArgs, speakers: map[string]*lab.Process{}}
+	args := append([]string{"controller", "--kubeconfig", cp.Kubeconfig, "--leader-elect=false",
+		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--log-level=debug"}, opts.ControllerArgs...)
+	if cl.Controller, err = l.CP().Start(context.Background(), bin, args...); err != nil {
+		return nil, err
+	}
+	if !opts.NoSpeakers {
+		for _, h := range l.Nodes() {
+			if _, err := cl.StartSpeaker(h.Name); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return cl, nil
+}
+
+// Close stops everything and removes the lab.
+func (c *Cluster) Close() error { return c.Lab.Close() }
+
+// StartSpeaker starts the speaker of node name, with extra flags.
+func (c *Cluster) StartSpeaker(name string, args ...string) (*lab.Process, error) {
+	h, err := c.Host(name)
+	if err != nil {
+		return nil, err
+	}
+	args = append(append([]string{"speaker", "--node-name", name, "--kubeconfig", c.CP.Kubeconfig,
+		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--log-level=debug"}, c.speakerArgs...), args...)
+	p, err := h.Start(context.Background(), c.bin, args...)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.speakers[name] = p
+	c.mu.Unlock()
+	return p, nil
+}
+
+// Speaker is the last speaker process started on node name.
+func (c *Cluster) Speaker(name string) *lab.Process {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.speakers[name]
+}
+
+// Host returns the lab host called name.
+func (c *Cluster) Host(name string) (*lab.Host, error) {
+	for _, h := range c.Lab.Hosts() {
+		if h.Name == name {
+			return h, nil
+		}
+	}
+	return nil, fmt.Errorf("no host %s in the lab", name)
+}
+
+// Backends puts ip on every node's lo (as IPVS kube-proxy does) and
+// serves HTTP on HTTPPort and UDP echo on UDPPort there, each answering
+// with the node's name. They stop with the lab.
+func (c *Cluster) Backends(ctx context.Context, ip netip.Addr) error {
+	for _, h := range c.Lab.Nodes() {
+		if err := h.AddServiceIP(ip); err != nil {
+			return err
+		}
+		// A new IPv6 address takes a moment before it can be bound.
+		err := Eventually(ctx, 5*time.Second, func() error {
+			_, err := h.ServeHTTP(context.Background(), ip, HTTPPort)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if _, err := h.ServeUDPEcho(context.Background(), ip, UDPPort); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Announcer is what the ServiceAnnouncement of ns/name says of ip.
+func (c *Cluster) Announcer(ctx context.Context, ns, name string, ip netip.Addr) (v1alpha1.Announcer, error) {
+	var a v1alpha1.ServiceAnnouncement
+	if err := c.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &a); err != nil {
+		return v1alpha1.Announcer{}, err
+	}
+	for _, e := range a.Status.Announcers {
+		if e.IP == ip.String() {
+			return e, nil
+		}
+	}
+	return v1alpha1.Announcer{}, fmt.Errorf("%s not in %+v", ip, a.Status.Announcers)
+}
+
+// WaitAnnouncer waits until a node announces ip for ns/name.
+func (c *Cluster) WaitAnnouncer(ctx context.Context, ns, name string, ip netip.Addr, timeout time.Duration) (v1alpha1.Announcer, error) {
+	var got v1alpha1.Announcer
+	err := Eventually(ctx, timeout, func() (err error) {
+		got, err = c.Announcer(ctx, ns, name, ip)
+		if err == nil && got.Node == "" {
+			err = fmt.Errorf("no announcer: %s", got.Reason)
+		}
+		return err
+	})
+	return got, err
+}
+
+// Resolve sends one ARP request (IPv4) or Neighbor Solicitation (IPv6)
+// for ip from the client and returns the MAC of every answer within
+// 300 ms.
+func (c *Cluster) Resolve(ctx context.Context, ip netip.Addr) ([]string, error) {
+	cl := c.Lab.Client()
+	var macs []net.HardwareAddr
+	var err error
+	if ip.Is4() {
+		macs, err = cl.ARPRequest(ctx, cl.IfName, ip, 300*time.Millisecond)
+	} else {
+		macs, err = cl.NDPSolicit(ctx, cl.IfName, ip, 300*time.Millisecond)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", ip, err)
+	}
+	out := make([]string, 0, len(macs))
+	for _, m := range macs {
+		out = append(out, m.String())
+	}
+	return out, nil
+}
+
+// NodeMAC is the MAC of node's LAN interface, "" if there is no such node.
+func (c *Cluster) NodeMAC(node string) string {
+	h, err := c.Host(node)
+	if err != nil {
+		return ""
+	}
+	return h.MAC.String()
+}
+
+// Get fetches http://ip/ from the client and returns the body: the name
+// of the node that answered.
+func (c *Cluster) Get(ip netip.Addr) (string, error) {
+	hc := c.Lab.Client().HTTPClient()
+	hc.Timeout = 2 * time.Second
+	resp, err := hc.Get("http://" + netip.AddrPortFrom(ip, HTTPPort).String() + "/")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 256))
+	if err != nil {
+		return "", err
+	}
+	return string(trimNewline(b)), nil
+}
+
+func trimNewline(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// Eventually calls f every 50 ms until it returns nil, timeout passes or
+// ctx ends; then it returns f's last error.
+func Eventually(ctx context.Context, timeout time.Duration, f func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("still not the case after %s: %w", timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

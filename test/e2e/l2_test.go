@@ -1,0 +1,412 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ironlb/ironlb/api/v1alpha1"
+	"github.com/ironlb/ironlb/internal/lab"
+	"github.com/ironlb/ironlb/internal/speaker"
+)
+
+// scenarioConfig is the user's ConfigMap (SCENARIO.md) with the range
+// moved into the lab's LAN.
+const scenarioConfig = `address-pools:
+- name: default
+  protocol: layer2
+  addresses:
+  - 198.51.100.87-198.51.100.97 # IP range
+`
+
+// TestLayer2 is Layer 2 mode end to end on three nodes. The subtests run in
+// order on one cluster; each leaves it as it found it, apart from the
+// Services it adds.
+func TestLayer2(t *testing.T) {
+	c := newCluster(t, 3)
+	for _, ns := range []string{"istio-system", "kubeflow", "seldon-system", "lab"} {
+		c.namespace(ns)
+	}
+	c.legacyConfig(scenarioConfig)
+
+	steps := []struct {
+		name string
+		f    func(*testing.T)
+	}{
+		{"Scenario", c.testScenario},
+		{"NoAnswerForUnowned", c.testNoAnswerForUnowned},
+		{"IPv6", c.testIPv6},
+		{"ExcludedNode", c.testExcludedNode},
+		{"LocalTrafficPolicy", c.testLocal},
+		{"UnplannedFailover", c.testUnplannedFailover},
+		{"PlannedHandover", c.testPlannedHandover},
+	}
+	for _, s := range steps {
+		if !t.Run(s.name, s.f) {
+			t.Fatalf("stopping after %s failed: the later steps build on it", s.name)
+		}
+	}
+}
+
+// checkAnswer checks that exactly one MAC answers ARP/NDP for ip, the one
+// of the node the ServiceAnnouncement of ns/name names, and that HTTP to
+// ip reaches that node. It returns the node.
+func (c *cluster) checkAnswer(ns, name string, ip netip.Addr) string {
+	c.t.Helper()
+	a := c.waitAnnouncer(ns, name, ip)
+	want := c.nodeMAC(a.Node)
+	if a.MAC != want || a.Interface != "eth0" {
+		c.t.Errorf("%s: announcement says %s on %s (%s), want %s's eth0 (%s)", ip, a.Node, a.Interface, a.MAC, a.Node, want)
+	}
+	c.eventually(10*time.Second, "one answer for "+ip.String(), func() error {
+		if got := c.resolve(ip); !slices.Equal(got, []string{want}) {
+			return fmt.Errorf("answers from %v, want exactly %s (%s)", got, want, a.Node)
+		}
+		return nil
+	})
+	c.eventually(10*time.Second, "HTTP to "+ip.String(), func() error {
+		got, err := c.get(ip)
+		if err == nil && got != a.Node {
+			err = fmt.Errorf("reached %s, want %s", got, a.Node)
+		}
+		return err
+	})
+	return a.Node
+}
+
+func (c *cluster) testScenario(t *testing.T) {
+	c.t = t
+	services := []struct {
+		ns, name string
+		ports    []int32
+		ip       string
+	}{
+		{"istio-system", "istio-ingressgateway", []int32{15021, 80, 443, 31400, 15443}, "198.51.100.88"},
+		{"kubeflow", "minio-service", []int32{9000}, "198.51.100.89"},
+		{"seldon-system", "seldon-core-analytics-grafana", []int32{80}, "198.51.100.90"},
+	}
+	for _, s := range services {
+		svc := service(s.ns, s.name, s.ports...)
+		svc.Spec.Type = corev1.ServiceTypeClusterIP
+		svc.Spec.AllocateLoadBalancerNodePorts = nil
+		c.apply(svc)
+		// kubectl edit: type LoadBalancer and the address.
+		c.edit(s.ns, s.name, func(svc *corev1.Service) {
+			svc.Spec.Type = corev1.ServiceTypeLoadBalancer
+			svc.Spec.AllocateLoadBalancerNodePorts = new(bool)
+			svc.Spec.LoadBalancerIP = s.ip
+		})
+		c.backends(netip.MustParseAddr(s.ip))
+	}
+	for _, s := range services {
+		c.waitIPs(s.ns, s.name, s.ip)
+		ip := netip.MustParseAddr(s.ip)
+		node := c.checkAnswer(s.ns, s.name, ip)
+		c.waitEvent(s.ns, s.name, fmt.Sprintf("%s announced by %s on eth0 (%s)", ip, node, c.nodeMAC(node)))
+	}
+
+	// The conflict: a fourth Service asks for .88 and says who holds it.
+	dup := service("kubeflow", "dashboard-copy", 80)
+	dup.Spec.LoadBalancerIP = "198.51.100.88"
+	c.apply(dup)
+	c.eventually(30*time.Second, "dashboard-copy pending with the holder named", func() error {
+		var svc corev1.Service
+		if err := c.c.Get(c.ctx(), types.NamespacedName{Namespace: "kubeflow", Name: "dashboard-copy"}, &svc); err != nil {
+			return err
+		}
+		for _, cond := range svc.Status.Conditions {
+			if cond.Type == v1alpha1.ServiceConditionIPAllocated && cond.Status == metav1.ConditionFalse &&
+				strings.Contains(cond.Message, "istio-system/istio-ingressgateway") {
+				return nil
+			}
+		}
+		return fmt.Errorf("conditions %+v", svc.Status.Conditions)
+	})
+}
+
+// waitEvent waits for an event on the Service whose note contains want.
+func (c *cluster) waitEvent(ns, name, want string) {
+	c.t.Helper()
+	c.eventually(20*time.Second, "event "+want, func() error {
+		var list eventsv1.EventList
+		if err := c.c.List(c.ctx(), &list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		var notes []string
+		for _, e := range list.Items {
+			if e.Regarding.Name == name {
+				if strings.Contains(e.Note, want) {
+					return nil
+				}
+				notes = append(notes, e.Note)
+			}
+		}
+		return fmt.Errorf("events of %s/%s: %q", ns, name, notes)
+	})
+}
+
+// testNoAnswerForUnowned: nobody answers for a pool address no Service
+// has, nor, once its Service is gone, for an address that was announced.
+func (c *cluster) testNoAnswerForUnowned(t *testing.T) {
+	c.t = t
+	if got := c.resolve(netip.MustParseAddr("198.51.100.95")); len(got) != 0 {
+		t.Errorf("unassigned 198.51.100.95 answered by %v", got)
+	}
+	svc := service("lab", "short-lived", 80)
+	svc.Spec.LoadBalancerIP = "198.51.100.96"
+	c.apply(svc)
+	ip := netip.MustParseAddr("198.51.100.96")
+	c.waitAnnouncer("lab", "short-lived", ip)
+	c.eventually(10*time.Second, "an answer for .96", func() error {
+		if len(c.resolve(ip)) != 1 {
+			return fmt.Errorf("no single answer")
+		}
+		return nil
+	})
+	if err := c.c.Delete(c.ctx(), svc); err != nil {
+		t.Fatal(err)
+	}
+	c.eventually(10*time.Second, "silence for .96 after its Service is deleted", func() error {
+		if got := c.resolve(ip); len(got) != 0 {
+			return fmt.Errorf("still answered by %v", got)
+		}
+		return nil
+	})
+	c.eventually(10*time.Second, "its ServiceAnnouncement deleted", func() error {
+		if _, err := c.announcer("lab", "short-lived", ip); err == nil {
+			return fmt.Errorf("still there")
+		}
+		return nil
+	})
+}
+
+// testIPv6: a dual-stack Service from a dual-stack IPPool gets one NDP
+// answer from its IPv6 owner, and HTTP over IPv6 reaches that node.
+func (c *cluster) testIPv6(t *testing.T) {
+	c.t = t
+	c.apply(&v1alpha1.IPPool{
+		ObjectMeta: metav1.ObjectMeta{Name: "dual"},
+		Spec:       v1alpha1.IPPoolSpec{Addresses: []string{"198.51.100.112/29", "2001:db8:1::200/125"}, AutoAssign: new(bool)},
+	})
+	c.apply(&v1alpha1.L2Announcement{
+		ObjectMeta: metav1.ObjectMeta{Name: "dual"},
+		Spec:       v1alpha1.L2AnnouncementSpec{IPPools: []string{"dual"}, Interfaces: []string{"eth0"}},
+	})
+	svc := service("lab", "dual", 80)
+	policy := corev1.IPFamilyPolicyRequireDualStack
+	svc.Spec.IPFamilyPolicy = &policy
+	svc.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
+	svc.Annotations = map[string]string{v1alpha1.AnnotationAddressPool: "dual"}
+	c.apply(svc)
+	v4, v6 := netip.MustParseAddr("198.51.100.112"), netip.MustParseAddr("2001:db8:1::200")
+	c.waitIPs("lab", "dual", v4.String(), v6.String())
+	c.backends(v4)
+	c.backends(v6)
+	c.checkAnswer("lab", "dual", v6)
+	c.checkAnswer("lab", "dual", v4)
+}
+
+// testExcludedNode: a node labelled exclude-from-external-load-balancers
+// stops answering; its addresses move to others. Removing the label
+// moves nothing back.
+func (c *cluster) testExcludedNode(t *testing.T) {
+	c.t = t
+	ip := netip.MustParseAddr("198.51.100.88")
+	was := c.waitAnnouncer("istio-system", "istio-ingressgateway", ip).Node
+	c.label(was, speaker.ExcludeLabel, "")
+	var now string
+	c.eventually(10*time.Second, ip.String()+" leaves "+was, func() error {
+		a, err := c.announcer("istio-system", "istio-ingressgateway", ip)
+		if err == nil && (a.Node == was || a.Node == "") {
+			err = fmt.Errorf("announced by %q", a.Node)
+		}
+		now = a.Node
+		return err
+	})
+	c.checkAnswer("istio-system", "istio-ingressgateway", ip)
+	c.label(was, speaker.ExcludeLabel, "-")
+	time.Sleep(time.Second)
+	if a := c.waitAnnouncer("istio-system", "istio-ingressgateway", ip); a.Node != now {
+		t.Errorf("%s moved back to %s when the label went; want it to stay on %s", ip, a.Node, now)
+	}
+}
+
+// label sets (or with value "-" removes) a label on a Node.
+func (c *cluster) label(node, key, value string) {
+	c.t.Helper()
+	var n corev1.Node
+	if err := c.c.Get(c.ctx(), types.NamespacedName{Name: node}, &n); err != nil {
+		c.t.Fatal(err)
+	}
+	patch := client.MergeFrom(n.DeepCopy())
+	if value == "-" {
+		delete(n.Labels, key)
+	} else {
+		if n.Labels == nil {
+			n.Labels = map[string]string{}
+		}
+		n.Labels[key] = value
+	}
+	if err := c.c.Patch(c.ctx(), &n, patch); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// endpoints writes the EndpointSlice of ns/name with one ready endpoint on
+// each of nodes (there is no kubelet or endpoint controller in the lab).
+func (c *cluster) endpoints(ns, name string, nodes ...string) {
+	c.t.Helper()
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-lab",
+			Labels: map[string]string{discoveryv1.LabelServiceName: name}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+	}
+	for i, n := range nodes {
+		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{
+			Addresses:  []string{fmt.Sprintf("203.0.113.%d", 20+i)},
+			Conditions: discoveryv1.EndpointConditions{Ready: new(true)},
+			NodeName:   &n,
+		})
+	}
+	c.apply(es)
+}
+
+// testLocal: with externalTrafficPolicy Local only the node with the ready
+// endpoint announces, and the address follows the endpoint.
+func (c *cluster) testLocal(t *testing.T) {
+	c.t = t
+	ip := netip.MustParseAddr("198.51.100.91")
+	svc := service("lab", "local", 80)
+	svc.Spec.LoadBalancerIP = ip.String()
+	svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+	c.apply(svc)
+	c.backends(ip)
+	c.waitIPs("lab", "local", ip.String())
+	c.eventually(10*time.Second, "no announcer without endpoints", func() error {
+		a, err := c.announcer("lab", "local", ip)
+		if err == nil && (a.Node != "" || !strings.Contains(a.Reason, "no ready endpoint")) {
+			err = fmt.Errorf("announcer %+v", a)
+		}
+		return err
+	})
+	if got := c.resolve(ip); len(got) != 0 {
+		t.Errorf("answered by %v with no endpoint anywhere", got)
+	}
+	for _, node := range []string{"node-2", "node-3", "node-1"} {
+		c.endpoints("lab", "local", node)
+		c.eventually(10*time.Second, "announced by "+node, func() error {
+			a, err := c.announcer("lab", "local", ip)
+			if err == nil && a.Node != node {
+				err = fmt.Errorf("announced by %q", a.Node)
+			}
+			return err
+		})
+		if got := c.checkAnswer("lab", "local", ip); got != node {
+			t.Errorf("answered from %s, want %s", got, node)
+		}
+	}
+}
+
+// failoverTarget is the Service the failover tests probe, and its owner.
+func (c *cluster) failoverTarget() (netip.Addr, string) {
+	c.t.Helper()
+	ip := netip.MustParseAddr("198.51.100.89")
+	return ip, c.checkAnswer("kubeflow", "minio-service", ip)
+}
+
+// probe runs f while the client sends a UDP probe to ip every 10 ms, and
+// returns what the client saw.
+func (c *cluster) probe(ip netip.Addr, f func()) lab.ProbeResult {
+	c.t.Helper()
+	p, err := c.Lab.Client().ProbeUDP(context.Background(), netip.AddrPortFrom(ip, 9000), lab.DefaultProbeInterval)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	f()
+	return p.Stop()
+}
+
+// testUnplannedFailover: the owner's speaker is killed and its link cut;
+// the client's probes resume through another node, and when the node
+// comes back the address stays where it went.
+func (c *cluster) testUnplannedFailover(t *testing.T) {
+	c.t = t
+	ip, owner := c.failoverTarget()
+	h := c.host(owner)
+	var next string
+	res := c.probe(ip, func() {
+		if err := c.speaker(owner).Kill(); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.LinkDown(); err != nil {
+			t.Fatal(err)
+		}
+		c.eventually(15*time.Second, "another node announces "+ip.String(), func() error {
+			a, err := c.announcer("kubeflow", "minio-service", ip)
+			if err == nil && (a.Node == owner || a.Node == "") {
+				err = fmt.Errorf("still %q", a.Node)
+			}
+			next = a.Node
+			return err
+		})
+		time.Sleep(time.Second)
+	})
+	t.Logf("unplanned failover %s -> %s: longest gap %s, %d/%d probes answered, by node %v",
+		owner, next, res.LongestGap.Round(time.Millisecond), res.Received, res.Sent, res.ByNode)
+	if res.ByNode[next] == 0 {
+		t.Errorf("no probe answered by the new owner %s after the failover", next)
+	}
+	if last := res.Replies[len(res.Replies)-1]; last.Node != next {
+		t.Errorf("last probe answered by %s, want %s", last.Node, next)
+	}
+	// The node comes back: one MAC answers, and it is still the new owner's.
+	if err := h.LinkUp(); err != nil {
+		t.Fatal(err)
+	}
+	c.startSpeaker(owner)
+	time.Sleep(3 * time.Second)
+	if got := c.checkAnswer("kubeflow", "minio-service", ip); got != next {
+		t.Errorf("%s moved back to %s after it recovered; want it to stay on %s", ip, got, next)
+	}
+}
+
+// testPlannedHandover: SIGTERM to the owner's speaker (a rolling update),
+// link cut 2 s later: no probe is lost.
+func (c *cluster) testPlannedHandover(t *testing.T) {
+	c.t = t
+	ip, owner := c.failoverTarget()
+	h := c.host(owner)
+	res := c.probe(ip, func() {
+		done := make(chan error, 1)
+		go func() { done <- c.speaker(owner).Stop() }()
+		time.Sleep(2 * time.Second)
+		if err := h.LinkDown(); err != nil {
+			t.Error(err)
+		}
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		time.Sleep(time.Second)
+	})
+	t.Logf("planned handover from %s: longest gap %s, %d/%d probes answered, by node %v",
+		owner, res.LongestGap.Round(time.Millisecond), res.Received, res.Sent, res.ByNode)
+	if lost := res.Sent - res.Received; lost > 1 { // the last one may still be in flight
+		t.Errorf("%d probes lost in a planned handover", lost)
+	}
+	if err := h.LinkUp(); err != nil {
+		t.Fatal(err)
+	}
+	c.startSpeaker(owner)
+}
