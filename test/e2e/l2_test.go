@@ -48,9 +48,11 @@ func TestLayer2(t *testing.T) {
 		{"NoAnswerForUnowned", c.testNoAnswerForUnowned},
 		{"IPv6", c.testIPv6},
 		{"ExcludedNode", c.testExcludedNode},
+		{"NotReadyNode", c.testNotReady},
 		{"LocalTrafficPolicy", c.testLocal},
 		{"UnplannedFailover", c.testUnplannedFailover},
 		{"PlannedHandover", c.testPlannedHandover},
+		{"NoMembership", c.testNoMembership},
 	}
 	for _, s := range steps {
 		if !t.Run(s.name, s.f) {
@@ -114,6 +116,14 @@ func (c *cluster) testScenario(t *testing.T) {
 		ip := netip.MustParseAddr(s.ip)
 		node := c.checkAnswer(s.ns, s.name, ip)
 		c.waitEvent(s.ns, s.name, fmt.Sprintf("%s announced by %s on eth0 (%s)", ip, node, c.nodeMAC(node)))
+	}
+
+	// The speakers made their gossip key.
+	var sec corev1.Secret
+	if err := c.c.Get(c.ctx(), types.NamespacedName{Namespace: lab.SystemNamespace, Name: speaker.DefaultSecretName}, &sec); err != nil {
+		t.Errorf("memberlist key: %v", err)
+	} else if n := len(sec.Data["secretkey"]); n != 32 {
+		t.Errorf("memberlist key is %d bytes, want 32", n)
 	}
 
 	// The conflict: a fourth Service asks for .88 and says who holds it.
@@ -409,4 +419,55 @@ func (c *cluster) testPlannedHandover(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.startSpeaker(owner)
+}
+
+// testNotReady: a node the API server reports NotReady loses its
+// addresses even though its speaker still gossips.
+func (c *cluster) testNotReady(t *testing.T) {
+	c.t = t
+	ip := netip.MustParseAddr("198.51.100.90")
+	was := c.waitAnnouncer("seldon-system", "seldon-core-analytics-grafana", ip).Node
+	if err := c.CP.SetNodeReady(c.ctx(), was, false); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := c.CP.SetNodeReady(c.ctx(), was, true); err != nil {
+			t.Error(err)
+		}
+	}()
+	c.eventually(10*time.Second, ip.String()+" leaves the NotReady "+was, func() error {
+		a, err := c.announcer("seldon-system", "seldon-core-analytics-grafana", ip)
+		if err == nil && (a.Node == was || a.Node == "") {
+			err = fmt.Errorf("announced by %q", a.Node)
+		}
+		return err
+	})
+	c.checkAnswer("seldon-system", "seldon-core-analytics-grafana", ip)
+}
+
+// testNoMembership: with memberlist off, node readiness alone decides:
+// the speakers still agree on one owner per address, and a NotReady owner
+// hands over.
+func (c *cluster) testNoMembership(t *testing.T) {
+	c.t = t
+	for _, h := range c.Lab.Nodes() {
+		if err := c.speaker(h.Name).Stop(); err != nil {
+			t.Fatal(err)
+		}
+		c.startSpeaker(h.Name, "--memberlist-bind=off")
+	}
+	ip := netip.MustParseAddr("198.51.100.89")
+	owner := c.checkAnswer("kubeflow", "minio-service", ip)
+	if err := c.CP.SetNodeReady(c.ctx(), owner, false); err != nil {
+		t.Fatal(err)
+	}
+	defer c.CP.SetNodeReady(c.ctx(), owner, true)
+	c.eventually(10*time.Second, ip.String()+" leaves the NotReady "+owner, func() error {
+		a, err := c.announcer("kubeflow", "minio-service", ip)
+		if err == nil && (a.Node == owner || a.Node == "") {
+			err = fmt.Errorf("announced by %q", a.Node)
+		}
+		return err
+	})
+	c.checkAnswer("kubeflow", "minio-service", ip)
 }
