@@ -105,9 +105,16 @@ type Speaker struct {
 	members    *election.Members // nil: no membership
 	membersOK  func() bool       // whether members is running
 
-	owned  map[netip.Addr]bool // addresses this node answered for at the last sync
-	status *statusWriter
-	synced atomic.Bool // a sync has run: the readiness check passes
+	owned map[netip.Addr]bool // addresses this node answered for at the last sync
+	seen  map[string]bool     // members seen alive since the start (quorum)
+	// started is when the membership started; settled turns true once
+	// this speaker has joined the others (see settled); quorate says
+	// whether it reached a majority at the last sync (see quorum).
+	started time.Time
+	settled bool
+	quorate bool
+	status  *statusWriter
+	synced  atomic.Bool // a sync has run: the readiness check passes
 }
 
 // readyErr is the readiness check: ready once the speaker answers for
@@ -181,6 +188,8 @@ func New(cfg *rest.Config, opts Options) (*Speaker, error) {
 		kick:       make(chan struct{}, 1),
 		responders: map[string]*l2.Responder{},
 		owned:      map[netip.Addr]bool{},
+		seen:       map[string]bool{},
+		quorate:    true,
 	}
 	s.status = newStatusWriter(s.c, log)
 	if err := mgr.AddReadyzCheck("synced", func(*http.Request) error { return s.readyErr() }); err != nil {
@@ -254,6 +263,7 @@ func (s *Speaker) Start(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { s.status.run(rctx) })
+	s.started = time.Now()
 
 	s.loop(ctx, changes)
 
@@ -278,6 +288,8 @@ func (s *Speaker) Start(ctx context.Context) error {
 func (s *Speaker) loop(ctx context.Context, changes <-chan struct{}) {
 	resync := time.NewTicker(resyncInterval)
 	defer resync.Stop()
+	// One sync when the startup grace ends, in case nothing else happens.
+	graceOver := time.After(startupGrace)
 	var last time.Time
 	for {
 		if err := s.sync(ctx); err != nil && ctx.Err() == nil {
@@ -289,6 +301,7 @@ func (s *Speaker) loop(ctx context.Context, changes <-chan struct{}) {
 			return
 		case <-changes:
 		case <-resync.C:
+		case <-graceOver:
 		case <-s.kick:
 			// Spread syncs out in a burst of API changes, unless the
 			// membership changes meanwhile.

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -27,6 +28,27 @@ func (s *Speaker) sync(ctx context.Context) error {
 	}
 	ds := Decide(v)
 	mine := Mine(ds, s.opts.NodeName, s.ifaces)
+	for name := range v.Alive {
+		s.seen[name] = true
+	}
+	s.seen[s.opts.NodeName] = true
+	if !s.settled {
+		s.settled = settled(v, time.Since(s.started))
+	}
+	ok, why := quorum(v, s.opts.NodeName, s.seen)
+	if ok != s.quorate {
+		if ok {
+			s.log.Info("reaching a majority of the speakers again")
+		} else {
+			s.log.Warn("cut off from the other speakers", "why", why, "alive", v.Alive)
+		}
+		s.quorate = ok
+	}
+	if !s.settled || !ok {
+		// Answer nothing and report nothing: this speaker's view is not
+		// one the others share.
+		mine = nil
+	}
 
 	// Answer first: this is the failover path. Reports come after.
 	owned := map[netip.Addr]bool{}
@@ -64,7 +86,9 @@ func (s *Speaker) sync(ctx context.Context) error {
 	}
 	s.owned = owned
 	s.metrics.observe(v, ds, owned, s.members)
-	s.status.set(s.reports(v, ds, svcs))
+	if s.settled && ok {
+		s.status.set(s.reports(v, ds, svcs))
+	}
 	s.synced.Store(true)
 	return nil
 }

@@ -50,6 +50,7 @@ func TestLayer2(t *testing.T) {
 		{"ExcludedNode", c.testExcludedNode},
 		{"NotReadyNode", c.testNotReady},
 		{"LocalTrafficPolicy", c.testLocal},
+		{"GossipCut", c.testGossipCut},
 		{"UnplannedFailover", c.testUnplannedFailover},
 		{"PlannedHandover", c.testPlannedHandover},
 		{"NoMembership", c.testNoMembership},
@@ -470,4 +471,68 @@ func (c *cluster) testNoMembership(t *testing.T) {
 		return err
 	})
 	c.checkAnswer("kubeflow", "minio-service", ip)
+}
+
+// testGossipCut: a node that can no longer gossip with the others (its
+// memberlist port firewalled) while still on the LAN must stop answering:
+// the others have taken its addresses, and two MACs must never answer for
+// one address. When the firewall goes, nothing moves back.
+func (c *cluster) testGossipCut(t *testing.T) {
+	c.t = t
+	ips := map[string]netip.Addr{
+		"istio-system/istio-ingressgateway":          netip.MustParseAddr("198.51.100.88"),
+		"kubeflow/minio-service":                     netip.MustParseAddr("198.51.100.89"),
+		"seldon-system/seldon-core-analytics-grafana": netip.MustParseAddr("198.51.100.90"),
+	}
+	victim := c.waitAnnouncer("istio-system", "istio-ingressgateway", ips["istio-system/istio-ingressgateway"]).Node
+	h := c.host(victim)
+	nft := func(args ...string) {
+		t.Helper()
+		if out, err := h.Run(c.ctx(), "nft", args...); err != nil {
+			t.Fatalf("nft %v: %v: %s", args, err, out)
+		}
+	}
+	nft("add", "table", "inet", "gossipcut")
+	nft("add", "chain", "inet", "gossipcut", "in", "{ type filter hook input priority 0; }")
+	for _, proto := range []string{"udp", "tcp"} {
+		for _, port := range []string{"dport", "sport"} { // both ways: no TCP fallback ping either
+			nft("add", "rule", "inet", "gossipcut", "in", proto, port, "7946", "drop")
+		}
+	}
+	removed := false
+	defer func() {
+		if !removed {
+			nft("delete", "table", "inet", "gossipcut")
+		}
+	}()
+	onePerIP := func() error {
+		for key, ip := range ips {
+			ns, name, _ := strings.Cut(key, "/")
+			a, err := c.announcer(ns, name, ip)
+			if err != nil {
+				return err
+			}
+			if a.Node == victim || a.Node == "" {
+				return fmt.Errorf("%s announced by %q", ip, a.Node)
+			}
+			if got := c.resolve(ip); !slices.Equal(got, []string{c.nodeMAC(a.Node)}) {
+				return fmt.Errorf("%s answered by %v, want only %s (%s)", ip, got, a.Node, c.nodeMAC(a.Node))
+			}
+		}
+		return nil
+	}
+	c.eventually(15*time.Second, "the cut-off "+victim+" silent, one MAC per address", onePerIP)
+	// It stays so, also once the cut-off node has given the others up
+	// for dead (its own failure detector is slowed by its bad health).
+	for start := time.Now(); time.Since(start) < 12*time.Second; time.Sleep(500 * time.Millisecond) {
+		if err := onePerIP(); err != nil {
+			t.Fatalf("%s after the cut: %v", time.Since(start).Round(time.Millisecond), err)
+		}
+	}
+	nft("delete", "table", "inet", "gossipcut")
+	removed = true
+	time.Sleep(3 * time.Second)
+	if err := onePerIP(); err != nil {
+		t.Errorf("after the cut healed: %v", err)
+	}
 }

@@ -1,0 +1,60 @@
+package speaker
+
+import (
+	"fmt"
+	"time"
+)
+
+// startupGrace bounds how long a starting speaker stays silent while it
+// joins the membership. Until it has heard from the others, it would take
+// itself for the only candidate and claim every address, pulling all
+// traffic to itself for a moment; so it answers nothing until every Ready
+// node's speaker is a member, or this long has passed (some Ready nodes
+// may run no speaker).
+const startupGrace = 3 * time.Second
+
+// settled reports whether a speaker that started since ago has heard from
+// enough of the others to take part in elections.
+func settled(v View, since time.Duration) bool {
+	if v.Alive == nil || since >= startupGrace {
+		return true
+	}
+	for name, n := range v.Nodes {
+		if n.Ready && !v.Alive[name] {
+			return false
+		}
+	}
+	return true
+}
+
+// quorum reports whether this speaker, self, may answer at all: whether it
+// sees a strict majority of the speakers it knows, so that a speaker cut
+// off from the others' gossip (a firewall on the memberlist port, a
+// partition that leaves it on the clients' segment) does not go on
+// answering for addresses the majority has already moved: two MACs for one
+// address is what MetalLB does in that case, and clients then flip between
+// nodes.
+//
+// known are the nodes seen as members since this speaker started that are
+// still Ready, and self. With fewer than three there is no majority to
+// ask: a two-node cluster keeps answering on both sides of a cut
+// (availability over uniqueness), as without the rule. Without membership
+// (v.Alive nil) node readiness decides and there is nothing to count.
+func quorum(v View, self string, seen map[string]bool) (bool, string) {
+	if v.Alive == nil {
+		return true, ""
+	}
+	known, alive := 0, 0
+	for name := range seen {
+		if n, ok := v.Nodes[name]; (ok && n.Ready) || name == self {
+			known++
+			if v.Alive[name] {
+				alive++
+			}
+		}
+	}
+	if known < 3 || 2*alive > known {
+		return true, ""
+	}
+	return false, fmt.Sprintf("this speaker reaches %d of the %d speakers it knows, not a majority: it answers for nothing until it reaches more, so that no address is answered by two nodes", alive, known)
+}

@@ -1,0 +1,65 @@
+package speaker
+
+import (
+	"testing"
+	"time"
+)
+
+func TestQuorum(t *testing.T) {
+	v := func(alive ...string) View {
+		v := View{Nodes: nodes(ready("node-1"), ready("node-2"), ready("node-3"), ready("node-4"), Node{Name: "gone"}), Alive: map[string]bool{}}
+		for _, a := range alive {
+			v.Alive[a] = true
+		}
+		return v
+	}
+	set := func(names ...string) map[string]bool {
+		m := map[string]bool{}
+		for _, n := range names {
+			m[n] = true
+		}
+		return m
+	}
+	tests := []struct {
+		name string
+		view View
+		seen map[string]bool
+		want bool
+	}{
+		{"all alive", v("node-1", "node-2", "node-3"), set("node-1", "node-2", "node-3"), true},
+		{"one of three down", v("node-1", "node-2"), set("node-1", "node-2", "node-3"), true},
+		{"cut off: alone of three", v("node-1"), set("node-1", "node-2", "node-3"), false},
+		{"half of four is no majority", v("node-1", "node-2"), set("node-1", "node-2", "node-3", "node-4"), false},
+		{"two-node cluster keeps answering alone", v("node-1"), set("node-1", "node-2"), true},
+		{"NotReady nodes do not count", v("node-1", "node-2"), set("node-1", "node-2", "node-3", "gone"), true},
+		{"never-seen nodes do not count", v("node-1"), set("node-1"), true},
+		{"no membership", View{}, set("node-1", "node-2", "node-3"), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, why := quorum(tt.view, "node-1", tt.seen); got != tt.want {
+				t.Errorf("quorum = %v (%s), want %v", got, why, tt.want)
+			}
+		})
+	}
+}
+
+func TestSettled(t *testing.T) {
+	three := nodes(ready("node-1"), ready("node-2"), Node{Name: "node-3"})
+	tests := []struct {
+		name  string
+		view  View
+		since time.Duration
+		want  bool
+	}{
+		{"alone at start", View{Nodes: three, Alive: map[string]bool{"node-1": true}}, 0, false},
+		{"every Ready node joined", View{Nodes: three, Alive: map[string]bool{"node-1": true, "node-2": true}}, 0, true},
+		{"grace over", View{Nodes: three, Alive: map[string]bool{"node-1": true}}, startupGrace, true},
+		{"no membership", View{Nodes: three}, 0, true},
+	}
+	for _, tt := range tests {
+		if got := settled(tt.view, tt.since); got != tt.want {
+			t.Errorf("%s: settled = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
