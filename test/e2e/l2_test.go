@@ -480,8 +480,8 @@ func (c *cluster) testNoMembership(t *testing.T) {
 func (c *cluster) testGossipCut(t *testing.T) {
 	c.t = t
 	ips := map[string]netip.Addr{
-		"istio-system/istio-ingressgateway":          netip.MustParseAddr("198.51.100.88"),
-		"kubeflow/minio-service":                     netip.MustParseAddr("198.51.100.89"),
+		"istio-system/istio-ingressgateway":           netip.MustParseAddr("198.51.100.88"),
+		"kubeflow/minio-service":                      netip.MustParseAddr("198.51.100.89"),
 		"seldon-system/seldon-core-analytics-grafana": netip.MustParseAddr("198.51.100.90"),
 	}
 	victim := c.waitAnnouncer("istio-system", "istio-ingressgateway", ips["istio-system/istio-ingressgateway"]).Node
