@@ -87,6 +87,9 @@ type sender struct {
 // Neighbor Advertisement for IPv6.
 func (s *sender) send(addr netip.Addr) {
 	r := s.r
+	if r.quiet.Load() {
+		return
+	}
 	conn, c, n := r.arp, &r.stats.arp, 0
 	if addr.Is4() {
 		n = announceARP(&r.me, addr, s.buf)
@@ -102,3 +105,10 @@ func (s *sender) send(addr netip.Addr) {
 	}
 	c.announcements.Add(1)
 }
+
+// Quiet stops every announcement, pending bursts and periodic ones alike,
+// for good; requests are still answered. A speaker handing its addresses
+// over calls it first: the new owners are announcing them, and an
+// announcement from the old owner, say a periodic one falling in the
+// handover, would pull the clients back to a node about to go away.
+func (r *Responder) Quiet() { r.quiet.Store(true) }

@@ -114,6 +114,7 @@ type Responder struct {
 	wake    chan struct{}           // cap 1: pending has news
 
 	running   atomic.Bool
+	quiet     atomic.Bool // Quiet was called: announce nothing more
 	closeOnce sync.Once
 	closeErr  error
 

@@ -235,6 +235,29 @@ func TestReannounce(t *testing.T) {
 	})
 }
 
+// TestQuiet: after Quiet, neither a burst in progress, nor a new one, nor
+// the periodic re-announcement sends anything.
+func TestQuiet(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		f := newFake(t, Options{AnnounceCount: 3, AnnounceInterval: 100 * time.Millisecond, ReannounceInterval: 10 * time.Second})
+		f.run(t)
+		f.setAddrs(t, ownedIP)
+		time.Sleep(150 * time.Millisecond)
+		f.Quiet()
+		f.setAddrs(t, ownedIP, ownedIP6)
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		want := []announcement{{0, ownedIP}, {100 * time.Millisecond, ownedIP}}
+		if diff := cmp.Diff(want, announcements(t, start, f.arp.takeSent()), equateAddrs); diff != "" {
+			t.Errorf("IPv4 announcements (-want +got):\n%s", diff)
+		}
+		if n := len(f.ndp.takeSent()); n != 0 {
+			t.Errorf("%d IPv6 announcements after Quiet, want none", n)
+		}
+	})
+}
+
 func TestAnnouncementsDisabled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake(t, Options{AnnounceCount: -1, ReannounceInterval: -1})

@@ -271,6 +271,12 @@ func (s *Speaker) Start(ctx context.Context) error {
 	// over and announce them, and keep answering meanwhile.
 	if s.members != nil && len(s.owned) > 0 {
 		s.log.Info("handing over", "addresses", len(s.owned), "grace", s.opts.HandoverGrace)
+		// Keep answering, but announce nothing more: the new owners do,
+		// and an announcement from here (a periodic one falling in the
+		// grace) would pull clients back to this node just before it goes.
+		for _, r := range s.responders {
+			r.Quiet()
+		}
 		if err := s.members.Leave(s.opts.HandoverGrace); err != nil {
 			s.log.Warn("leave", "error", err)
 		}
