@@ -282,6 +282,13 @@ func (m *Members) keepJoining(ctx context.Context, ml *memberlist.Memberlist) {
 	t := time.NewTicker(m.opts.RejoinInterval)
 	defer t.Stop()
 	for {
+		// select picks at random between a done ctx and a due tick, and a
+		// member that is leaving must not join anyone again: a push/pull
+		// with a peer that is leaving too can hang up to tcpTimeout and
+		// hold up the shutdown.
+		if ctx.Err() != nil || m.leaving.Load() {
+			return
+		}
 		var wg sync.WaitGroup
 		for _, p := range m.missing() {
 			wg.Go(func() {

@@ -83,8 +83,14 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			l.Close()
 		}
 	}()
-	// The control plane runs until the lab's Close.
-	cp, err := l.StartControlPlane(context.WithoutCancel(ctx), lab.ControlPlaneOptions{})
+	// The control plane runs until the lab's Close; ctx ending during the
+	// start aborts it.
+	cpCtx, abort := context.WithCancel(context.Background())
+	stop := context.AfterFunc(ctx, abort)
+	cp, err := l.StartControlPlane(cpCtx, lab.ControlPlaneOptions{})
+	if !stop() {
+		err = errors.Join(err, fmt.Errorf("start the control plane: %w", ctx.Err()))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -108,8 +114,27 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	return cl, nil
 }
 
-// Close stops everything and removes the lab.
-func (c *Cluster) Close() error { return c.Lab.Close() }
+// Close stops ironlb's daemons (all at once, each with SIGTERM and the
+// lab's stop grace), then the control plane, and removes the lab. The
+// daemons go first so that they shut down cleanly while the API server is
+// still there.
+func (c *Cluster) Close() error {
+	c.mu.Lock()
+	procs := []*lab.Process{c.Controller}
+	for _, p := range c.speakers {
+		procs = append(procs, p)
+	}
+	c.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make([]error, len(procs))
+	for i, p := range procs {
+		if p != nil {
+			wg.Go(func() { errs[i] = p.Stop() })
+		}
+	}
+	wg.Wait()
+	return errors.Join(append(errs, c.Lab.Close())...)
+}
 
 // StartSpeaker starts the speaker of node name, with extra flags.
 func (c *Cluster) StartSpeaker(name string, args ...string) (*lab.Process, error) {
