@@ -69,15 +69,17 @@ test: tools check-generated build ## everything CI runs: unit, integration on a 
 
 .PHONY: bench
 BENCH_SERVICES ?= 10000
+BENCH_FAILOVER_RUNS ?= 10
 bench: tools build ## benchmark scenarios; each prints `name value unit` lines (lab ones need root)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20000x ./internal/ipam/
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./internal/l2/
 	$(GO) test -run '^$$' -bench 'Detection|LabLinkCut' -benchtime 20x ./internal/election/
 	$(GO) run ./test/bench/burst -services $(BENCH_SERVICES)
+	$(GO) run ./test/bench/failover -runs $(BENCH_FAILOVER_RUNS)
 
 .PHONY: demo
-demo: tools build ## the user's scenario end to end in a local lab
-	@echo "make demo: the lab and speaker arrive with issue 4; nothing to show yet"
+demo: tools build ## the user's scenario end to end in a local lab (needs root)
+	$(GO) run ./hack/demo
 
 .PHONY: clean
 clean: ## remove build output (keeps the tools)

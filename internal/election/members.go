@@ -297,7 +297,16 @@ func (m *Members) keepJoining(ctx context.Context, ml *memberlist.Memberlist) {
 				}
 			})
 		}
-		wg.Wait()
+		// Stop waiting for attempts in flight when ctx ends: one to a dead
+		// peer takes up to tcpTimeout and would delay Run's return; it
+		// fails soon after memberlist shuts down.
+		joined := make(chan struct{})
+		go func() { wg.Wait(); close(joined) }()
+		select {
+		case <-ctx.Done():
+			return
+		case <-joined:
+		}
 		select {
 		case <-ctx.Done():
 			return
