@@ -50,6 +50,17 @@
 // every lab namespace, through ControlPlane.Config, whose connections start
 // inside cp.
 //
+// # Router
+//
+// Lab.AddRouter adds host "router" to the LAN (198.51.100.1, 2001:db8:1::1)
+// with a second link to host "outside" (203.0.113.130, 2001:db8:2::2),
+// which reaches the cluster only through it. Router.StartFRR and
+// Router.StartBIRD run a real routing daemon there (Debian's frr and
+// bird2), each instance with its own configuration, sockets and PID files
+// under /run/ironlb-lab/SUFFIX.router, never the system-wide ones, so labs
+// run in parallel; the daemon installs the (ECMP) routes it learns into the
+// router's kernel table. Routes and Neighbors read its view back.
+//
 // # Namespaces and goroutines
 //
 // A network namespace belongs to an OS thread, not to a goroutine. Host.Do

@@ -79,6 +79,7 @@ type Lab struct {
 	cp     *Host
 	nodes  []*Host
 	client *Host
+	router *Router // set by AddRouter
 
 	// buildMu is held by New while it builds, so a signal-driven Close
 	// waits for a consistent lab instead of racing the builder.

@@ -66,6 +66,9 @@ func Sweep() ([]string, error) {
 				errs = append(errs, fmt.Errorf("sweep lab %s: %w", suffix, err))
 			}
 		}
+		if err := os.RemoveAll(runDirPath(suffix)); err != nil {
+			errs = append(errs, fmt.Errorf("sweep lab %s: %w", suffix, err))
+		}
 		if err := os.Remove(markerPath(suffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("sweep lab %s: %w", suffix, err))
 		}
