@@ -58,9 +58,9 @@ func ready(name string, labels ...string) Node {
 func eth0(mac string) []Iface { return []Iface{{Name: "eth0", MAC: mac}} }
 
 var (
-	ip1 = netip.MustParseAddr("198.51.100.88")
-	ip6 = netip.MustParseAddr("2001:db8:1::88")
-	bgp = netip.MustParseAddr("203.0.113.5")
+	ip1   = netip.MustParseAddr("198.51.100.88")
+	ip6   = netip.MustParseAddr("2001:db8:1::88")
+	bgpIP = netip.MustParseAddr("203.0.113.5")
 )
 
 func TestDecide(t *testing.T) {
@@ -108,8 +108,8 @@ func TestDecide(t *testing.T) {
 			view: View{Nodes: three, Alive: map[string]bool{}, Ifaces: ifaces, Services: []Service{svc("a/x", ip1)}}},
 		{name: "IPv6 too", ip: ip6, owner: election.Owner(ip6, []string{"node-1", "node-2", "node-3"}),
 			view: View{Nodes: three, Alive: all, Ifaces: ifaces, Services: []Service{svc("a/x", ip1, ip6)}}},
-		{name: "BGP pool: not ours", ip: bgp, owner: "-",
-			view: View{Nodes: three, Alive: all, Ifaces: ifaces, Services: []Service{svc("a/x", bgp)}}},
+		{name: "BGP pool: not ours", ip: bgpIP, owner: "-",
+			view: View{Nodes: three, Alive: all, Ifaces: ifaces, Services: []Service{svc("a/x", bgpIP)}}},
 		{name: "outside every pool", ip: netip.MustParseAddr("198.51.100.1"), owner: "-",
 			view: View{Nodes: three, Alive: all, Ifaces: ifaces, Services: []Service{svc("a/x", netip.MustParseAddr("198.51.100.1"))}}},
 	}
@@ -165,9 +165,9 @@ func TestSharedIPOneOwner(t *testing.T) {
 
 func TestMine(t *testing.T) {
 	ds := map[netip.Addr]*Decision{
-		ip1: {IP: ip1, Owner: "node-1", Ifaces: []Iface{{Name: "eth1"}}},
-		ip6: {IP: ip6, Owner: "node-1"}, // owner's interfaces unknown: all
-		bgp: {IP: bgp, Owner: "node-2"},
+		ip1:   {IP: ip1, Owner: "node-1", Ifaces: []Iface{{Name: "eth1"}}},
+		ip6:   {IP: ip6, Owner: "node-1"}, // owner's interfaces unknown: all
+		bgpIP: {IP: bgpIP, Owner: "node-2"},
 	}
 	got := Mine(ds, "node-1", []Iface{{Name: "eth0"}, {Name: "eth1"}})
 	if len(got["eth1"]) != 2 || len(got["eth0"]) != 1 || got["eth0"][0] != ip6 {

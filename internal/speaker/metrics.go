@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ironlb/ironlb/internal/bgp"
 	"github.com/ironlb/ironlb/internal/election"
 )
 
@@ -16,6 +17,8 @@ type metrics struct {
 	members     prometheus.Gauge
 	health      prometheus.Gauge
 	takeovers   prometheus.Counter
+	sessionUp   *prometheus.GaugeVec
+	prefixes    *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -40,8 +43,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "ironlb_speaker_takeovers_total",
 			Help: "Times this node started announcing an address.",
 		}),
+		sessionUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ironlb_bgp_session_up",
+			Help: "1 when the BGP session with the peer is Established, else 0.",
+		}, []string{"peer"}),
+		prefixes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ironlb_bgp_prefixes_sent",
+			Help: "Prefixes this node announces to the peer.",
+		}, []string{"peer"}),
 	}
 	m.announced = register(reg, m.announced)
+	m.sessionUp = register(reg, m.sessionUp)
+	m.prefixes = register(reg, m.prefixes)
 	m.unannounced = register(reg, m.unannounced)
 	m.members = register(reg, m.members)
 	m.health = register(reg, m.health)
@@ -79,5 +92,18 @@ func (m *metrics) observe(v View, ds map[netip.Addr]*Decision, owned map[netip.A
 	}
 	if members != nil {
 		m.health.Set(float64(members.Health()))
+	}
+}
+
+func (m *metrics) observeBGP(peers []bgp.PeerStatus) {
+	m.sessionUp.Reset()
+	m.prefixes.Reset()
+	for _, p := range peers {
+		up := 0.0
+		if p.State == bgp.StateEstablished {
+			up = 1
+		}
+		m.sessionUp.WithLabelValues(p.Name).Set(up)
+		m.prefixes.WithLabelValues(p.Name).Set(float64(p.PrefixesSent))
 	}
 }

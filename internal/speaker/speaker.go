@@ -105,6 +105,12 @@ type Speaker struct {
 	members    *election.Members // nil: no membership
 	membersOK  func() bool       // whether members is running
 
+	bgp    bgpMode
+	nodeIP netip.Addr // this node's InternalIP (IPv4 preferred)
+	// runBG starts a function in the background for as long as the
+	// speaker answers (set by Start).
+	runBG func(func(context.Context))
+
 	owned map[netip.Addr]bool // addresses this node answered for at the last sync
 	seen  map[string]bool     // members seen alive since the start (quorum)
 	// started is when the membership started; settled turns true once
@@ -192,6 +198,7 @@ func New(cfg *rest.Config, opts Options) (*Speaker, error) {
 		quorate:    true,
 	}
 	s.status = newStatusWriter(s.c, log)
+	s.bgp.s = s
 	if err := mgr.AddReadyzCheck("synced", func(*http.Request) error { return s.readyErr() }); err != nil {
 		return nil, err
 	}
@@ -263,6 +270,16 @@ func (s *Speaker) Start(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { s.status.run(rctx) })
+	s.runBG = func(f func(context.Context)) { wg.Go(func() { f(rctx) }) }
+	var nodes corev1.NodeList
+	if err := s.mgr.GetCache().List(ctx, &nodes); err != nil {
+		return err
+	}
+	for i := range nodes.Items {
+		if nodes.Items[i].Name == s.opts.NodeName {
+			s.nodeIP = internalIP(&nodes.Items[i])
+		}
+	}
 	s.started = time.Now()
 
 	s.loop(ctx, changes)
@@ -343,6 +360,7 @@ func (s *Speaker) watch(ctx context.Context) error {
 	for _, o := range []client.Object{
 		&corev1.Service{}, &corev1.Node{}, &discoveryv1.EndpointSlice{}, &corev1.ConfigMap{},
 		&v1alpha1.IPPool{}, &v1alpha1.L2Announcement{}, &v1alpha1.ServiceAnnouncement{},
+		&v1alpha1.BGPPeer{}, &v1alpha1.BGPAnnouncement{}, &v1alpha1.BFDProfile{},
 	} {
 		inf, err := s.mgr.GetCache().GetInformer(ctx, o)
 		if err != nil {

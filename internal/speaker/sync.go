@@ -86,6 +86,7 @@ func (s *Speaker) sync(ctx context.Context) error {
 	}
 	s.owned = owned
 	s.metrics.observe(v, ds, owned, s.members)
+	s.bgp.sync(ctx, s.runBG, v, v.Nodes[s.opts.NodeName], s.nodeIP)
 	if s.settled && ok {
 		s.status.set(s.reports(v, ds, svcs))
 	}
