@@ -19,9 +19,10 @@ help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 .PHONY: build
-build: ## build bin/ironlb and bin/ironlbctl
+build: ## build bin/ironlb, bin/ironlbctl and its kubectl plugin name bin/kubectl-ironlb
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ironlb ./cmd/ironlb
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ironlbctl ./cmd/ironlbctl
+	ln -f $(BIN)/ironlbctl $(BIN)/kubectl-ironlb
 
 .PHONY: tools
 tools: $(TOOLS_STAMP) ## build the pinned tools in hack/tools into bin/ (skipped when the pins are unchanged)
@@ -57,6 +58,23 @@ check-generated: tools ## fail when generated files differ from what `make gener
 		echo "generated files were stale; 'make generate' has now rewritten them: commit the result"; \
 		diff <(echo "$$before") <(echo "$$after") || true; exit 1; fi; \
 	echo ">> generated files are up to date"
+
+# The image the manifests run; config/default names it ghcr.io/ironlb/ironlb:dev.
+# A release renders them with its tag: `make manifests VERSION=v0.1.0`.
+IMAGE ?= ghcr.io/ironlb/ironlb
+IMAGE_TAG ?= $(VERSION)
+CHART := charts/ironlb
+
+.PHONY: manifests
+manifests: tools ## render dist/ironlb.yaml (the one-file install) and the chart's CRDs and RBAC from config/
+	@mkdir -p dist $(CHART)/crds $(CHART)/files/rbac
+	{ echo '# ironlb $(IMAGE_TAG): rendered by `make manifests` from config/default; do not edit.'; \
+	  $(BIN)/kubectl kustomize config/default | sed 's|image: ghcr.io/ironlb/ironlb:dev$$|image: $(IMAGE):$(IMAGE_TAG)|'; } > dist/ironlb.yaml.tmp
+	@grep -q 'image: $(IMAGE):$(IMAGE_TAG)$$' dist/ironlb.yaml.tmp || { echo "manifests: no image line was set to $(IMAGE):$(IMAGE_TAG)"; exit 1; }
+	mv dist/ironlb.yaml.tmp dist/ironlb.yaml
+	$(BIN)/kubectl kustomize config/crd > $(CHART)/crds/ironlb.io.yaml
+	cp config/rbac/controller/role.yaml $(CHART)/files/rbac/controller.yaml
+	cp config/rbac/speaker/role.yaml $(CHART)/files/rbac/speaker.yaml
 
 .PHONY: lint
 lint: tools ## go vet and staticcheck
