@@ -4,8 +4,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -13,7 +16,13 @@ import (
 )
 
 func main() {
-	if err := newRootCommand().Execute(); err != nil {
+	root := newRootCommand()
+	setDisplayName(root, os.Args[0])
+	if err := root.Execute(); err != nil {
+		var code exitCode
+		if errors.As(err, &code) {
+			os.Exit(int(code))
+		}
 		fmt.Fprintln(os.Stderr, "ironlbctl:", err)
 		os.Exit(1)
 	}
@@ -32,6 +41,25 @@ func newRootCommand() *cobra.Command {
 	pf.StringVar(&g.kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, ~/.kube/config, then in-cluster)")
 	pf.StringVarP(&g.namespace, "namespace", "n", "ironlb-system", "namespace ironlb runs in (holds the legacy ConfigMap)")
 	pf.StringVar(&g.configMap, "config-map", "config", "name of the legacy MetalLB-format ConfigMap")
-	root.AddCommand(newStatusCommand(&g))
+	root.AddCommand(newStatusCommand(&g), newDoctorCommand(&g), newExposeCommand(&g), newConvertCommand(&g))
 	return root
 }
+
+// setDisplayName makes usage lines say `kubectl ironlb` when the binary
+// runs as the kubectl plugin kubectl-ironlb (kubectl finds plugins by that
+// file name on $PATH and runs them with it as argv[0]).
+func setDisplayName(root *cobra.Command, argv0 string) {
+	base := strings.TrimSuffix(filepath.Base(argv0), ".exe")
+	if name, ok := strings.CutPrefix(base, "kubectl-"); ok {
+		if root.Annotations == nil {
+			root.Annotations = map[string]string{}
+		}
+		root.Annotations[cobra.CommandDisplayNameAnnotation] = "kubectl " + strings.ReplaceAll(name, "_", "-")
+	}
+}
+
+// exitCode is an error that only sets the exit status: the command has
+// already told the user everything (doctor's report, expose's reason).
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
