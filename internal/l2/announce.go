@@ -112,3 +112,26 @@ func (s *sender) send(addr netip.Addr) {
 // announcement from the old owner, say a periodic one falling in the
 // handover, would pull the clients back to a node about to go away.
 func (r *Responder) Quiet() { r.quiet.Store(true) }
+
+// Announce starts a new burst of announcements, as if newly owned, for
+// each address of addrs the Responder owns (others are ignored). A speaker
+// calls it when it learns that another node announced one of its
+// addresses for a while: clients may have followed that node's MAC, and
+// without a new burst they would keep it until their cache expires.
+func (r *Responder) Announce(addrs []netip.Addr) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	set, n := r.set.Load(), 0
+	for _, a := range addrs {
+		if a = a.Unmap(); set.has(a) {
+			r.pending[a] = struct{}{}
+			n++
+		}
+	}
+	if n > 0 {
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
+}

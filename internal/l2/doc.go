@@ -45,11 +45,14 @@
 // with a BPF filter so that only ARP requests and Neighbor Solicitations
 // wake the process, and a goroutine that answers in place: the owned set is
 // an immutable value swapped atomically by SetAddrs, so the read path takes
-// no lock and allocates nothing in this package (the packet library's
-// ReadFrom still allocates its source address), and replies are built by
-// hand into a reused buffer rather than through the arp and ndp packages'
-// general-purpose (and allocating) marshalling, which the tests use to check
-// them.
+// no lock and allocates nothing (on sockets given to NewWithConns, the
+// packet library's ReadFrom still allocates its source address), and
+// replies are built by hand into a reused buffer rather than through the
+// arp and ndp packages' general-purpose (and allocating) marshalling, which
+// the tests use to check them. On the sockets New opens, that goroutine
+// waits in a blocking read and sends the reply itself, outside the Go
+// runtime's network poller, which halves the time to an answer (see
+// rawsock.go for the figures).
 //
 // # Coexistence with the kernel
 //

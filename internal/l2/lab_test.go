@@ -3,10 +3,14 @@ package l2
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
+
+	"github.com/mdlayher/packet"
 
 	"github.com/ironlb/ironlb/internal/lab"
 )
@@ -298,4 +302,141 @@ func TestLabLinkFlap(t *testing.T) {
 	wantAnswer(t, client, vip4a, node1)
 	wantAnswer(t, client, vip6a, node1)
 	t.Logf("stats after the flap: %+v", r.Stats())
+}
+
+// openFDs counts this process's open file descriptors.
+func openFDs(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// TestLabStop checks, on real sockets, that Run stops promptly on Close
+// and on the end of its ctx although its readers block in read(2) (see
+// readTimeout), and that every socket is released either way, and by
+// Close without Run.
+func TestLabStop(t *testing.T) {
+	l := lab.NewForTest(t, lab.Options{Nodes: 1})
+	node1, client := l.Node(1), l.Client()
+	// withConns: through NewWithConns on packet.Conns, which read through
+	// the Go runtime's network poller, rather than New.
+	newResponder := func(withConns bool) *Responder {
+		var r *Responder
+		err := node1.Do(func() error {
+			ifi, err := net.InterfaceByName(node1.IfName)
+			if err != nil {
+				return err
+			}
+			if !withConns {
+				r, err = New(ifi, Options{})
+				return err
+			}
+			arpFilter, err := arpRequestFilter()
+			if err != nil {
+				return err
+			}
+			nsFilter, err := solicitationFilter()
+			if err != nil {
+				return err
+			}
+			arpConn, err := packet.Listen(ifi, packet.Raw, etherTypeARP, &packet.Config{Filter: arpFilter})
+			if err != nil {
+				return err
+			}
+			ndpConn, err := packet.Listen(ifi, packet.Raw, etherTypeIPv6, &packet.Config{Filter: nsFilter})
+			if err != nil {
+				arpConn.Close()
+				return err
+			}
+			r, err = NewWithConns(Conns{HardwareAddr: ifi.HardwareAddr, IPv6Source: linkLocal(ifi), ARP: arpConn, NDP: ndpConn}, Options{})
+			return err
+		})
+		if err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		if err := r.SetAddrs([]netip.Addr{vip4a, vip6a}); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	// Generous against a loaded machine; a reader notices within
+	// readTimeout.
+	const prompt = 2 * time.Second
+
+	for _, tc := range []struct {
+		name      string
+		withConns bool
+		stop      func(r *Responder, cancel context.CancelFunc)
+		want      error
+	}{
+		{"Close", false, func(r *Responder, _ context.CancelFunc) { r.Close() }, ErrClosed},
+		{"cancel", false, func(_ *Responder, cancel context.CancelFunc) { cancel() }, nil},
+		{"ConnsClose", true, func(r *Responder, _ context.CancelFunc) { r.Close() }, ErrClosed},
+		{"ConnsCancel", true, func(_ *Responder, cancel context.CancelFunc) { cancel() }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := openFDs(t)
+			r := newResponder(tc.withConns)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- r.Run(ctx) }()
+			wantAnswer(t, client, vip4a, node1)
+			wantAnswer(t, client, vip6a, node1)
+			start := time.Now()
+			tc.stop(r, cancel)
+			select {
+			case err := <-done:
+				if !errors.Is(err, tc.want) {
+					t.Errorf("Run: %v, want %v", err, tc.want)
+				}
+				t.Logf("Run returned %v after stopping", time.Since(start))
+			case <-time.After(prompt):
+				t.Fatalf("Run still running %v after stopping", prompt)
+			}
+			if after := openFDs(t); after != before {
+				t.Errorf("%d file descriptors open after Run, %d before New", after, before)
+			}
+		})
+	}
+
+	t.Run("CloseWithoutRun", func(t *testing.T) {
+		before := openFDs(t)
+		r := newResponder(false)
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if after := openFDs(t); after != before {
+			t.Errorf("%d file descriptors open after Close, %d before New", after, before)
+		}
+	})
+}
+
+// TestLabInterfaceDown checks that a Responder survives its own interface
+// going down and up, which fails a pending read with ENETDOWN (packet(7)),
+// unlike a cut link (TestLabLinkFlap).
+func TestLabInterfaceDown(t *testing.T) {
+	l := lab.NewForTest(t, lab.Options{Nodes: 1})
+	node1, client := l.Node(1), l.Client()
+	r := startResponder(t, node1, Options{}, vip4a)
+	wantAnswer(t, client, vip4a, node1)
+	for _, state := range []string{"down", "up"} {
+		if out, err := node1.Run(t.Context(), "ip", "link", "set", "dev", node1.IfName, state); err != nil {
+			t.Fatalf("ip link set %s: %v: %s", state, err, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(ask(t, client, vip4a)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer for %s after the interface came back", vip4a)
+		}
+	}
+	wantAnswer(t, client, vip4a, node1)
+	if st := r.Stats(); st.ARP.Errors == 0 {
+		t.Errorf("stats %+v: want the ENETDOWN counted as an ARP error", st)
+	}
 }

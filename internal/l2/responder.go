@@ -113,6 +113,14 @@ type Responder struct {
 	groups  map[[macLen]byte]bool   // solicited-node groups joined
 	wake    chan struct{}           // cap 1: pending has news
 
+	// rawARP and rawNDP are the sockets requests are read from and
+	// answered on, if New opened them (see rawsock.go); nil means arp and
+	// ndp. Run's readers use them while rawBusy (guarded by mu); closeRaw
+	// closes them once neither a reader nor Close needs them.
+	rawARP, rawNDP *rawSocket
+	rawBusy        bool
+	rawClosed      bool
+
 	running   atomic.Bool
 	quiet     atomic.Bool // Quiet was called: announce nothing more
 	closeOnce sync.Once
@@ -121,12 +129,16 @@ type Responder struct {
 	stats struct{ arp, ndp counters }
 }
 
-// New opens packet sockets on ifi, one for ARP and one for IPv6 Neighbor
-// Solicitations, each with a BPF filter that passes only the frames a
-// Responder may answer, and returns a Responder on them that owns no
-// address yet. The sockets are opened in the calling thread's network
-// namespace, which must be ifi's; they need CAP_NET_RAW. It starts nothing:
-// call Run, or Close to release the sockets.
+// New opens packet sockets on ifi, for ARP and for IPv6 Neighbor
+// Solicitations, each read through a BPF filter that passes only the
+// frames a Responder may answer, and returns a Responder on them that owns
+// no address yet. Requests are read and answered on blocking sockets of
+// their own, outside the Go runtime's network poller, for latency (see
+// rawsock.go); announcements and multicast memberships go through
+// packet.Conns, as with NewWithConns. The sockets are opened in the
+// calling thread's network namespace, which must be ifi's; they need
+// CAP_NET_RAW. It starts nothing: call Run, or Close to release the
+// sockets.
 func New(ifi *net.Interface, opts Options) (*Responder, error) {
 	if ifi == nil || len(ifi.HardwareAddr) != macLen {
 		return nil, ErrNotEthernet
@@ -139,13 +151,14 @@ func New(ifi *net.Interface, opts Options) (*Responder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("l2: NDP filter: %w", err)
 	}
-	arpConn, err := packet.Listen(ifi, packet.Raw, etherTypeARP, &packet.Config{Filter: arpFilter})
+	arpConn, arpRaw, err := listenPair(ifi, etherTypeARP, arpFilter)
 	if err != nil {
 		return nil, fmt.Errorf("l2: ARP socket on %s: %w", ifi.Name, err)
 	}
-	ndpConn, err := packet.Listen(ifi, packet.Raw, etherTypeIPv6, &packet.Config{Filter: nsFilter})
+	ndpConn, ndpRaw, err := listenPair(ifi, etherTypeIPv6, nsFilter)
 	if err != nil {
 		arpConn.Close()
+		arpRaw.close()
 		return nil, fmt.Errorf("l2: NDP socket on %s: %w", ifi.Name, err)
 	}
 	r, err := NewWithConns(Conns{
@@ -157,8 +170,11 @@ func New(ifi *net.Interface, opts Options) (*Responder, error) {
 	if err != nil {
 		arpConn.Close()
 		ndpConn.Close()
+		arpRaw.close()
+		ndpRaw.close()
 		return nil, err
 	}
+	r.rawARP, r.rawNDP = arpRaw, ndpRaw
 	return r, nil
 }
 
@@ -331,7 +347,8 @@ func (r *Responder) takePending() []netip.Addr {
 // Run answers requests and sends announcements until ctx is done, then
 // waits for its goroutines, closes the sockets and returns nil. It returns
 // early with an error if a socket is closed under it (ErrClosed, after
-// Close). Transient socket errors, such as the interface going down, are
+// Close). On the sockets from New, it returns up to readTimeout (250 ms)
+// after ctx ends or Close (see rawsock.go). Transient socket errors, such as the interface going down, are
 // counted and logged, and Run carries on. Run may be called once.
 func (r *Responder) Run(ctx context.Context) error {
 	r.mu.Lock()
@@ -344,35 +361,49 @@ func (r *Responder) Run(ctx context.Context) error {
 		return ErrRunning
 	}
 	defer r.Close()
+	r.mu.Lock()
+	closed = r.closed   // Close may have come in between
+	r.rawBusy = !closed // the readers' sockets stay open until they are done
+	r.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Wake the readers when ctx ends: a read deadline in the past fails
-	// their pending and every later read.
+	// their pending and every later read; a raw socket's read sees its
+	// stop flag within readTimeout.
 	stop := context.AfterFunc(ctx, func() {
 		for _, c := range r.conns() {
 			c.SetReadDeadline(time.Unix(1, 0))
 		}
+		r.stopRaw()
 	})
 	defer stop()
 
 	var wg sync.WaitGroup
 	var errARP, errNDP error
 	if r.arp != nil {
+		rw := r.frameIO(r.arp, r.rawARP)
 		wg.Go(func() {
-			if errARP = r.serve(ctx, r.arp, answerARP, &r.stats.arp); errARP != nil {
+			if errARP = r.serve(ctx, rw, answerARP, &r.stats.arp); errARP != nil {
 				cancel()
 			}
 		})
 	}
 	if r.ndp != nil {
+		rw := r.frameIO(r.ndp, r.rawNDP)
 		wg.Go(func() {
-			if errNDP = r.serve(ctx, r.ndp, answerNS, &r.stats.ndp); errNDP != nil {
+			if errNDP = r.serve(ctx, rw, answerNS, &r.stats.ndp); errNDP != nil {
 				cancel()
 			}
 		})
 	}
 	wg.Go(func() { r.announce(ctx) })
 	wg.Wait()
+	r.mu.Lock()
+	r.rawBusy = false
+	r.mu.Unlock()
 	return errors.Join(errARP, errNDP)
 }
 
@@ -383,6 +414,7 @@ func (r *Responder) Close() error {
 		r.mu.Lock()
 		r.closed = true
 		r.mu.Unlock()
+		r.stopRaw()
 		var errs []error
 		for _, c := range r.conns() {
 			errs = append(errs, c.Close())
@@ -391,7 +423,41 @@ func (r *Responder) Close() error {
 			r.closeErr = fmt.Errorf("l2: close: %w", err)
 		}
 	})
+	r.closeRaw()
 	return r.closeErr
+}
+
+func (r *Responder) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
+}
+
+// stopRaw makes the raw sockets' reads return errStopped.
+func (r *Responder) stopRaw() {
+	for _, s := range []*rawSocket{r.rawARP, r.rawNDP} {
+		if s != nil {
+			s.stop.Store(true)
+		}
+	}
+}
+
+// closeRaw closes the raw sockets after Close, once no reader uses them:
+// closing a descriptor that a read is blocked on would not wake the read,
+// and the number could be reused under it. Run calls it (through Close)
+// when its readers are done.
+func (r *Responder) closeRaw() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.closed || r.rawBusy || r.rawClosed {
+		return
+	}
+	r.rawClosed = true
+	for _, s := range []*rawSocket{r.rawARP, r.rawNDP} {
+		if s != nil {
+			s.close()
+		}
+	}
 }
 
 func (r *Responder) conns() []net.PacketConn {
@@ -414,20 +480,57 @@ const (
 	outBufLen  = max(arpFrameLen, naFrameLen)
 )
 
+// frameIO is where serve reads requests and writes replies: a rawSocket,
+// or a net.PacketConn through connIO.
+type frameIO interface {
+	// read blocks until a frame arrives and copies it into b.
+	read(b []byte) (int, error)
+	// write sends the frame b to its Ethernet destination.
+	write(b []byte) error
+}
+
+// frameIO returns raw if New opened it, else conn.
+func (r *Responder) frameIO(conn net.PacketConn, raw *rawSocket) frameIO {
+	if raw != nil {
+		return raw
+	}
+	return &connIO{conn: conn, to: &packet.Addr{HardwareAddr: make(net.HardwareAddr, macLen)}}
+}
+
+// connIO reads and writes frames through any net.PacketConn, such as the
+// tests' fakes.
+type connIO struct {
+	conn net.PacketConn
+	to   *packet.Addr // reused for every write
+}
+
+func (c *connIO) read(b []byte) (int, error) {
+	n, _, err := c.conn.ReadFrom(b)
+	return n, err
+}
+
+func (c *connIO) write(b []byte) error {
+	copy(c.to.HardwareAddr, b[0:macLen])
+	_, err := c.conn.WriteTo(b, c.to)
+	return err
+}
+
 // serve is the hot path: read a frame, answer it from the current set,
 // write the answer, with nothing in between that locks or allocates.
-func (r *Responder) serve(ctx context.Context, conn net.PacketConn, answer answerFunc, c *counters) error {
+func (r *Responder) serve(ctx context.Context, rw frameIO, answer answerFunc, c *counters) error {
 	in := make([]byte, readBufLen)
 	out := make([]byte, outBufLen)
-	to := &packet.Addr{HardwareAddr: make(net.HardwareAddr, macLen)}
 	var backoff time.Duration
 	for {
-		n, _, err := conn.ReadFrom(in)
+		n, err := rw.read(in)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if errors.Is(err, net.ErrClosed) {
+			// A packet.Conn closed under its reader fails it with EBADF or
+			// "use of closed file" rather than net.ErrClosed, hence the
+			// look at r.closed.
+			if errors.Is(err, net.ErrClosed) || errors.Is(err, errStopped) || r.isClosed() {
 				return ErrClosed
 			}
 			// ENETDOWN while the link is down, and the like: carry on
@@ -455,8 +558,7 @@ func (r *Responder) serve(ctx context.Context, conn net.PacketConn, answer answe
 		if m == 0 {
 			continue
 		}
-		copy(to.HardwareAddr, out[0:macLen])
-		if _, err := conn.WriteTo(out[:m], to); err != nil {
+		if err := rw.write(out[:m]); err != nil {
 			c.errors.Add(1)
 			r.log.Debug("sending reply", "error", err)
 			continue

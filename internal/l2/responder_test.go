@@ -235,6 +235,32 @@ func TestReannounce(t *testing.T) {
 	})
 }
 
+// TestAnnounce: Announce starts a new burst for the owned addresses it
+// names, and ignores the others.
+func TestAnnounce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		f := newFake(t, Options{AnnounceCount: 2, AnnounceInterval: 100 * time.Millisecond, ReannounceInterval: -1})
+		f.run(t)
+		f.setAddrs(t, ownedIP, ownedIP6)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		f.arp.takeSent()
+		f.ndp.takeSent()
+		f.Announce([]netip.Addr{ownedIP, unownedIP, netip.AddrFrom16(ownedIP.As16())})
+		time.Sleep(time.Second)
+		synctest.Wait()
+		s := time.Second
+		want := []announcement{{s, ownedIP}, {s + 100*time.Millisecond, ownedIP}}
+		if diff := cmp.Diff(want, announcements(t, start, f.arp.takeSent()), equateAddrs); diff != "" {
+			t.Errorf("IPv4 announcements (-want +got):\n%s", diff)
+		}
+		if n := len(f.ndp.takeSent()); n != 0 {
+			t.Errorf("%d IPv6 announcements, want none: Announce did not name it", n)
+		}
+	})
+}
+
 // TestQuiet: after Quiet, neither a burst in progress, nor a new one, nor
 // the periodic re-announcement sends anything.
 func TestQuiet(t *testing.T) {

@@ -5,19 +5,31 @@ import (
 	"time"
 )
 
-// startupGrace bounds how long a starting speaker stays silent while it
-// joins the membership. Until it has heard from the others, it would take
-// itself for the only candidate and claim every address, pulling all
-// traffic to itself for a moment; so it answers nothing until every Ready
-// node's speaker is a member, or this long has passed (some Ready nodes
-// may run no speaker).
-const startupGrace = 3 * time.Second
+// startupGrace bounds how long a starting speaker stays silent when it can
+// reach no other speaker. Until it has heard from the others it would take
+// itself for the only candidate and claim every address: it would pull
+// all traffic to itself and, worse, report itself as the announcer of
+// every address, which the others then honour (election.StickyOwner), so
+// the addresses would move to it for good. So it answers nothing until it
+// has joined at least one other speaker (a join exchanges the whole
+// membership), or every Ready node's speaker is a member, or this long has
+// passed since its membership started: then it is the first speaker up
+// (a fresh install) or the others are down, and answering is better than
+// not. It is long enough for the joins of a loaded node to finish.
+const startupGrace = 10 * time.Second
 
-// settled reports whether a speaker that started since ago has heard from
-// enough of the others to take part in elections.
-func settled(v View, since time.Duration) bool {
+// settled reports whether a speaker, self, whose membership has run for
+// since has heard from enough of the others to take part in elections.
+// v.Alive must be nil only when the speaker runs without membership, not
+// while its membership is still starting (the caller waits for that).
+func settled(v View, self string, since time.Duration) bool {
 	if v.Alive == nil || since >= startupGrace {
 		return true
+	}
+	for name := range v.Alive {
+		if name != self {
+			return true
+		}
 	}
 	for name, n := range v.Nodes {
 		if n.Ready && !v.Alive[name] {

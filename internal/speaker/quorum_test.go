@@ -45,20 +45,30 @@ func TestQuorum(t *testing.T) {
 }
 
 func TestSettled(t *testing.T) {
-	three := nodes(ready("node-1"), ready("node-2"), Node{Name: "node-3"})
+	three := nodes(ready("node-1"), ready("node-2"), ready("node-3"), Node{Name: "node-4"})
+	alive := func(names ...string) View {
+		v := View{Nodes: three, Alive: map[string]bool{}}
+		for _, n := range names {
+			v.Alive[n] = true
+		}
+		return v
+	}
 	tests := []struct {
 		name  string
 		view  View
 		since time.Duration
 		want  bool
 	}{
-		{"alone at start", View{Nodes: three, Alive: map[string]bool{"node-1": true}}, 0, false},
-		{"every Ready node joined", View{Nodes: three, Alive: map[string]bool{"node-1": true, "node-2": true}}, 0, true},
-		{"grace over", View{Nodes: three, Alive: map[string]bool{"node-1": true}}, startupGrace, true},
+		{"alone at start", alive("node-1"), 0, false},
+		{"alone, grace nearly over", alive("node-1"), startupGrace - time.Millisecond, false},
+		{"joined one other: it knows the whole membership", alive("node-1", "node-3"), 0, true},
+		{"every Ready node joined", alive("node-1", "node-2", "node-3"), 0, true},
+		{"alone, grace over", alive("node-1"), startupGrace, true},
 		{"no membership", View{Nodes: three}, 0, true},
+		{"single-node cluster", View{Nodes: nodes(ready("node-1")), Alive: map[string]bool{"node-1": true}}, 0, true},
 	}
 	for _, tt := range tests {
-		if got := settled(tt.view, tt.since); got != tt.want {
+		if got := settled(tt.view, "node-1", tt.since); got != tt.want {
 			t.Errorf("%s: settled = %v, want %v", tt.name, got, tt.want)
 		}
 	}

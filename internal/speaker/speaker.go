@@ -103,7 +103,9 @@ type Speaker struct {
 	ifaces     []Iface
 	responders map[string]*l2.Responder
 	members    *election.Members // nil: no membership
-	membersOK  func() bool       // whether members is running
+	// membersDown is set when members stopped for good: node readiness
+	// decides from then on (see Start).
+	membersDown atomic.Bool
 
 	bgp    bgpMode
 	nodeIP netip.Addr // this node's InternalIP (IPv4 preferred)
@@ -112,10 +114,15 @@ type Speaker struct {
 	runBG func(func(context.Context))
 
 	owned map[netip.Addr]bool // addresses this node answered for at the last sync
-	seen  map[string]bool     // members seen alive since the start (quorum)
-	// started is when the membership started; settled turns true once
-	// this speaker has joined the others (see settled); quorate says
-	// whether it reached a majority at the last sync (see quorum).
+	// claimedBy is, for each owned address, the announcer its
+	// ServiceAnnouncement named when this node last announced it (see
+	// reclaim).
+	claimedBy map[netip.Addr]string
+	seen      map[string]bool // members seen alive since the start (quorum)
+	// started is when the membership was first seen running; settled
+	// turns true once this speaker has joined the others (see settled);
+	// quorate says whether it reached a majority at the last sync (see
+	// quorum).
 	started time.Time
 	settled bool
 	quorate bool
@@ -194,6 +201,7 @@ func New(cfg *rest.Config, opts Options) (*Speaker, error) {
 		kick:       make(chan struct{}, 1),
 		responders: map[string]*l2.Responder{},
 		owned:      map[netip.Addr]bool{},
+		claimedBy:  map[netip.Addr]string{},
 		seen:       map[string]bool{},
 		quorate:    true,
 	}
@@ -266,6 +274,7 @@ func (s *Speaker) Start(ctx context.Context) error {
 			if err := m.Run(mctx); err != nil {
 				s.log.Error("membership stopped; falling back to node readiness", "error", err)
 			}
+			s.membersDown.Store(true)
 			s.kickSync()
 		})
 	}
@@ -280,8 +289,6 @@ func (s *Speaker) Start(ctx context.Context) error {
 			s.nodeIP = internalIP(&nodes.Items[i])
 		}
 	}
-	s.started = time.Now()
-
 	s.loop(ctx, changes)
 
 	// Planned handover: leave first, so the others take the addresses

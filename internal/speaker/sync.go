@@ -33,7 +33,7 @@ func (s *Speaker) sync(ctx context.Context) error {
 	}
 	s.seen[s.opts.NodeName] = true
 	if !s.settled {
-		s.settled = settled(v, time.Since(s.started))
+		s.settled = s.isSettled(v)
 	}
 	ok, why := quorum(v, s.opts.NodeName, s.seen)
 	if ok != s.quorate {
@@ -84,6 +84,7 @@ func (s *Speaker) sync(ctx context.Context) error {
 			s.log.Info("no longer announcing", "ip", ip)
 		}
 	}
+	s.reclaim(v, owned)
 	s.owned = owned
 	s.metrics.observe(v, ds, owned, s.members)
 	s.bgp.sync(ctx, s.runBG, v, v.Nodes[s.opts.NodeName], s.nodeIP)
@@ -92,6 +93,52 @@ func (s *Speaker) sync(ctx context.Context) error {
 	}
 	s.synced.Store(true)
 	return nil
+}
+
+// isSettled reports whether this speaker has joined the others (see
+// settled). While its membership is configured but not yet running, it
+// has not: it knows no member, not even itself, and must not mistake that
+// for running without membership.
+func (s *Speaker) isSettled(v View) bool {
+	if s.members != nil && !s.membersDown.Load() {
+		if v.Alive == nil {
+			return false
+		}
+		if s.started.IsZero() {
+			s.started = time.Now()
+		}
+	}
+	return settled(v, s.opts.NodeName, time.Since(s.started))
+}
+
+// reclaim announces again each address this node goes on owning whose
+// ServiceAnnouncement now names another node. That node announced it for
+// a while (a speaker that started cut off from the others, or a view that
+// differed for a moment), so clients may be sending to its MAC; a fresh
+// burst brings them back at once rather than at their next ARP refresh.
+// Each such report is answered once: the writer soon reports this node.
+func (s *Speaker) reclaim(v View, owned map[netip.Addr]bool) {
+	var again []netip.Addr
+	for ip := range owned {
+		cur := v.Current[ip]
+		prev, had := s.claimedBy[ip]
+		s.claimedBy[ip] = cur
+		if !s.owned[ip] || !had || cur == prev || cur == "" || cur == s.opts.NodeName {
+			continue // newly owned (announced anyway), or nothing new
+		}
+		s.log.Info("announcing again: another node reported announcing it", "ip", ip, "reported", cur)
+		again = append(again, ip)
+	}
+	for ip := range s.claimedBy {
+		if !owned[ip] {
+			delete(s.claimedBy, ip)
+		}
+	}
+	if len(again) > 0 {
+		for _, r := range s.responders {
+			r.Announce(again)
+		}
+	}
 }
 
 // view reads what the election needs from the caches and the membership.

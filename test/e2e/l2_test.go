@@ -51,6 +51,7 @@ func TestLayer2(t *testing.T) {
 		{"NotReadyNode", c.testNotReady},
 		{"LocalTrafficPolicy", c.testLocal},
 		{"GossipCut", c.testGossipCut},
+		{"RestartCutOff", c.testRestartCutOff},
 		{"UnplannedFailover", c.testUnplannedFailover},
 		{"PlannedHandover", c.testPlannedHandover},
 		{"NoMembership", c.testNoMembership},
@@ -479,13 +480,84 @@ func (c *cluster) testNoMembership(t *testing.T) {
 // one address. When the firewall goes, nothing moves back.
 func (c *cluster) testGossipCut(t *testing.T) {
 	c.t = t
-	ips := map[string]netip.Addr{
-		"istio-system/istio-ingressgateway":           netip.MustParseAddr("198.51.100.88"),
-		"kubeflow/minio-service":                      netip.MustParseAddr("198.51.100.89"),
-		"seldon-system/seldon-core-analytics-grafana": netip.MustParseAddr("198.51.100.90"),
+	victim := c.waitAnnouncer("istio-system", "istio-ingressgateway", scenarioIPs["istio-system/istio-ingressgateway"]).Node
+	heal := c.cutGossip(victim)
+	defer heal()
+	c.eventually(15*time.Second, "the cut-off "+victim+" silent, one MAC per address", func() error { return c.onePerIP(victim) })
+	// It stays so, also once the cut-off node has given the others up
+	// for dead (its own failure detector is slowed by its bad health).
+	for start := time.Now(); time.Since(start) < 12*time.Second; time.Sleep(500 * time.Millisecond) {
+		if err := c.onePerIP(victim); err != nil {
+			t.Fatalf("%s after the cut: %v", time.Since(start).Round(time.Millisecond), err)
+		}
 	}
-	victim := c.waitAnnouncer("istio-system", "istio-ingressgateway", ips["istio-system/istio-ingressgateway"]).Node
-	h := c.host(victim)
+	heal()
+	time.Sleep(3 * time.Second)
+	if err := c.onePerIP(victim); err != nil {
+		t.Errorf("after the cut healed: %v", err)
+	}
+}
+
+// testRestartCutOff: a speaker that restarts while it cannot reach the
+// others' gossip answers for nothing and claims nothing (a starting
+// speaker that took itself for the only one would claim every address and
+// report itself as their announcer, which the others then honour); once
+// it joins them, every address stays where it is.
+func (c *cluster) testRestartCutOff(t *testing.T) {
+	c.t = t
+	victim := c.waitAnnouncer("kubeflow", "minio-service", scenarioIPs["kubeflow/minio-service"]).Node
+	if err := c.speaker(victim).Stop(); err != nil {
+		t.Fatal(err)
+	}
+	c.eventually(15*time.Second, "the others announce "+victim+"'s addresses", func() error { return c.onePerIP(victim) })
+	heal := c.cutGossip(victim)
+	defer heal()
+	c.startSpeaker(victim)
+	for start := time.Now(); time.Since(start) < 6*time.Second; time.Sleep(500 * time.Millisecond) {
+		if err := c.onePerIP(victim); err != nil {
+			t.Fatalf("%s after the restart: %v", time.Since(start).Round(time.Millisecond), err)
+		}
+	}
+	heal()
+	time.Sleep(3 * time.Second)
+	if err := c.onePerIP(victim); err != nil {
+		t.Errorf("after it joined: %v", err)
+	}
+}
+
+// scenarioIPs are the addresses of the scenario's Services.
+var scenarioIPs = map[string]netip.Addr{
+	"istio-system/istio-ingressgateway":           netip.MustParseAddr("198.51.100.88"),
+	"kubeflow/minio-service":                      netip.MustParseAddr("198.51.100.89"),
+	"seldon-system/seldon-core-analytics-grafana": netip.MustParseAddr("198.51.100.90"),
+}
+
+// onePerIP checks that every scenario address is announced by a node
+// other than not, and answered by that node's MAC alone.
+func (c *cluster) onePerIP(not string) error {
+	for key, ip := range scenarioIPs {
+		ns, name, _ := strings.Cut(key, "/")
+		a, err := c.announcer(ns, name, ip)
+		if err != nil {
+			return err
+		}
+		if a.Node == not || a.Node == "" {
+			return fmt.Errorf("%s announced by %q", ip, a.Node)
+		}
+		if got := c.resolve(ip); !slices.Equal(got, []string{c.nodeMAC(a.Node)}) {
+			return fmt.Errorf("%s answered by %v, want only %s (%s)", ip, got, a.Node, c.nodeMAC(a.Node))
+		}
+	}
+	return nil
+}
+
+// cutGossip firewalls node's memberlist port both ways (no TCP fallback
+// ping either) and returns the function that heals the cut; calling it
+// again does nothing.
+func (c *cluster) cutGossip(node string) (heal func()) {
+	t := c.t
+	t.Helper()
+	h := c.host(node)
 	nft := func(args ...string) {
 		t.Helper()
 		if out, err := h.Run(c.ctx(), "nft", args...); err != nil {
@@ -495,44 +567,15 @@ func (c *cluster) testGossipCut(t *testing.T) {
 	nft("add", "table", "inet", "gossipcut")
 	nft("add", "chain", "inet", "gossipcut", "in", "{ type filter hook input priority 0; }")
 	for _, proto := range []string{"udp", "tcp"} {
-		for _, port := range []string{"dport", "sport"} { // both ways: no TCP fallback ping either
+		for _, port := range []string{"dport", "sport"} {
 			nft("add", "rule", "inet", "gossipcut", "in", proto, port, "7946", "drop")
 		}
 	}
-	removed := false
-	defer func() {
-		if !removed {
+	healed := false
+	return func() {
+		if !healed {
+			healed = true
 			nft("delete", "table", "inet", "gossipcut")
 		}
-	}()
-	onePerIP := func() error {
-		for key, ip := range ips {
-			ns, name, _ := strings.Cut(key, "/")
-			a, err := c.announcer(ns, name, ip)
-			if err != nil {
-				return err
-			}
-			if a.Node == victim || a.Node == "" {
-				return fmt.Errorf("%s announced by %q", ip, a.Node)
-			}
-			if got := c.resolve(ip); !slices.Equal(got, []string{c.nodeMAC(a.Node)}) {
-				return fmt.Errorf("%s answered by %v, want only %s (%s)", ip, got, a.Node, c.nodeMAC(a.Node))
-			}
-		}
-		return nil
-	}
-	c.eventually(15*time.Second, "the cut-off "+victim+" silent, one MAC per address", onePerIP)
-	// It stays so, also once the cut-off node has given the others up
-	// for dead (its own failure detector is slowed by its bad health).
-	for start := time.Now(); time.Since(start) < 12*time.Second; time.Sleep(500 * time.Millisecond) {
-		if err := onePerIP(); err != nil {
-			t.Fatalf("%s after the cut: %v", time.Since(start).Round(time.Millisecond), err)
-		}
-	}
-	nft("delete", "table", "inet", "gossipcut")
-	removed = true
-	time.Sleep(3 * time.Second)
-	if err := onePerIP(); err != nil {
-		t.Errorf("after the cut healed: %v", err)
 	}
 }
