@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
@@ -35,6 +36,9 @@ event when it cannot.`,
 				return err
 			}
 			opts.Logger = log
+			if _, set := os.LookupEnv("GOGC"); !set {
+				debug.SetGCPercent(controllerGCPercent)
+			}
 			cfg, err := restConfig(kubeconfig)
 			if err != nil {
 				return err
@@ -57,12 +61,28 @@ event when it cannot.`,
 	f.BoolVar(&opts.LeaderElection, "leader-elect", true, "take a Lease before assigning, so only one replica allocates")
 	f.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":7472", "Prometheus metrics listen address (\"0\" disables)")
 	f.StringVar(&opts.HealthAddr, "health-probe-bind-address", ":7473", "healthz/readyz listen address (\"0\" disables)")
+	f.StringVar(&opts.PprofAddr, "pprof-bind-address", "", "net/http/pprof listen address, e.g. 127.0.0.1:7474 (\"\" disables; profiles expose memory, keep it on localhost)")
 	f.IntVar(&opts.Workers, "workers", 16, "Services reconciled in parallel")
 	f.Float32Var(&qps, "kube-api-qps", 200, "client-side limit on API requests per second")
 	f.IntVar(&burst, "kube-api-burst", 400, "client-side burst of API requests")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
+
+// controllerGCPercent is the controller's GOGC unless $GOGC sets one.
+//
+// Most of the controller's heap is long-lived and grows with the cluster:
+// a record per Service and the allocator's state. Its garbage is the
+// decoding and the API requests of each event, a few KiB each, whatever
+// the cluster's size. Go's default of 100 lets the heap grow to twice what
+// is live before it collects, so the room it leaves for garbage grows with
+// the number of Services although the garbage does not: at 10,000
+// Services that room was 13 MiB, a fifth of the process's RSS. At 25 the
+// collector runs more often (218 collections instead of 63 in the
+// 10,000-Service burst of test/bench/burst) over the same live heap: it
+// took about 3 s of the controller's 21 s of CPU there, some 2 s more
+// than at 100, for 11 MiB less RSS.
+const controllerGCPercent = 25
 
 // restConfig loads --kubeconfig, then $KUBECONFIG, then the in-cluster config.
 func restConfig(path string) (*rest.Config, error) {

@@ -47,6 +47,10 @@ type Options struct {
 	LeaderElection bool
 	// MetricsAddr and HealthAddr are listen addresses; "0" disables.
 	MetricsAddr, HealthAddr string
+	// PprofAddr is the listen address of net/http/pprof; "" (the default)
+	// or "0" disables it. Profiles reveal memory contents, so bind it to
+	// localhost.
+	PprofAddr string
 	// Workers is how many Services are reconciled at once (default 16).
 	Workers int
 	Logger  *slog.Logger
@@ -102,6 +106,7 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 	}
 	log := opts.Logger
 
+	disableDeepCopy := true
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  Scheme(),
 		Logger:                  logr.FromSlogHandler(log.Handler()),
@@ -113,8 +118,10 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 		LeaderElectionReleaseOnCancel: true,
 		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsAddr},
 		HealthProbeBindAddress:        opts.HealthAddr,
+		PprofBindAddress:              opts.PprofAddr,
 		Cache: cache.Options{
-			// managedFields are a third of a Service's size and unused here.
+			// managedFields are unused here. (Services, whose size matters,
+			// are not in this cache at all: see serviceStore.)
 			DefaultTransform: cache.TransformStripManagedFields(),
 			ByObject: map[client.Object]cache.ByObject{
 				// Only the one legacy ConfigMap, not every ConfigMap in the cluster.
@@ -122,8 +129,20 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 					Namespaces: map[string]cache.Config{opts.Namespace: {}},
 					Field:      fields.OneTermEqualSelector("metadata.name", opts.ConfigMapName),
 				},
+				// Every reconcile reads its Service's namespace labels and
+				// nothing else of a Namespace, never modifying them: keep
+				// only metadata and hand out the cached object uncopied.
+				&corev1.Namespace{}: {
+					Transform:             namespaceMetadataOnly,
+					UnsafeDisableDeepCopy: &disableDeepCopy,
+				},
 			},
 		},
+		// Services live in our own store (serviceStore), not in the
+		// manager's cache; should anything read one through the manager's
+		// client, it reads it from the API server rather than silently
+		// starting a second, full cache of every Service.
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Service{}}}},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
@@ -143,25 +162,26 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 	st := newState()
 	m := newMetrics(ctrlmetrics.Registry)
 	recorder := mgr.GetEventRecorder("ironlb-controller")
-	svcWake := make(chan event.TypedGenericEvent[*corev1.Service], 1024)
+	services := newServiceStore()
+	svcAPI, err := newServiceAPI(mgr.GetConfig())
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(svcAPI.reflector(services)); err != nil {
+		return nil, err
+	}
+	svcWake := make(chan event.TypedGenericEvent[types.NamespacedName], 1024)
 	cfgWake := make(chan event.GenericEvent, 1)
 
 	wake := func(keys []string) {
 		for _, k := range keys {
 			ns, name, _ := cutKey(k)
-			svcWake <- event.TypedGenericEvent[*corev1.Service]{Object: &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}}
+			svcWake <- event.TypedGenericEvent[types.NamespacedName]{Object: types.NamespacedName{Namespace: ns, Name: name}}
 		}
 	}
-	wakeAll := func(ctx context.Context) {
-		var list corev1.ServiceList
-		if err := mgr.GetCache().List(ctx, &list); err != nil {
-			log.Error("list services to re-evaluate", "error", err)
-			return
-		}
-		for i := range list.Items {
-			if list.Items[i].Spec.Type == corev1.ServiceTypeLoadBalancer {
-				svcWake <- event.TypedGenericEvent[*corev1.Service]{Object: &list.Items[i]}
-			}
+	wakeAll := func(context.Context) {
+		for _, s := range services.list(func(s *svcRecord) bool { return s.isLB }) {
+			svcWake <- event.TypedGenericEvent[types.NamespacedName]{Object: s.nn}
 		}
 	}
 	wakeConfig := func() {
@@ -172,7 +192,7 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 	}
 
 	svcRec := &serviceReconciler{
-		client: mgr.GetClient(), st: st, recorder: recorder, log: log,
+		client: mgr.GetClient(), services: services, patchStatus: svcAPI.patchStatus, st: st, recorder: recorder, log: log,
 		class: opts.LoadBalancerClass, metrics: m, wake: wake,
 		poolsChanged: wakeConfig,
 	}
@@ -182,22 +202,16 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 		metrics:   m, wakeAll: wakeAll,
 	}
 
-	seen := handler.TypedFuncs[client.Object, reconcile.Request]{
-		CreateFunc: func(_ context.Context, e event.TypedCreateEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			enqueueSeen(q, m, e.Object)
-		},
-		UpdateFunc: func(_ context.Context, e event.TypedUpdateEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			enqueueSeen(q, m, e.ObjectNew)
-		},
-		DeleteFunc: func(_ context.Context, e event.TypedDeleteEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			enqueueSeen(q, m, e.Object)
+	byName := handler.TypedFuncs[types.NamespacedName, reconcile.Request]{
+		GenericFunc: func(_ context.Context, e event.TypedGenericEvent[types.NamespacedName], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			q.Add(reconcile.Request{NamespacedName: e.Object})
 		},
 	}
 	err = builder.ControllerManagedBy(mgr).
 		Named("service"+opts.instance).
-		Watches(&corev1.Service{}, seen).
-		WatchesRawSource(source.Channel(svcWake, &handler.TypedEnqueueRequestForObject[*corev1.Service]{})).
-		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(servicesInNamespace(mgr.GetCache()))).
+		WatchesRawSource(source.Func(enqueueServices(services, m))).
+		WatchesRawSource(source.TypedChannel(svcWake, byName)).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(servicesInNamespace(services))).
 		WithOptions(crcontroller.Options{MaxConcurrentReconciles: opts.Workers, SkipNameValidation: &skipNameValidation}).
 		Complete(svcRec)
 	if err != nil {
@@ -224,7 +238,7 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 		return nil, fmt.Errorf("set up config controller: %w", err)
 	}
 
-	restore := &restorer{cache: mgr.GetCache(), st: st, log: log, configMap: cfgRec.configMap, metrics: m, class: opts.LoadBalancerClass}
+	restore := &restorer{cache: mgr.GetCache(), services: services, st: st, log: log, configMap: cfgRec.configMap, metrics: m, class: opts.LoadBalancerClass}
 	if err := mgr.Add(restore); err != nil {
 		return nil, err
 	}
@@ -255,28 +269,29 @@ func (c *Controller) Run(ctx context.Context) error {
 	return c.mgr.Start(ctx)
 }
 
-func enqueueSeen(q workqueue.TypedRateLimitingInterface[reconcile.Request], m *metrics, o client.Object) {
-	req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}}
-	m.saw(req.String())
-	q.Add(req)
-}
-
 // servicesInNamespace maps a Namespace change (its labels may select pools)
 // to its LoadBalancer Services.
-func servicesInNamespace(c client.Reader) handler.MapFunc {
-	return func(ctx context.Context, o client.Object) []reconcile.Request {
-		var list corev1.ServiceList
-		if err := c.List(ctx, &list, client.InNamespace(o.GetName())); err != nil {
-			return nil
-		}
+func servicesInNamespace(services *serviceStore) handler.MapFunc {
+	return func(_ context.Context, o client.Object) []reconcile.Request {
 		var out []reconcile.Request
-		for _, s := range list.Items {
-			if s.Spec.Type == corev1.ServiceTypeLoadBalancer {
-				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
-			}
+		for _, s := range services.list(func(s *svcRecord) bool { return s.isLB && s.nn.Namespace == o.GetName() }) {
+			out = append(out, reconcile.Request{NamespacedName: s.nn})
 		}
 		return out
 	}
+}
+
+// namespaceMetadataOnly is the cache transform for Namespaces: the
+// controller reads only their labels.
+func namespaceMetadataOnly(obj any) (any, error) {
+	ns, ok := obj.(*corev1.Namespace)
+	if !ok {
+		return obj, nil // a tombstone
+	}
+	return &corev1.Namespace{TypeMeta: ns.TypeMeta, ObjectMeta: metav1.ObjectMeta{
+		Name: ns.Name, UID: ns.UID, ResourceVersion: ns.ResourceVersion, Generation: ns.Generation,
+		CreationTimestamp: ns.CreationTimestamp, DeletionTimestamp: ns.DeletionTimestamp, Labels: ns.Labels,
+	}}, nil
 }
 
 func cutKey(k string) (ns, name string, ok bool) {

@@ -117,6 +117,8 @@ func parseRequest(svc *corev1.Service) (request, error) {
 
 // addressKey identifies what of the request decides which addresses fit:
 // requested addresses, pool and families. Sharing is checked separately.
+// Interned: most Services share one, and the controller keeps one per
+// Service that holds addresses.
 func (r request) addressKey() string {
-	return fmt.Sprint(r.ips, "|", r.pool, "|", r.families, "|", r.requireAll)
+	return intern(fmt.Sprint(r.ips, "|", r.pool, "|", r.families, "|", r.requireAll))
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
@@ -24,6 +23,7 @@ import (
 // address. It runs only on the leader.
 type restorer struct {
 	cache     cache.Cache
+	services  *serviceStore
 	st        *state
 	log       *slog.Logger
 	configMap types.NamespacedName
@@ -33,22 +33,20 @@ type restorer struct {
 
 func (r *restorer) Start(ctx context.Context) error {
 	start := time.Now()
-	if !r.cache.WaitForCacheSync(ctx) {
+	if !r.cache.WaitForCacheSync(ctx) || !r.services.waitForSync(ctx) {
 		return ctx.Err()
 	}
 	in, err := ReadInput(ctx, r.cache, r.configMap)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	var list corev1.ServiceList
-	if err := r.cache.List(ctx, &list); err != nil {
-		return fmt.Errorf("restore: list services: %w", err)
-	}
-	svcs := list.Items
 	// Oldest first: when two Services claim one address, the older keeps it.
-	slices.SortFunc(svcs, func(a, b corev1.Service) int {
-		return cmp.Or(a.CreationTimestamp.Time.Compare(b.CreationTimestamp.Time),
-			cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	svcs := r.services.list(func(s *svcRecord) bool {
+		return len(s.ingress) > 0 && s.ours(r.class)
+	})
+	slices.SortFunc(svcs, func(a, b *svcRecord) int {
+		return cmp.Or(cmp.Compare(a.created, b.created),
+			cmp.Compare(a.nn.Namespace, b.nn.Namespace), cmp.Compare(a.nn.Name, b.nn.Name))
 	})
 
 	terminating := map[string]bool{}
@@ -61,23 +59,17 @@ func (r *restorer) Start(ctx context.Context) error {
 	cfg, problems := config.Build(in, nil)
 	r.st.setConfig(cfg, terminating)
 	restored, displaced := 0, 0
-	for i := range svcs {
-		svc := &svcs[i]
-		ips := statusIPs(svc)
-		if len(ips) == 0 || svc.Spec.Type != corev1.ServiceTypeLoadBalancer ||
-			(svc.Spec.LoadBalancerClass != nil && *svc.Spec.LoadBalancerClass != r.class) {
-			continue
-		}
-		key := svc.Namespace + "/" + svc.Name
-		req, _ := parseRequest(svc)
-		if err := r.st.alloc.Assign(key, ips, req.sharing, ipam.AssignOptions{}); err != nil {
+	for _, svc := range svcs {
+		key := svc.nn.String()
+		ips := svc.ingress
+		if err := r.st.alloc.Assign(key, ips, svc.req.sharing, ipam.AssignOptions{}); err != nil {
 			displaced++
 			r.st.displaced[key] = displacement{msg: fmt.Sprintf("Its status claimed %s, but %s; the older Service keeps the address.",
 				joinAddrs(ips), err)}
 			r.log.Warn("address claimed twice", "service", key, "ips", ips, "error", err)
 			continue
 		}
-		r.st.requests[key] = req.addressKey()
+		r.st.requests[key] = svc.req.addressKey()
 		restored++
 	}
 	r.st.mu.Unlock()

@@ -38,6 +38,10 @@ type burstResult struct {
 	// quiet after the last address was seen.
 	CPU     time.Duration
 	PeakRSS int64 // bytes, over the process's whole life
+	// RSSAnon and RSSFile split the RSS at the end of the burst into heap,
+	// stacks and runtime (anonymous) and the mapped binary (file): what a
+	// change to the allocator's data can shrink and what it cannot.
+	RSSAnon, RSSFile int64
 	// OtherCPU is the CPU time the control plane and the benchmark itself
 	// used in the same span, by process name.
 	OtherCPU map[string]time.Duration
@@ -149,6 +153,8 @@ func (b *bench) burst(ctx context.Context, p *proc, ns string, w *ingressWatch) 
 	if res.PeakRSS, err = p.peakRSS(); err != nil {
 		return res, err
 	}
+	res.RSSAnon, _ = p.statusKB("RssAnon:")
+	res.RSSFile, _ = p.statusKB("RssFile:")
 	reqAfter, err := apiRequests(ctx, b.cs)
 	if err != nil {
 		return res, err

@@ -15,6 +15,17 @@
 //
 //	make build && go run ./test/bench/burst -services 2000
 //
+// To see what holds the controller's memory, -heap-profile has it serve
+// pprof on a loopback port and writes its heap profiles next to the logs
+// (-log-dir), at the highest RSS of the burst and after it:
+//
+//	go run ./test/bench/burst -services 10000 -log-dir /tmp/b -heap-profile
+//	go tool pprof -sample_index=inuse_space -top /tmp/b/bench-0-ironlb-burst-heap-end.pb.gz
+//
+// The diagnostics split each allocator's RSS at the end of the burst into
+// anonymous memory (heap, stacks, runtime) and file pages (its binary),
+// which no change to its data can shrink.
+//
 // Each Service creation costs the API server time that grows with the
 // number of Services (its cluster-IP allocator lists every IPAddress to
 // update a metric), so on a small machine creation, not allocation, sets
@@ -61,6 +72,9 @@ type options struct {
 	// benchmark's own, so they override them ("--workers=32").
 	IronlbArgs string
 	LogDir     string
+	// HeapProfile has the controller serve pprof and the benchmark fetch
+	// its heap profiles into LogDir (see heapProfiler).
+	HeapProfile bool
 }
 
 // apiServerArgs tune the API server for a burst; both allocators run
@@ -96,6 +110,7 @@ func main() {
 	fs.StringVar(&o.Ironlb, "ironlb", "", "ironlb binary (default bin/ironlb in the repository)")
 	fs.StringVar(&o.IronlbArgs, "ironlb-args", "", "extra space-separated flags for `ironlb controller`, e.g. --workers=32 (keep --log-level at info or debug: readiness is its info line \"allocations restored\")")
 	fs.StringVar(&o.LogDir, "log-dir", "", "where the allocators' logs go (default a new temporary directory)")
+	fs.BoolVar(&o.HeapProfile, "heap-profile", false, "fetch ironlb's heap profiles into -log-dir: at the highest RSS of each burst and after it (adds a little CPU to ironlb's figures)")
 	fs.Parse(os.Args[1:])
 	if o.Services < 1 || o.Runs < 1 || o.Creators < 1 || o.Writers < 1 {
 		fmt.Fprintln(os.Stderr, "burst: -services, -runs, -creators and -writers must be at least 1")
@@ -301,7 +316,15 @@ func (b *bench) ironlbBurst(ctx context.Context, ns string) (burstResult, []metr
 	if err := p.waitReady(ctx.Done(), readyTimeout); err != nil {
 		return res, nil, err
 	}
-	if res, err = b.burst(ctx, p, ns, w); err != nil {
+	var prof *heapProfiler
+	if p.opts.PprofAddr != "" {
+		prof = startHeapProfiler(p, p.opts.PprofAddr, filepath.Join(b.opts.LogDir, ns+"-burst"), b.diag)
+	}
+	res, err = b.burst(ctx, p, ns, w)
+	if prof != nil {
+		prof.Stop()
+	}
+	if err != nil {
 		return res, nil, err
 	}
 	b.describe(p, res)
@@ -324,16 +347,26 @@ func (b *bench) startNologic(ns string) (*proc, error) {
 }
 
 // startIronlb starts the controller with its log in logName.log.
+// With -heap-profile it also serves pprof on a free loopback port.
 func (b *bench) startIronlb(logName string) (*proc, error) {
+	args := []string{"controller", "--kubeconfig", b.kubeconfig, "--namespace", controllerNamespace,
+		"--leader-elect=false", "--metrics-bind-address", "0", "--health-probe-bind-address", "0",
+		"--kube-api-qps", fmt.Sprint(b.opts.QPS), "--kube-api-burst", fmt.Sprint(b.opts.Burst), "--log-level", "info"}
+	var pprofAddr string
+	if b.opts.HeapProfile {
+		var err error
+		if pprofAddr, err = freeLocalAddr(); err != nil {
+			return nil, fmt.Errorf("pprof address: %w", err)
+		}
+		args = append(args, "--pprof-bind-address", pprofAddr)
+	}
 	return startProc(procOptions{
-		Name: "ironlb",
-		Path: b.opts.Ironlb,
-		Args: append([]string{"controller", "--kubeconfig", b.kubeconfig, "--namespace", controllerNamespace,
-			"--leader-elect=false", "--metrics-bind-address", "0", "--health-probe-bind-address", "0",
-			"--kube-api-qps", fmt.Sprint(b.opts.QPS), "--kube-api-burst", fmt.Sprint(b.opts.Burst), "--log-level", "info"},
-			strings.Fields(b.opts.IronlbArgs)...),
+		Name:        "ironlb",
+		Path:        b.opts.Ironlb,
+		Args:        append(args, strings.Fields(b.opts.IronlbArgs)...),
 		Log:         filepath.Join(b.opts.LogDir, logName+".log"),
 		ReadyMarker: `msg="allocations restored"`,
+		PprofAddr:   pprofAddr,
 	})
 }
 
@@ -344,6 +377,8 @@ func (b *bench) describe(p *proc, res burstResult) {
 		p.opts.Name, len(res.Latency), res.Updates, res.Events, res.Retries, res.Early)
 	fmt.Fprintf(b.diag, "# %s: burst took %v; CPU in that span: %s %v, kube-apiserver %v, etcd %v, benchmark %v\n",
 		p.opts.Name, res.Wall.Round(time.Millisecond), p.opts.Name, res.CPU, res.OtherCPU["kube-apiserver"], res.OtherCPU["etcd"], res.OtherCPU["benchmark"])
+	fmt.Fprintf(b.diag, "# %s: peak RSS %.1f MiB; at the end %.1f MiB anonymous (heap, stacks, runtime) + %.1f MiB file (the binary)\n",
+		p.opts.Name, mib(res.PeakRSS), mib(res.RSSAnon), mib(res.RSSFile))
 	fmt.Fprintf(b.diag, "# %s: API requests during the burst (the benchmark's included):\n", p.opts.Name)
 	for i, d := range res.Requests {
 		if i == 10 || d.N < 10 {

@@ -28,6 +28,8 @@ type procOptions struct {
 	// ReadyMarker is a substring of the stderr line that says the process is
 	// ready to allocate.
 	ReadyMarker string
+	// PprofAddr is where the process serves net/http/pprof; "" for nowhere.
+	PprofAddr string
 }
 
 // proc is a running subprocess whose stderr is copied to a log file and
@@ -197,20 +199,7 @@ func childrenCPU(names ...string) map[string]time.Duration {
 
 // peakRSS is the process's peak resident set size in bytes (VmHWM).
 func (p *proc) peakRSS() (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		return 0, fmt.Errorf("%s rss: %w", p.opts.Name, err)
-	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("%s rss: %w", p.opts.Name, err)
-			}
-			return kb << 10, nil
-		}
-	}
-	return 0, fmt.Errorf("%s rss: no VmHWM in /proc status", p.opts.Name)
+	return p.statusKB("VmHWM:")
 }
 
 // quiesce waits until the process has used less than 20 ms of CPU in the

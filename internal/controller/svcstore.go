@@ -1,0 +1,438 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/netip"
+	"sync"
+	"time"
+	"unique"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/ironlb/ironlb/api/v1alpha1"
+)
+
+// svcRecord is what the controller keeps of one Service between events:
+// the parsed request and the few fields of metadata and status that the
+// reconciler reads, instead of the whole object.
+//
+// Why not controller-runtime's cache of *corev1.Service: a cached Service
+// costs about 1.4 KiB even without managedFields (the struct alone is 592
+// bytes, and every string, map and pointer field is an allocation of its
+// own), and the Go heap grows well past whatever is live before it
+// collects. At 10,000 Services the cache was most of the controller's live
+// heap; a record (for a typical LoadBalancer Service, with its map entry)
+// is about 600 bytes. Nothing is written from a record: the status is
+// patched (see statusPatch), so fields not kept here cannot be lost.
+//
+// A record is immutable once stored; an event replaces it. Readers may keep
+// it without copying.
+type svcRecord struct {
+	nn              types.NamespacedName // the namespace is interned
+	uid             compactUID
+	resourceVersion string
+	generation      int64
+	created         int64             // creationTimestamp in Unix nanoseconds, for ordering only
+	labels          map[string]string // the decoded map itself, never modified
+	class           string            // spec.loadBalancerClass, if hasClass
+
+	// req and reqErr are parseRequest's answer, only for type LoadBalancer.
+	req    request
+	reqErr error
+
+	// ingress are the addresses in status.loadBalancer.ingress that parse,
+	// unmapped (statusIPs).
+	ingress []netip.Addr
+	// cond is the first IPAllocated condition in status.conditions, if
+	// hasCond.
+	cond ownCondition
+
+	deleting bool // metadata.deletionTimestamp is set
+	isLB     bool // spec.type is LoadBalancer
+	hasClass bool // spec.loadBalancerClass is set
+	// ingressExact says status.loadBalancer.ingress is exactly what
+	// ingressFor(ingress) writes: every entry an address in canonical form
+	// with ipMode VIP and nothing else. hadIngress: it is not empty.
+	ingressExact bool
+	hadIngress   bool
+	hasCond      bool
+}
+
+// ownCondition is ironlb's condition as a record keeps it; the other
+// conditions are not kept (the status patch merges by type and leaves them
+// alone).
+type ownCondition struct {
+	status             metav1.ConditionStatus
+	reason, message    string
+	observedGeneration int64
+}
+
+// newRecord reduces svc to a record. It keeps references to svc's strings
+// and label map, which nobody else holds, not to svc itself.
+func newRecord(svc *corev1.Service) *svcRecord {
+	r := &svcRecord{
+		nn:              types.NamespacedName{Namespace: intern(svc.Namespace), Name: svc.Name},
+		uid:             compactUIDOf(svc.UID),
+		resourceVersion: svc.ResourceVersion,
+		generation:      svc.Generation,
+		created:         unixNano(svc.CreationTimestamp.Time),
+		labels:          svc.Labels,
+		deleting:        !svc.DeletionTimestamp.IsZero(),
+		isLB:            svc.Spec.Type == corev1.ServiceTypeLoadBalancer,
+		hadIngress:      len(svc.Status.LoadBalancer.Ingress) > 0,
+	}
+	if len(r.labels) == 0 {
+		r.labels = nil
+	}
+	if svc.Spec.LoadBalancerClass != nil {
+		r.hasClass, r.class = true, intern(*svc.Spec.LoadBalancerClass)
+	}
+	if r.isLB {
+		r.req, r.reqErr = parseRequest(svc)
+	}
+	r.ingress = statusIPs(svc)
+	r.ingressExact = len(r.ingress) == len(svc.Status.LoadBalancer.Ingress)
+	for i, in := range svc.Status.LoadBalancer.Ingress {
+		if !r.ingressExact {
+			break
+		}
+		r.ingressExact = in.IP == r.ingress[i].String() && in.Hostname == "" && len(in.Ports) == 0 &&
+			in.IPMode != nil && *in.IPMode == corev1.LoadBalancerIPModeVIP
+	}
+	if len(r.ingress) == 0 {
+		r.ingress = nil
+	}
+	if c := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ServiceConditionIPAllocated); c != nil {
+		r.hasCond = true
+		r.cond = ownCondition{
+			status:             metav1.ConditionStatus(intern(string(c.Status))),
+			reason:             intern(c.Reason),
+			message:            c.Message,
+			observedGeneration: c.ObservedGeneration,
+		}
+	}
+	return r
+}
+
+// intern returns the canonical copy of s, so the namespace, class and
+// reason strings that thousands of records repeat are held once.
+func intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	return unique.Make(s).Value()
+}
+
+// unixNano is t in Unix nanoseconds, the zero time (which UnixNano leaves
+// undefined) first of all.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return math.MinInt64
+	}
+	return t.UnixNano()
+}
+
+// compactUID holds a UID in 16 bytes when it is a UUID in canonical form,
+// as the API server makes them, and as its string otherwise: the 36-byte
+// string would be a third of a record.
+type compactUID struct {
+	uuid  [16]byte
+	other *types.UID // set when the UID is not a canonical UUID
+}
+
+func compactUIDOf(u types.UID) compactUID {
+	var c compactUID
+	s := string(u)
+	if len(s) != 36 {
+		return compactUID{other: &u}
+	}
+	j := 0
+	for i := 0; i < 36; {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			if s[i] != '-' {
+				return compactUID{other: &u}
+			}
+			i++
+			continue
+		}
+		hi, ok1 := fromLowerHex(s[i])
+		lo, ok2 := fromLowerHex(s[i+1])
+		if !ok1 || !ok2 {
+			return compactUID{other: &u}
+		}
+		c.uuid[j] = hi<<4 | lo
+		i, j = i+2, j+1
+	}
+	return c
+}
+
+// UID returns the UID as the API server spelled it.
+func (c compactUID) UID() types.UID {
+	if c.other != nil {
+		return *c.other
+	}
+	const hexDigits = "0123456789abcdef"
+	var b [36]byte
+	j := 0
+	for i := 0; i < 36; {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			b[i] = '-'
+			i++
+			continue
+		}
+		b[i], b[i+1] = hexDigits[c.uuid[j]>>4], hexDigits[c.uuid[j]&0xf]
+		i, j = i+2, j+1
+	}
+	return types.UID(b[:])
+}
+
+// fromLowerHex decodes one lower-case hex digit: canonical UUIDs are
+// lower case, and an upper-case one must come back as it was.
+func fromLowerHex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
+
+// ours reports whether ironlb serves the Service: type LoadBalancer with no
+// loadBalancerClass or class.
+func (r *svcRecord) ours(class string) bool {
+	return r.isLB && (!r.hasClass || r.class == class)
+}
+
+// object is a Service carrying only the record's identity, for events.
+func (r *svcRecord) object() *corev1.Service {
+	return &corev1.Service{ObjectMeta: metav1.ObjectMeta{
+		Namespace: r.nn.Namespace, Name: r.nn.Name, UID: r.uid.UID(), ResourceVersion: r.resourceVersion,
+	}}
+}
+
+// serviceStore holds a record per Service in the cluster. It is the store a
+// client-go Reflector lists and watches Services into (ReflectorStore): each
+// Service the watch decodes is reduced to a record at once, so no full
+// Service outlives its event. Subscribers hear of every change by key.
+// Safe for concurrent use.
+type serviceStore struct {
+	mu     sync.RWMutex
+	items  map[types.NamespacedName]*svcRecord
+	subs   []func(types.NamespacedName)
+	synced chan struct{} // closed by the first Replace: the initial list is in
+}
+
+func newServiceStore() *serviceStore {
+	return &serviceStore{items: map[types.NamespacedName]*svcRecord{}, synced: make(chan struct{})}
+}
+
+// get returns the record of the Service nn.
+func (s *serviceStore) get(nn types.NamespacedName) (*svcRecord, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	r, ok := s.items[nn]
+	return r, ok
+}
+
+// list returns every record for which keep is true (every record if keep
+// is nil), in no particular order.
+func (s *serviceStore) list(keep func(*svcRecord) bool) []*svcRecord {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*svcRecord, 0, len(s.items))
+	for _, r := range s.items {
+		if keep == nil || keep(r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// subscribe calls f with the key of every Service in the store now and
+// then with the key of every Service that changes, until the process ends
+// (subscribers live as long as the controller that owns the store). f runs
+// under the store's lock, on the reflector's goroutine: it must be quick
+// and must not call the store.
+func (s *serviceStore) subscribe(f func(types.NamespacedName)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.subs = append(s.subs, f)
+	for nn := range s.items {
+		f(nn)
+	}
+}
+
+// waitForSync waits until the initial list is in the store.
+func (s *serviceStore) waitForSync(ctx context.Context) bool {
+	select {
+	case <-s.synced:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (s *serviceStore) notify(nn types.NamespacedName) {
+	for _, f := range s.subs {
+		f(nn)
+	}
+}
+
+// Add, Update, Delete, Replace and Resync make the store a
+// cache.ReflectorStore.
+
+func (s *serviceStore) Add(obj any) error { return s.Update(obj) }
+
+func (s *serviceStore) Update(obj any) error {
+	svc, ok := obj.(*corev1.Service)
+	if !ok {
+		return fmt.Errorf("service store: got %T", obj)
+	}
+	r := newRecord(svc)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.items[r.nn] = r
+	s.notify(r.nn)
+	return nil
+}
+
+func (s *serviceStore) Delete(obj any) error {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return fmt.Errorf("service store: delete: %w", err)
+	}
+	nn := types.NamespacedName{Namespace: m.GetNamespace(), Name: m.GetName()}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.items, nn)
+	s.notify(nn)
+	return nil
+}
+
+// Replace installs a fresh list (at start, and when a watch must be
+// re-listed) and tells subscribers of every Service in it or gone from it,
+// as an informer's replace does.
+func (s *serviceStore) Replace(objs []any, _ string) error {
+	items := make(map[types.NamespacedName]*svcRecord, len(objs))
+	for _, o := range objs {
+		svc, ok := o.(*corev1.Service)
+		if !ok {
+			return fmt.Errorf("service store: got %T", o)
+		}
+		r := newRecord(svc)
+		items[r.nn] = r
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.items
+	s.items = items
+	for nn := range old {
+		if _, ok := items[nn]; !ok {
+			s.notify(nn)
+		}
+	}
+	for nn := range items {
+		s.notify(nn)
+	}
+	select {
+	case <-s.synced:
+	default:
+		close(s.synced)
+	}
+	return nil
+}
+
+func (s *serviceStore) Resync() error { return nil }
+
+// serviceAPI is the controller's own client for Services: the list and
+// watch behind serviceStore, and status patches. It speaks protobuf, the
+// cheapest encoding for the API server and for us to decode, and asks for
+// no gzip: the watch carries one small event at a time, which the API
+// server would compress and we decompress one by one (7% of the
+// controller's CPU in a 10,000-Service burst, and more of the API
+// server's) to save bandwidth that a controller next to its API server
+// does not need.
+type serviceAPI struct {
+	c corev1client.CoreV1Interface
+}
+
+func newServiceAPI(cfg *rest.Config) (*serviceAPI, error) {
+	cfg = rest.CopyConfig(cfg)
+	cfg.ContentType = runtime.ContentTypeProtobuf
+	cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	cfg.DisableCompression = true
+	c, err := corev1client.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("service client: %w", err)
+	}
+	return &serviceAPI{c: c}, nil
+}
+
+// patchStatus applies a strategic merge patch to the status of the Service
+// nn. The API server answers with the whole Service; nothing here needs
+// it, so it is not decoded (the watch brings it to the store anyway).
+func (a *serviceAPI) patchStatus(ctx context.Context, nn types.NamespacedName, patch []byte) error {
+	return a.c.RESTClient().Patch(types.StrategicMergePatchType).
+		Namespace(nn.Namespace).Resource("services").Name(nn.Name).SubResource("status").
+		Body(patch).Do(ctx).Error()
+}
+
+// reflector lists and watches every Service into store. It is a manager
+// Runnable that runs on every replica, leader or not, like the manager's
+// caches, so a standby keeps its store warm.
+func (a *serviceAPI) reflector(store *serviceStore) *serviceReflector {
+	svcs := a.c.Services(metav1.NamespaceAll)
+	return &serviceReflector{store: store, lw: &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return svcs.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return svcs.Watch(ctx, o)
+		},
+	}}
+}
+
+// serviceReflector is the Runnable that fills a serviceStore.
+type serviceReflector struct {
+	store *serviceStore
+	lw    cache.ListerWatcher
+}
+
+// Start runs the reflector until ctx is done.
+func (r *serviceReflector) Start(ctx context.Context) error {
+	cache.NewReflectorWithOptions(r.lw, &corev1.Service{}, r.store, cache.ReflectorOptions{Name: "ironlb-services"}).RunWithContext(ctx)
+	return nil
+}
+
+// NeedLeaderElection is false: see serviceAPI.reflector.
+func (r *serviceReflector) NeedLeaderElection() bool { return false }
+
+// enqueueServices is the service controller's source of Service changes:
+// every key the store reports goes to the work queue, its arrival time to
+// the latency metric.
+func enqueueServices(store *serviceStore, m *metrics) func(context.Context, workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+	return func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+		store.subscribe(func(nn types.NamespacedName) {
+			req := reconcile.Request{NamespacedName: nn}
+			m.saw(req.String())
+			q.Add(req)
+		})
+		return nil
+	}
+}
