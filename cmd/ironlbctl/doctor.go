@@ -40,6 +40,9 @@ fix for every problem:
   speakers     every node needs a running, ready ironlb speaker
   controller   the ironlb controller must run
   metallb      MetalLB must not run beside ironlb
+  memberlist   no other pod may take the speakers' memberlist port (7946, or
+               --memberlist-bind) on a node, and the key in Secret
+               ironlb-memberlist must be 16, 24 or 32 bytes
   config       ironlb's configuration objects and legacy ConfigMap must be valid
   services     LoadBalancer Services that have no address yet, and why
 
@@ -105,6 +108,8 @@ type clusterFacts struct {
 
 	Services    []statusRow
 	ServicesErr error
+
+	Memberlist memberlistFacts
 }
 
 // gatherFacts reads what doctor checks. It does not stop at the first
@@ -156,6 +161,8 @@ func gatherFacts(ctx context.Context, c client.Client, cm types.NamespacedName) 
 			_, f.MetalLBConfig = mcm.Data[config.LegacyConfigKey]
 		}
 	}
+
+	f.Memberlist = gatherMemberlist(ctx, c, cm.Namespace)
 
 	f.Input, f.InputErr = controller.ReadInput(ctx, c, cm)
 	if f.InputErr == nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -222,6 +223,10 @@ func TestDiagnose(t *testing.T) {
 			Services:     []statusRow{{Namespace: "kubeflow", Name: "minio-service", State: "Allocated"}},
 		}
 		f.Input.ConfigMap = legacy("192.168.1.87-192.168.1.97")
+		f.Memberlist.Secret = &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "ironlb-system", Name: "ironlb-memberlist"},
+			Data:       map[string][]byte{"secretkey": make([]byte, 32)},
+		}
 		return f
 	}
 
@@ -269,6 +274,32 @@ func TestDiagnose(t *testing.T) {
 		{"metallb config left", func(f *clusterFacts) { f.MetalLBConfig = true }, "metallb",
 			"WARN ConfigMap metallb-system/config holds MetalLB configuration, which ironlb does not read (it reads ironlb-system/config)"},
 		{"service unknown", func(f *clusterFacts) { f.Services[0].State = "Unknown" }, "services", "WARN kubeflow/minio-service has no answer from the ironlb controller yet"},
+		{"healthy memberlist", func(*clusterFacts) {}, "memberlist", "OK Secret ironlb-system/ironlb-memberlist holds a 32-byte key (AES-256)"},
+		{"no speaker DaemonSet", func(*clusterFacts) {}, "memberlist", "OK port 7946 (the speaker's default; no speaker DaemonSet in namespace ironlb-system): no other pod takes it as a host port"},
+		{"memberlist key unreadable", func(f *clusterFacts) { f.Memberlist.Secret, f.Memberlist.SecretErr = nil, errors.New("forbidden") }, "memberlist",
+			"WARN cannot read Secret ironlb-system/ironlb-memberlist, so the memberlist key was not checked: forbidden"},
+		{"memberlist key missing from the Secret", func(f *clusterFacts) { f.Memberlist.Secret.Data = nil }, "memberlist",
+			`FAIL Secret ironlb-system/ironlb-memberlist has no key "secretkey"`},
+		{"memberlist pods unreadable", func(f *clusterFacts) { f.Memberlist.HostPodsErr = errors.New("forbidden") }, "memberlist",
+			"WARN cannot list pods, so port 7946 was not checked: forbidden"},
+		{"hostNetwork pod on memberlist's port", func(f *clusterFacts) {
+			// No hostPort: the API server's defaulting sets it to the
+			// containerPort under hostNetwork, but the check does not count on it.
+			f.Memberlist.HostPods = []corev1.Pod{{
+				ObjectMeta: metav1.ObjectMeta{Namespace: "consul", Name: "consul-abcde"},
+				Spec: corev1.PodSpec{NodeName: "n2", HostNetwork: true, Containers: []corev1.Container{
+					{Name: "consul", Ports: []corev1.ContainerPort{{Name: "serflan", ContainerPort: 7946}}},
+				}},
+			}}
+		}, "memberlist", "FAIL pod consul/consul-abcde on node n2 (no owner) takes host port 7946 (TCP)"},
+		{"memberlist bind from an env var", func(f *clusterFacts) {
+			f.Memberlist.DaemonSet = &appsv1.DaemonSet{
+				ObjectMeta: metav1.ObjectMeta{Namespace: "ironlb-system", Name: "ironlb-speaker"},
+				Spec: appsv1.DaemonSetSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{
+					{Name: "speaker", Args: []string{"speaker", "--memberlist-bind", "$(POD_IP):7946"}},
+				}}}},
+			}
+		}, "memberlist", "WARN DaemonSet ironlb-system/ironlb-speaker: cannot tell memberlist's port from --memberlist-bind=$(POD_IP):7946"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
