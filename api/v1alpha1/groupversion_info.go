@@ -1,7 +1,10 @@
 // Package v1alpha1 holds ironlb's configuration API, group ironlb.io, version
 // v1alpha1: IPPool, L2Announcement, BGPPeer, BGPAnnouncement and BFDProfile.
-// Every kind is cluster-scoped, because addresses, routers and nodes belong to
-// the whole cluster, not to a namespace.
+// Every config kind is cluster-scoped, because addresses, routers and nodes
+// belong to the whole cluster, not to a namespace. Two namespaced kinds are
+// written by the speakers and only read by users: ServiceAnnouncement (who
+// announces a Service's addresses, beside the Service) and BGPSessionState
+// (each node's session with each BGP peer, in ironlb-system).
 //
 // Rules about a single object live here as OpenAPI and CEL validation, so the
 // API server rejects a malformed object at `kubectl apply`. Rules that relate
@@ -46,6 +49,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&BGPAnnouncement{}, &BGPAnnouncementList{},
 		&BFDProfile{}, &BFDProfileList{},
 		&ServiceAnnouncement{}, &ServiceAnnouncementList{},
+		&BGPSessionState{}, &BGPSessionStateList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

@@ -35,6 +35,21 @@ type statusRow struct {
 	// Announcers says which node answers for each address (Layer 2), from
 	// the speakers' ServiceAnnouncement.
 	Announcers []v1alpha1.Announcer `json:"announcers,omitempty"`
+	// BGPSessions are, for a Service announced over BGP, the sessions to
+	// the peers its addresses go to (those its BGPAnnouncements name, or
+	// all), from every node: a node among them announces the addresses
+	// when its session is Established and the node may announce them
+	// (Ready, selected by the announcement, with a ready endpoint for
+	// externalTrafficPolicy: Local). Only in -o json: the tables list
+	// every session once, below the Services.
+	BGPSessions []v1alpha1.BGPSessionStateStatus `json:"bgpSessions,omitempty"`
+}
+
+// statusReport is everything `ironlbctl status` shows: the LoadBalancer
+// Services, then the BGP sessions of every node.
+type statusReport struct {
+	Services []statusRow
+	Sessions []v1alpha1.BGPSessionStateStatus // sorted by node, then peer
 }
 
 // announcedBy is the ANNOUNCED BY column: the nodes announcing the
@@ -69,32 +84,86 @@ func newStatusCommand(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rows, err := statusRows(cmd.Context(), c, types.NamespacedName{Namespace: g.namespace, Name: g.configMap})
+			rep, err := readStatus(cmd.Context(), c, types.NamespacedName{Namespace: g.namespace, Name: g.configMap})
 			if err != nil {
 				return err
 			}
-			return printStatus(cmd.OutOrStdout(), rows, output)
+			return printStatus(cmd.OutOrStdout(), rep, output)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: \"\" (table), wide (with messages) or json")
 	return cmd
 }
 
+// readStatus reads what `ironlbctl status` shows: the Services (see
+// statusRows) and the BGPSessionStates the speakers write in the
+// namespace of ironlb's ConfigMap.
+func readStatus(ctx context.Context, c client.Reader, cm types.NamespacedName) (statusReport, error) {
+	rows, cfg, err := serviceRows(ctx, c, cm)
+	if err != nil {
+		return statusReport{}, err
+	}
+	var list v1alpha1.BGPSessionStateList
+	if err := c.List(ctx, &list, client.InNamespace(cm.Namespace)); err != nil && !meta.IsNoMatchError(err) {
+		return statusReport{}, fmt.Errorf("list BGP session states: %w", err)
+	}
+	rep := statusReport{Services: rows}
+	for _, s := range list.Items {
+		rep.Sessions = append(rep.Sessions, s.Status)
+	}
+	slices.SortFunc(rep.Sessions, func(a, b v1alpha1.BGPSessionStateStatus) int {
+		return cmp.Or(cmp.Compare(a.Node, b.Node), cmp.Compare(a.Peer, b.Peer))
+	})
+	for i := range rep.Services {
+		rep.Services[i].BGPSessions = sessionsFor(cfg, rep.Services[i].IPs, rep.Sessions)
+	}
+	return rep, nil
+}
+
+// sessionsFor returns the sessions that the addresses ips are announced
+// on, by the config: those to a peer that a BGPAnnouncement of their pool
+// names (or to every peer, when it names none).
+func sessionsFor(cfg *config.Config, ips []string, sessions []v1alpha1.BGPSessionStateStatus) []v1alpha1.BGPSessionStateStatus {
+	var anns []*config.BGPAnnouncement
+	for _, s := range ips {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			continue
+		}
+		if p := cfg.PoolFor(a); p != nil {
+			anns = append(anns, cfg.BGPFor(p.Name)...)
+		}
+	}
+	var out []v1alpha1.BGPSessionStateStatus
+	for _, s := range sessions {
+		if slices.ContainsFunc(anns, func(a *config.BGPAnnouncement) bool { return a.SelectsPeer(s.Peer) }) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // statusRows reads every LoadBalancer Service served by ironlb and the
 // config, and says for each what it got or why not.
 func statusRows(ctx context.Context, c client.Reader, cm types.NamespacedName) ([]statusRow, error) {
+	rows, _, err := serviceRows(ctx, c, cm)
+	return rows, err
+}
+
+// serviceRows is statusRows, also returning the config it read.
+func serviceRows(ctx context.Context, c client.Reader, cm types.NamespacedName) ([]statusRow, *config.Config, error) {
 	in, err := controller.ReadInput(ctx, c, cm)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg, _ := config.Build(in, nil)
 	var list corev1.ServiceList
 	if err := c.List(ctx, &list); err != nil {
-		return nil, fmt.Errorf("list services: %w", err)
+		return nil, nil, fmt.Errorf("list services: %w", err)
 	}
 	var anns v1alpha1.ServiceAnnouncementList
 	if err := c.List(ctx, &anns); err != nil && !meta.IsNoMatchError(err) {
-		return nil, fmt.Errorf("list service announcements: %w", err)
+		return nil, nil, fmt.Errorf("list service announcements: %w", err)
 	}
 	announcers := map[types.NamespacedName][]v1alpha1.Announcer{}
 	for _, a := range anns.Items {
@@ -148,10 +217,13 @@ func statusRows(ctx context.Context, c client.Reader, cm types.NamespacedName) (
 	slices.SortFunc(rows, func(a, b statusRow) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
-	return rows, nil
+	return rows, cfg, nil
 }
 
-func printStatus(w io.Writer, rows []statusRow, output string) error {
+// printStatus prints rep as tables ("" or "wide") or as JSON. The JSON is
+// the list of Services, each BGP one with its sessions (bgpSessions).
+func printStatus(w io.Writer, rep statusReport, output string) error {
+	rows := rep.Services
 	switch output {
 	case "json":
 		enc := json.NewEncoder(w)
@@ -185,6 +257,38 @@ func printStatus(w io.Writer, rows []statusRow, output string) error {
 	for _, r := range rows {
 		if r.State == "Pending" && output == "" {
 			fmt.Fprintf(w, "\n%s/%s is pending: %s\n", r.Namespace, r.Name, r.Message)
+		}
+	}
+	return printSessions(w, rep.Sessions, output == "wide")
+}
+
+// printSessions prints the "BGP sessions" table, if there is any session.
+// Without wide, the errors of the sessions that are not Established
+// follow the table, as the reasons of pending Services do.
+func printSessions(w io.Writer, sessions []v1alpha1.BGPSessionStateStatus, wide bool) error {
+	if len(sessions) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "\nBGP sessions:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	header := "NODE\tPEER\tADDRESS\tSTATE\tBFD\tPREFIXES"
+	if wide {
+		header += "\tERROR"
+	}
+	fmt.Fprintln(tw, header)
+	for _, s := range sessions {
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%d", s.Node, s.Peer, s.PeerAddress, s.State, orNone(string(s.BFDState)), s.PrefixesSent)
+		if wide {
+			line += "\t" + s.LastError
+		}
+		fmt.Fprintln(tw, line)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, s := range sessions {
+		if !wide && s.State != v1alpha1.BGPStateEstablished && s.LastError != "" {
+			fmt.Fprintf(w, "\n%s's session with %s is %s: %s\n", s.Node, s.Peer, s.State, s.LastError)
 		}
 	}
 	return nil

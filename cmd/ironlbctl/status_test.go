@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -102,7 +105,7 @@ func TestStatus(t *testing.T) {
 	}
 
 	var out bytes.Buffer
-	if err := printStatus(&out, rows, ""); err != nil {
+	if err := printStatus(&out, statusReport{Services: rows}, ""); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range []string{
@@ -116,11 +119,11 @@ func TestStatus(t *testing.T) {
 		}
 	}
 	out.Reset()
-	if err := printStatus(&out, rows, "wide"); err != nil || !strings.Contains(out.String(), "node-2 on eth0 (02:00:00:00:00:02)") {
+	if err := printStatus(&out, statusReport{Services: rows}, "wide"); err != nil || !strings.Contains(out.String(), "node-2 on eth0 (02:00:00:00:00:02)") {
 		t.Errorf("wide output (err %v) lacks the interface and MAC:\n%s", err, out.String())
 	}
 	out.Reset()
-	if err := printStatus(&out, rows, "json"); err != nil || !strings.Contains(out.String(), `"reason": "IPInUse"`) {
+	if err := printStatus(&out, statusReport{Services: rows}, "json"); err != nil || !strings.Contains(out.String(), `"reason": "IPInUse"`) {
 		t.Errorf("json output (err %v):\n%s", err, out.String())
 	}
 }
@@ -139,4 +142,105 @@ func waitCondition(t *testing.T, s *corev1.Service) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("no IPAllocated condition on %s/%s", s.Namespace, s.Name)
+}
+
+// TestStatusBGP checks the "BGP sessions" table on a real API server: the
+// BGPSessionStates the speakers write (here written by the test) are
+// listed after the Services, a session that is down says why, and the
+// JSON gives each BGP Service the sessions its addresses go to.
+func TestStatusBGP(t *testing.T) {
+	ctx := context.Background()
+	const sys, ns = "ironlb-bgpstatus", "bgpstatus"
+	startController(t, sys)
+	ensureNamespace(t, ns)
+	mustCreate(t, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: sys, Name: "config"},
+		Data: map[string]string{"config": "peers:\n- peer-address: 192.0.2.1\n  peer-asn: 64500\n  my-asn: 64512\n" +
+			"address-pools:\n- name: routed\n  protocol: bgp\n  addresses:\n  - 203.0.113.96/28\n"},
+	})
+	web := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, LoadBalancerIP: "203.0.113.100",
+			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(80)}}},
+	}
+	mustCreate(t, web)
+	waitAllocated(t, web)
+
+	md5 := "dial tcp 192.0.2.1:179: i/o timeout (no answer: the router may require a TCP MD5 password, or a firewall drops the connection)"
+	since := metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
+	sessions := []v1alpha1.BGPSessionStateStatus{
+		{Node: "node-1", Peer: "peers[0]", PeerAddress: "192.0.2.1", State: v1alpha1.BGPStateEstablished, PrefixesSent: 1, LastTransitionTime: since},
+		{Node: "node-2", Peer: "peers[0]", PeerAddress: "192.0.2.1", State: v1alpha1.BGPStateActive, LastError: md5, LastTransitionTime: since},
+	}
+	for i, st := range sessions {
+		mustCreate(t, &v1alpha1.BGPSessionState{ObjectMeta: metav1.ObjectMeta{Namespace: sys, Name: fmt.Sprintf("s%d", 2-i)}, Status: st})
+	}
+	// Another installation's session (another namespace) is not listed.
+	ensureNamespace(t, "ironlb-other")
+	mustCreate(t, &v1alpha1.BGPSessionState{ObjectMeta: metav1.ObjectMeta{Namespace: "ironlb-other", Name: "s"},
+		Status: v1alpha1.BGPSessionStateStatus{Node: "node-9", Peer: "x", PeerAddress: "192.0.2.9", State: v1alpha1.BGPStateIdle}})
+
+	rep, err := readStatus(ctx, env.Client, types.NamespacedName{Namespace: sys, Name: "config"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(sessions, rep.Sessions); diff != "" {
+		t.Errorf("sessions (-want +got):\n%s", diff)
+	}
+	// Other tests' Services are there too, in other namespaces; in
+	// Layer 2 pools or none, they get no sessions.
+	for _, r := range rep.Services {
+		switch {
+		case r.Namespace != ns && len(r.BGPSessions) > 0:
+			t.Errorf("%s/%s, not announced over BGP, has sessions: %+v", r.Namespace, r.Name, r.BGPSessions)
+		case r.Namespace != ns:
+		case r.Mode != "bgp":
+			t.Errorf("web: mode %q, want bgp", r.Mode)
+		default:
+			if diff := cmp.Diff(sessions, r.BGPSessions); diff != "" {
+				t.Errorf("web's sessions (-want +got):\n%s", diff)
+			}
+		}
+	}
+
+	status := func(args ...string) string {
+		t.Helper()
+		out, stderr, err := run(t, "", append([]string{"--kubeconfig", env.Kubeconfig, "--namespace", sys, "status"}, args...)...)
+		if err != nil {
+			t.Fatalf("status %v: %v\n%s", args, err, stderr)
+		}
+		return out
+	}
+	out := status()
+	// The Services table's widths depend on other tests' Services.
+	if !slices.ContainsFunc(strings.Split(out, "\n"), func(l string) bool {
+		return slices.Equal(strings.Fields(l), []string{"bgpstatus", "web", "203.0.113.100", "routed", "bgp", "<none>", "Allocated"})
+	}) {
+		t.Errorf("status lacks web's line:\n%s", out)
+	}
+	for _, s := range []string{
+		"\nBGP sessions:\nNODE    PEER      ADDRESS    STATE        BFD     PREFIXES\n" +
+			"node-1  peers[0]  192.0.2.1  Established  <none>  1\n" +
+			"node-2  peers[0]  192.0.2.1  Active       <none>  0\n",
+		"\nnode-2's session with peers[0] is Active: " + md5 + "\n",
+	} {
+		if !strings.Contains(out, s) {
+			t.Errorf("status lacks %q:\n%s", s, out)
+		}
+	}
+	if strings.Contains(out, "node-9") {
+		t.Errorf("status lists another namespace's session:\n%s", out)
+	}
+	if out := status("-o", "wide"); !strings.Contains(out, "PREFIXES  ERROR\n") || !strings.Contains(out, "Active       <none>  0         "+md5+"\n") {
+		t.Errorf("wide output lacks the error column:\n%s", out)
+	}
+
+	var rows []statusRow
+	if err := json.Unmarshal([]byte(status("-o", "json")), &rows); err != nil {
+		t.Fatalf("json output: %v", err)
+	}
+	i := slices.IndexFunc(rows, func(r statusRow) bool { return r.Namespace == ns && r.Name == "web" })
+	if i < 0 || len(rows[i].BGPSessions) != 2 || rows[i].BGPSessions[1].LastError != md5 {
+		t.Errorf("json rows: %+v, want web with both sessions", rows)
+	}
 }

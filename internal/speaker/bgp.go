@@ -31,6 +31,9 @@ type bgpMode struct {
 	routerID  netip.Addr
 	passwords map[types.NamespacedName]password
 	problems  string // last reported, to log each change once
+	// sessions writes the BGPSessionStates; nil until the first sync
+	// that can start it.
+	sessions *sessionWriter
 }
 
 type password struct {
@@ -49,6 +52,7 @@ func (b *bgpMode) sync(ctx context.Context, run func(func(context.Context)), v V
 	peers, problems := bgp.PeersFor(cfg, node.Labels, b.readPasswords(ctx, cfg))
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	defer b.reportSessions(run, v)
 	if b.speaker == nil {
 		if len(peers) == 0 {
 			return
@@ -81,6 +85,35 @@ func (b *bgpMode) sync(ctx context.Context, run func(func(context.Context)), v V
 		b.s.log.Error("set BGP routes", "error", err)
 	}
 	b.s.metrics.observeBGP(b.speaker.Status())
+}
+
+// reportSessions hands the session writer (started on first use) what this
+// sync learnt: whether there is a BGP speaker and, on the node that cleans
+// up after others, the cluster's nodes. It is called with mu held.
+func (b *bgpMode) reportSessions(run func(func(context.Context)), v View) {
+	if run == nil {
+		return
+	}
+	if b.sessions == nil {
+		b.sessions = newSessionWriter(sessionWriterOptions{
+			Client: b.s.c, APIReader: b.s.mgr.GetAPIReader(),
+			Namespace: b.s.opts.Namespace, Node: b.s.opts.NodeName,
+			Logger: b.s.log.With("component", "bgp-status"),
+		})
+		run(b.sessions.run)
+	}
+	var sessions func() []bgp.PeerStatus
+	if b.speaker != nil {
+		sessions = b.speaker.Status
+	}
+	var nodes map[string]bool
+	if janitor(v) == b.s.opts.NodeName {
+		nodes = make(map[string]bool, len(v.Nodes))
+		for name := range v.Nodes {
+			nodes[name] = true
+		}
+	}
+	b.sessions.set(sessions, nodes)
 }
 
 // addresses are the Service addresses this node announces over BGP, by

@@ -268,7 +268,7 @@ func nodeReady(n *corev1.Node) bool {
 // janitor; then it lists the Services whose announcements must stay, and
 // the others are deleted.
 func (s *Speaker) reports(v View, ds map[netip.Addr]*Decision, svcs map[string]*corev1.Service) (out map[string]*report, keep map[string]bool) {
-	janitor := s.janitor(v)
+	janitor := janitor(v)
 	out = map[string]*report{}
 	for _, e := range v.Services {
 		var st v1alpha1.ServiceAnnouncementStatus
@@ -322,9 +322,11 @@ func (s *Speaker) reports(v View, ds map[netip.Addr]*Decision, svcs map[string]*
 	return out, keep
 }
 
-// janitor is the node that writes what no owner writes: the first alive
-// member, or without membership the first Ready node.
-func (s *Speaker) janitor(v View) string {
+// janitor is the node that writes what no owner writes and deletes what
+// nobody needs (ServiceAnnouncements, BGPSessionStates of nodes that are
+// gone): the first Ready node that is an alive member, or without
+// membership the first Ready node. Every speaker computes the same.
+func janitor(v View) string {
 	var names []string
 	for name, n := range v.Nodes {
 		if n.Ready && (v.Alive == nil || v.Alive[name]) {
