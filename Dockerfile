@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
-# ironlb's image: the static binaries /ironlb (controller and speaker) and
-# /ironlbctl on distroless, running as uid 65532 by default. The speaker's
+# ironlb's image: the static binaries /ironlb (controller and speaker),
+# /ironlb-controller (the controller alone, smaller in memory: see
+# cmd/ironlb/controller_only.go) and /ironlbctl on distroless, running as uid 65532 by default. The speaker's
 # DaemonSet runs it as root with NET_RAW and NET_ADMIN only (see
 # config/speaker/daemonset.yaml).
 #
@@ -26,9 +27,12 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 		GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath \
 			-ldflags "-s -w -X github.com/ironlb/ironlb/internal/version.Version=${VERSION}" \
 			-o /out/$cmd ./cmd/$cmd || exit 1; \
-	done
+	done; \
+	GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -tags ironlb_controller \
+		-ldflags "-s -w -X github.com/ironlb/ironlb/internal/version.Version=${VERSION}" \
+		-o /out/ironlb-controller ./cmd/ironlb
 
 FROM gcr.io/distroless/static:nonroot
-COPY --from=build /out/ironlb /out/ironlbctl /
+COPY --from=build /out/ironlb /out/ironlb-controller /out/ironlbctl /
 USER 65532:65532
 ENTRYPOINT ["/ironlb"]

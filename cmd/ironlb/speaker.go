@@ -1,3 +1,5 @@
+//go:build !ironlb_controller
+
 package main
 
 import (

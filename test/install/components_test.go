@@ -36,7 +36,9 @@ func TestComponentsRunWithTheirServiceAccounts(t *testing.T) {
 	install(t)
 	ctx := context.Background()
 	c := env.Client
-	bin := buildIronlb(t)
+	// The controller's Deployment runs the controller-only build.
+	bin := buildIronlb(t, "ironlb")
+	controllerBin := buildIronlb(t, "ironlb-controller", "ironlb_controller")
 
 	const ns, pool, node = "rbac-run", "rbac-run", "rbac-node"
 	prefix := netip.MustParsePrefix("198.51.100.16/28")
@@ -87,7 +89,7 @@ func TestComponentsRunWithTheirServiceAccounts(t *testing.T) {
 		writeKubeconfig(t, serviceAccountConfig(t, sa), filepath.Join(dir, sa+".kubeconfig"))
 	}
 	common := []string{"--namespace", systemNamespace, "--metrics-bind-address", "0", "--health-probe-bind-address", "0"}
-	controller := start(t, bin, append([]string{"controller", "--kubeconfig", filepath.Join(dir, "ironlb-controller.kubeconfig"), "--leader-elect=true"}, common...)...)
+	controller := start(t, controllerBin, append([]string{"controller", "--kubeconfig", filepath.Join(dir, "ironlb-controller.kubeconfig"), "--leader-elect=true"}, common...)...)
 	speaker := start(t, bin, append([]string{"speaker", "--kubeconfig", filepath.Join(dir, "ironlb-speaker.kubeconfig"),
 		"--node-name", node, "--memberlist-bind", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--interfaces", "ironlb-test-none"}, common...)...)
 
@@ -145,16 +147,21 @@ func TestComponentsRunWithTheirServiceAccounts(t *testing.T) {
 	}
 }
 
-// buildIronlb builds cmd/ironlb from this tree (a stale bin/ironlb would
-// prove nothing about the RBAC this tree generates).
-func buildIronlb(t *testing.T) string {
+// buildIronlb builds cmd/ironlb from this tree with the build tags tags,
+// as `make build` and the Dockerfile do (a stale bin/ironlb would prove
+// nothing about the RBAC this tree generates).
+func buildIronlb(t *testing.T, name string, tags ...string) string {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "ironlb")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./cmd/ironlb") // -trimpath as `make build`, to share its cache
+	out := filepath.Join(t.TempDir(), name)
+	args := []string{"build", "-trimpath", "-o", out} // -trimpath as `make build`, to share its cache
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	cmd := exec.Command("go", append(args, "./cmd/ironlb")...)
 	cmd.Dir = repo(t)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/ironlb: %v\n%s", err, b)
+		t.Fatalf("go build %s: %v\n%s", strings.Join(tags, ","), err, b)
 	}
 	return out
 }

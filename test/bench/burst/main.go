@@ -107,7 +107,7 @@ func main() {
 	fs.Float64Var(&o.QPS, "kube-api-qps", 5000, "client-side API requests per second of both allocators")
 	fs.IntVar(&o.Burst, "kube-api-burst", 10000, "client-side API burst of both allocators")
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Minute, "how long a burst may take to get every address")
-	fs.StringVar(&o.Ironlb, "ironlb", "", "ironlb binary (default bin/ironlb in the repository)")
+	fs.StringVar(&o.Ironlb, "ironlb", "", "ironlb binary (default bin/ironlb-controller in the repository, as the controller's Deployment runs it)")
 	fs.StringVar(&o.IronlbArgs, "ironlb-args", "", "extra space-separated flags for `ironlb controller`, e.g. --workers=32 (keep --log-level at info or debug: readiness is its info line \"allocations restored\")")
 	fs.StringVar(&o.LogDir, "log-dir", "", "where the allocators' logs go (default a new temporary directory)")
 	fs.BoolVar(&o.HeapProfile, "heap-profile", false, "fetch ironlb's heap profiles into -log-dir: at the highest RSS of each burst and after it (adds a little CPU to ironlb's figures)")
@@ -145,7 +145,7 @@ func run(ctx context.Context, o options, out, diag io.Writer) error {
 		return err
 	}
 	if o.Ironlb == "" {
-		o.Ironlb = filepath.Join(root, "bin", "ironlb")
+		o.Ironlb = filepath.Join(root, "bin", "ironlb-controller")
 	}
 	if err := checkFresh(ctx, o.Ironlb, root, diag); err != nil {
 		return err
