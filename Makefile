@@ -95,6 +95,7 @@ bench: tools build ## benchmark scenarios; each prints `name value unit` lines (
 	$(GO) test -run '^$$' -bench 'Detection|LabLinkCut' -benchtime 20x ./internal/election/
 	$(GO) run ./test/bench/burst -services $(BENCH_SERVICES)
 	$(GO) run ./test/bench/failover -runs $(BENCH_FAILOVER_RUNS)
+	$(GO) run ./test/bench/bgpscale -services $(BENCH_SERVICES) -runs 3
 
 .PHONY: demo
 demo: tools build ## the user's scenario end to end in a local lab (needs root)
