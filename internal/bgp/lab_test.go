@@ -614,18 +614,37 @@ func TestPerPeerRoutes(t *testing.T) {
 			n.setRoutes(t, routes...)
 		}
 	}
+	// sent checks that every node reports sending frrN prefixes to FRR
+	// and birdN to BIRD.
+	sent := func(frrN, birdN int) {
+		t.Helper()
+		for _, n := range nodes {
+			for peer, want := range map[string]int{"frr": frrN, "bird": birdN} {
+				st, err := n.peerStatus(peer)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.State != StateEstablished || st.PrefixesSent != want {
+					t.Errorf("%s to %s: %s, %d prefixes sent, want Established, %d", n.host.Name, peer, st.State, st.PrefixesSent, want)
+				}
+			}
+		}
+	}
 
 	set(Route{Prefix: a}, Route{Prefix: b, Peers: []string{"frr"}}, Route{Prefix: c, Peers: []string{"bird"}})
 	check("FRR", frr, a, b)
 	check("BIRD", bird, a, c)
+	sent(2, 2)
 
 	// b moves from FRR to BIRD, c goes to both.
 	set(Route{Prefix: a}, Route{Prefix: b, Peers: []string{"bird"}}, Route{Prefix: c})
 	check("FRR", frr, a, c)
 	check("BIRD", bird, a, b, c)
+	sent(2, 3)
 
 	// Two routes for one prefix merge their peers.
 	set(Route{Prefix: b, Peers: []string{"bird"}}, Route{Prefix: b, Peers: []string{"frr"}}, Route{Prefix: c, Peers: []string{"frr"}})
 	check("FRR", frr, b, c)
 	check("BIRD", bird, b)
+	sent(2, 1)
 }
