@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -29,27 +30,16 @@ import (
 // object of a deleted node is removed by another speaker.
 func TestBGPSessionStatus(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := t.Context()
-	r, err := c.Lab.AddRouter(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const routerASN, nodeASN = 64500, 64512
-	rc := lab.RouterConfig{ASN: routerASN}
+	var node3 netip.Addr
 	for _, h := range c.Lab.Nodes() {
-		n := lab.RouterNeighbor{Address: h.IPv4, ASN: nodeASN}
 		if h.Name == "node-3" {
+			node3 = h.IPv4
+		}
+	}
+	r, _ := c.startFRR(func(n *lab.RouterNeighbor) {
+		if n.Address == node3 {
 			n.Password = "ironlb-md5"
 		}
-		rc.Neighbors = append(rc.Neighbors, n)
-	}
-	if _, err := r.StartFRR(ctx, rc); err != nil {
-		t.Fatal(err)
-	}
-	c.namespace("shop")
-	c.apply(&v1alpha1.IPPool{
-		ObjectMeta: metav1.ObjectMeta{Name: "routed"},
-		Spec:       v1alpha1.IPPoolSpec{Addresses: []string{"203.0.113.96/28"}},
 	})
 	hostIn := func(names ...string) []metav1.LabelSelector {
 		return []metav1.LabelSelector{{MatchExpressions: []metav1.LabelSelectorRequirement{

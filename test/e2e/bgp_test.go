@@ -15,25 +15,29 @@ import (
 	"github.com/ironlb/ironlb/internal/lab"
 )
 
-// TestBGP is BGP mode end to end: FRR in the lab's router peers with the
-// three speakers; a Service's address reaches the router with one next
-// hop per node (ECMP), a client behind the router reaches it, and with
-// externalTrafficPolicy: Local only the node with the endpoint announces.
-func TestBGP(t *testing.T) {
-	c := newCluster(t, 3)
-	ctx := t.Context()
-	r, err := c.Lab.AddRouter(ctx)
+// The lab router's AS and the nodes' in the BGP tests.
+const routerASN, nodeASN = 64500, 64512
+
+// startFRR adds the lab's router running FRR, peered with every node (each
+// neighbour as tweak, if not nil, leaves it), and creates what the BGP
+// tests announce from: the namespace "shop" and the IPPool "routed"
+// (203.0.113.96/28).
+func (c *cluster) startFRR(tweak func(*lab.RouterNeighbor)) (*lab.Router, *lab.FRR) {
+	t := c.t
+	t.Helper()
+	r, err := c.Lab.AddRouter(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	const routerASN, nodeASN = 64500, 64512
 	rc := lab.RouterConfig{ASN: routerASN}
-	var nodeIPs []netip.Addr
 	for _, h := range c.Lab.Nodes() {
-		rc.Neighbors = append(rc.Neighbors, lab.RouterNeighbor{Address: h.IPv4, ASN: nodeASN})
-		nodeIPs = append(nodeIPs, h.IPv4)
+		n := lab.RouterNeighbor{Address: h.IPv4, ASN: nodeASN}
+		if tweak != nil {
+			tweak(&n)
+		}
+		rc.Neighbors = append(rc.Neighbors, n)
 	}
-	frr, err := r.StartFRR(ctx, rc)
+	frr, err := r.StartFRR(t.Context(), rc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +46,21 @@ func TestBGP(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "routed"},
 		Spec:       v1alpha1.IPPoolSpec{Addresses: []string{"203.0.113.96/28"}},
 	})
+	return r, frr
+}
+
+// TestBGP is BGP mode end to end: FRR in the lab's router peers with the
+// three speakers; a Service's address reaches the router with one next
+// hop per node (ECMP), a client behind the router reaches it, and with
+// externalTrafficPolicy: Local only the node with the endpoint announces.
+func TestBGP(t *testing.T) {
+	c := newCluster(t, 3)
+	ctx := t.Context()
+	r, frr := c.startFRR(nil)
+	var nodeIPs []netip.Addr
+	for _, h := range c.Lab.Nodes() {
+		nodeIPs = append(nodeIPs, h.IPv4)
+	}
 	c.apply(&v1alpha1.BGPPeer{
 		ObjectMeta: metav1.ObjectMeta{Name: "router"},
 		Spec:       v1alpha1.BGPPeerSpec{MyASN: nodeASN, PeerASN: routerASN, PeerAddress: r.Host.IPv4.String()},
