@@ -69,6 +69,7 @@ import (
 	"github.com/ironlb/ironlb/internal/labcluster"
 	"github.com/ironlb/ironlb/internal/testenv"
 	"github.com/ironlb/ironlb/test/bench/benchstat"
+	"github.com/ironlb/ironlb/test/bench/procusage"
 )
 
 // options are the benchmark's flags.
@@ -227,7 +228,7 @@ func (b *bench) setUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	self, _ := readUsage("self")
+	self, _ := procusage.Read("self")
 	fmt.Fprintf(b.diag, "# created in %.1f s (%.0f per second); the benchmark has used %.1f s of CPU so far\n",
 		took.Seconds(), float64(b.opts.Services)/took.Seconds(), self.CPU.Seconds())
 	assigned, err := b.waitAssigned(ctx, start)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ironlb/ironlb/internal/lab"
 	"github.com/ironlb/ironlb/test/bench/benchstat"
+	"github.com/ironlb/ironlb/test/bench/procusage"
 )
 
 // Polling periods and limits of a run.
@@ -39,7 +40,7 @@ type runResult struct {
 	NodeDone, Established map[string]time.Duration
 	// Usage is each speaker's after convergence and the quiet that
 	// follows it; AtConverge its usage at convergence.
-	Usage, AtConverge map[string]usage
+	Usage, AtConverge map[string]procusage.Usage
 	// Withdraw is from the node's loss to the router holding every prefix
 	// with the survivors' paths only; FirstWithdrawn is when the first
 	// of the dead node's paths went.
@@ -70,12 +71,12 @@ func (b *bench) others(bird *lab.Process) []watched {
 func othersUsage(ws []watched) (map[string]time.Duration, error) {
 	out := map[string]time.Duration{}
 	for _, w := range ws {
-		var u usage
+		var u procusage.Usage
 		var err error
 		if w.proc == nil {
-			u, err = readUsage("self")
+			u, err = procusage.Read("self")
 		} else {
-			u, err = usageOf(w.proc, w.comm)
+			u, err = procusage.Of(w.proc, w.comm)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", w.name, err)
@@ -155,9 +156,9 @@ func (b *bench) runOnce(ctx context.Context, run int) (res runResult, err error)
 	var nc *notConverged
 	if errors.As(err, &nc) {
 		// For the report of what the speakers reached.
-		res.Usage = map[string]usage{}
+		res.Usage = map[string]procusage.Usage{}
 		for _, h := range nodes {
-			if u, uerr := usageOf(b.cl.Speaker(h.Name), b.comm()); uerr == nil {
+			if u, uerr := procusage.Of(b.cl.Speaker(h.Name), b.comm()); uerr == nil {
 				res.Usage[h.Name] = u
 			}
 		}
@@ -165,9 +166,9 @@ func (b *bench) runOnce(ctx context.Context, run int) (res runResult, err error)
 	if err != nil {
 		return res, err
 	}
-	res.AtConverge = map[string]usage{}
+	res.AtConverge = map[string]procusage.Usage{}
 	for _, h := range nodes {
-		if res.AtConverge[h.Name], err = usageOf(b.cl.Speaker(h.Name), b.comm()); err != nil {
+		if res.AtConverge[h.Name], err = procusage.Of(b.cl.Speaker(h.Name), b.comm()); err != nil {
 			return res, fmt.Errorf("speaker of %s: %w", h.Name, err)
 		}
 	}
@@ -193,9 +194,9 @@ func (b *bench) runOnce(ctx context.Context, run int) (res runResult, err error)
 		return res, err
 	}
 	res.Quiet = waited
-	res.Usage = map[string]usage{}
+	res.Usage = map[string]procusage.Usage{}
 	for _, h := range nodes {
-		if res.Usage[h.Name], err = usageOf(b.cl.Speaker(h.Name), b.comm()); err != nil {
+		if res.Usage[h.Name], err = procusage.Of(b.cl.Speaker(h.Name), b.comm()); err != nil {
 			return res, fmt.Errorf("speaker of %s: %w", h.Name, err)
 		}
 	}

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -64,15 +62,5 @@ func TestRunSummaries(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("runFigures (-want +got):\n%s", diff)
-	}
-}
-
-func TestUsageOfSelf(t *testing.T) {
-	u, err := usageOf(strconv.Itoa(os.Getpid()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if u.PeakRSS < u.RSS || u.RSS <= 0 || u.CPU < 0 {
-		t.Errorf("usage of this test %+v: want 0 < RSS <= peak RSS, CPU >= 0", u)
 	}
 }

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +18,7 @@ import (
 	"github.com/ironlb/ironlb/internal/lab"
 	"github.com/ironlb/ironlb/internal/labcluster"
 	"github.com/ironlb/ironlb/test/bench/benchstat"
+	"github.com/ironlb/ironlb/test/bench/procusage"
 )
 
 const (
@@ -60,7 +58,7 @@ func (b *bench) scale(ctx context.Context) error {
 		}
 		time.Sleep(settleAfterJoin)
 	}
-	idle := map[string]usage{}
+	idle := map[string]procusage.Usage{}
 	for _, n := range nodes {
 		u, err := speakerUsage(b.cl, n.Name)
 		if err != nil {
@@ -329,64 +327,11 @@ func (w *announceWatch) byNode() map[string]int {
 	return out
 }
 
-// usage is what a process has used.
-type usage struct {
-	CPU          time.Duration // user + system
-	PeakRSS, RSS int64         // VmHWM, VmRSS in bytes
-}
-
-// speakerUsage reads the usage of node's speaker from /proc. The lab
-// starts it through `ip netns exec`, which execs in place, so the PID is
-// the speaker's own; the command name is checked all the same.
-func speakerUsage(cl *labcluster.Cluster, node string) (usage, error) {
-	pid := strconv.Itoa(cl.Speaker(node).PID())
-	comm, err := os.ReadFile("/proc/" + pid + "/comm")
+// speakerUsage reads the usage of node's speaker from /proc.
+func speakerUsage(cl *labcluster.Cluster, node string) (procusage.Usage, error) {
+	u, err := procusage.Of(cl.Speaker(node), "ironlb")
 	if err != nil {
-		return usage{}, fmt.Errorf("speaker of %s: %w", node, err)
-	}
-	if c := strings.TrimSpace(string(comm)); c != "ironlb" {
-		return usage{}, fmt.Errorf("speaker of %s: process %s is %q, not ironlb", node, pid, c)
-	}
-	return usageOf(pid)
-}
-
-// usageOf reads /proc/PID/stat (utime and stime, fields 14 and 15, in
-// clock ticks of 1/100 s) and /proc/PID/status (VmHWM, VmRSS).
-func usageOf(pid string) (usage, error) {
-	var u usage
-	stat, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return u, err
-	}
-	// The command name, in parentheses, may hold spaces: count the
-	// fields from after it, where field 3 (state) comes first.
-	after := stat[bytes.LastIndexByte(stat, ')')+1:]
-	fields := strings.Fields(string(after))
-	const utime, stime = 14 - 3, 15 - 3
-	if len(fields) <= stime {
-		return u, fmt.Errorf("/proc/%s/stat: %q", pid, stat)
-	}
-	for _, f := range []string{fields[utime], fields[stime]} {
-		ticks, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			return u, fmt.Errorf("/proc/%s/stat: %w", pid, err)
-		}
-		u.CPU += time.Duration(ticks) * 10 * time.Millisecond
-	}
-	status, err := os.ReadFile("/proc/" + pid + "/status")
-	if err != nil {
-		return u, err
-	}
-	for line := range strings.Lines(string(status)) {
-		var kb int64
-		if _, err := fmt.Sscanf(line, "VmHWM: %d kB", &kb); err == nil {
-			u.PeakRSS = kb * 1024
-		} else if _, err := fmt.Sscanf(line, "VmRSS: %d kB", &kb); err == nil {
-			u.RSS = kb * 1024
-		}
-	}
-	if u.PeakRSS == 0 {
-		return u, fmt.Errorf("/proc/%s/status: no VmHWM", pid)
+		return u, fmt.Errorf("speaker of %s: %w", node, err)
 	}
 	return u, nil
 }
