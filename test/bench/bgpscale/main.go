@@ -50,7 +50,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -68,6 +67,7 @@ import (
 	"github.com/ironlb/ironlb/internal/lab"
 	"github.com/ironlb/ironlb/internal/labcluster"
 	"github.com/ironlb/ironlb/internal/testenv"
+	"github.com/ironlb/ironlb/test/bench/benchbin"
 	"github.com/ironlb/ironlb/test/bench/benchstat"
 	"github.com/ironlb/ironlb/test/bench/procusage"
 )
@@ -153,7 +153,7 @@ func run(ctx context.Context, o options, out, diag io.Writer, interrupted func()
 	if o.Ironlb == "" {
 		o.Ironlb = filepath.Join(root, "bin", "ironlb")
 	}
-	if err := checkFresh(ctx, o.Ironlb, root, diag); err != nil {
+	if err := benchbin.CheckFresh(ctx, o.Ironlb, root, diag); err != nil {
 		return err
 	}
 	fmt.Fprintln(diag, "# starting a lab of 3 nodes with a router, its control plane and the controller")
@@ -381,32 +381,6 @@ func (b *bench) reportNotConverged(nc *notConverged, r runResult) {
 	for _, m := range ms {
 		fmt.Fprintln(b.out, m)
 	}
-}
-
-// checkFresh warns when the ironlb binary is older than a Go source of a
-// package it is built from: people edit ironlb while benchmarks run.
-func checkFresh(ctx context.Context, bin, root string, diag io.Writer) error {
-	st, err := os.Stat(bin)
-	if err != nil {
-		return fmt.Errorf("%w: run `make build` first", err)
-	}
-	fmt.Fprintf(diag, "# ironlb binary %s built %s\n", bin, st.ModTime().Format(time.RFC3339))
-	list := exec.CommandContext(ctx, "go", "list", "-deps", "-f",
-		`{{if .Module}}{{if eq .Module.Path "github.com/ironlb/ironlb"}}{{$d := .Dir}}{{range .GoFiles}}{{$d}}/{{.}}{{"\n"}}{{end}}{{end}}{{end}}`,
-		"./cmd/ironlb")
-	list.Dir = root
-	out, err := list.Output()
-	if err != nil {
-		fmt.Fprintf(diag, "# warning: cannot list the sources of ironlb: %v\n", err)
-		return nil
-	}
-	for _, f := range strings.Fields(string(out)) {
-		if info, err := os.Stat(f); err == nil && info.ModTime().After(st.ModTime()) {
-			fmt.Fprintf(diag, "# warning: %s is newer than the binary; `make build` to measure the current code\n", f)
-			break
-		}
-	}
-	return nil
 }
 
 // logTails prints the last lines of ironlb's and BIRD's logs in dir, for

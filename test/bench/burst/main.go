@@ -54,6 +54,7 @@ import (
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/controller"
 	"github.com/ironlb/ironlb/internal/testenv"
+	"github.com/ironlb/ironlb/test/bench/benchbin"
 )
 
 // options are the benchmark's flags.
@@ -147,7 +148,7 @@ func run(ctx context.Context, o options, out, diag io.Writer) error {
 	if o.Ironlb == "" {
 		o.Ironlb = filepath.Join(root, "bin", "ironlb-controller")
 	}
-	if err := checkFresh(ctx, o.Ironlb, root, diag); err != nil {
+	if err := benchbin.CheckFresh(ctx, o.Ironlb, root, diag); err != nil {
 		return err
 	}
 	if o.LogDir == "" {
@@ -389,30 +390,4 @@ func (b *bench) describe(p *proc, res burstResult) {
 	if n, first := p.logProblems(); n > 0 {
 		fmt.Fprintf(b.diag, "# %s: %d WARN/ERROR log lines, first:\n#   %s\n", p.opts.Name, n, strings.Join(first, "\n#   "))
 	}
-}
-
-// checkFresh warns when the ironlb binary is older than a Go source of a
-// package it is built from: people edit the controller while benchmarks
-// run.
-func checkFresh(ctx context.Context, bin, root string, diag io.Writer) error {
-	st, err := os.Stat(bin)
-	if err != nil {
-		return fmt.Errorf("%w: run `make build` first", err)
-	}
-	fmt.Fprintf(diag, "# ironlb binary %s built %s\n", bin, st.ModTime().Format(time.RFC3339))
-	list := exec.CommandContext(ctx, "go", "list", "-deps", "-f",
-		`{{if .Module}}{{if eq .Module.Path "github.com/ironlb/ironlb"}}{{$d := .Dir}}{{range .GoFiles}}{{$d}}/{{.}}{{"\n"}}{{end}}{{end}}{{end}}`,
-		"./cmd/ironlb")
-	list.Dir = root
-	out, err := list.Output()
-	if err != nil {
-		return fmt.Errorf("list the sources of ironlb: %w", err)
-	}
-	for _, f := range strings.Fields(string(out)) {
-		if info, err := os.Stat(f); err == nil && info.ModTime().After(st.ModTime()) {
-			fmt.Fprintf(diag, "# warning: %s is newer than the binary; `make build` to measure the current code\n", f)
-			break
-		}
-	}
-	return nil
 }
