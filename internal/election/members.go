@@ -96,6 +96,8 @@ type Members struct {
 	life sync.Mutex
 	// leaving is set by Leave; NodeMeta then publishes metaLeaving.
 	leaving atomic.Bool
+	// joined is set once a Join of a peer has succeeded (see Joined).
+	joined atomic.Bool
 	// workers counts the goroutines Run owns: the rejoin loop and those
 	// verifying deaths (verify.go). Run waits for them before it returns.
 	workers sync.WaitGroup
@@ -294,6 +296,8 @@ func (m *Members) keepJoining(ctx context.Context, ml *memberlist.Memberlist) {
 			wg.Go(func() {
 				if _, err := ml.Join([]string{p.String()}); err != nil {
 					m.log.Debug("joining peer", "peer", p, "error", err)
+				} else {
+					m.notifyJoined()
 				}
 			})
 		}
@@ -312,6 +316,19 @@ func (m *Members) keepJoining(ctx context.Context, ml *memberlist.Memberlist) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// Joined reports whether this member has joined a peer: a Join succeeds
+// only after a full state exchange (push/pull) with it, so this member
+// then knows every member that peer knows. Hearing of a member by gossip
+// alone (it is alive) says nothing of the others.
+func (m *Members) Joined() bool { return m.joined.Load() }
+
+// notifyJoined records the first successful join and tells Changes.
+func (m *Members) notifyJoined() {
+	if !m.joined.Swap(true) {
+		m.notify()
 	}
 }
 

@@ -18,18 +18,17 @@ import (
 // not. It is long enough for the joins of a loaded node to finish.
 const startupGrace = 10 * time.Second
 
-// settled reports whether a speaker, self, whose membership has run for
-// since has heard from enough of the others to take part in elections.
-// v.Alive must be nil only when the speaker runs without membership, not
-// while its membership is still starting (the caller waits for that).
-func settled(v View, self string, since time.Duration) bool {
-	if v.Alive == nil || since >= startupGrace {
+// settled reports whether a speaker whose membership has run for since,
+// and has joined another speaker if joined, knows enough of the others to
+// take part in elections. A join is a full state exchange; merely hearing
+// that some member is alive is not: that member may be the first of
+// several the gossip brings back after a cut, and electing then would
+// claim the addresses of those still unheard of. v.Alive must be nil only
+// when the speaker runs without membership, not while its membership is
+// still starting (the caller waits for that).
+func settled(v View, joined bool, since time.Duration) bool {
+	if v.Alive == nil || joined || since >= startupGrace {
 		return true
-	}
-	for name := range v.Alive {
-		if name != self {
-			return true
-		}
 	}
 	for name, n := range v.Nodes {
 		if n.Ready && !v.Alive[name] {

@@ -54,21 +54,23 @@ func TestSettled(t *testing.T) {
 		return v
 	}
 	tests := []struct {
-		name  string
-		view  View
-		since time.Duration
-		want  bool
+		name   string
+		view   View
+		joined bool
+		since  time.Duration
+		want   bool
 	}{
-		{"alone at start", alive("node-1"), 0, false},
-		{"alone, grace nearly over", alive("node-1"), startupGrace - time.Millisecond, false},
-		{"joined one other: it knows the whole membership", alive("node-1", "node-3"), 0, true},
-		{"every Ready node joined", alive("node-1", "node-2", "node-3"), 0, true},
-		{"alone, grace over", alive("node-1"), startupGrace, true},
-		{"no membership", View{Nodes: three}, 0, true},
-		{"single-node cluster", View{Nodes: nodes(ready("node-1")), Alive: map[string]bool{"node-1": true}}, 0, true},
+		{"alone at start", alive("node-1"), false, 0, false},
+		{"alone, grace nearly over", alive("node-1"), false, startupGrace - time.Millisecond, false},
+		{"heard of one other by gossip, not joined: it may not know the rest", alive("node-1", "node-3"), false, 0, false},
+		{"joined one other: it knows the whole membership", alive("node-1", "node-3"), true, 0, true},
+		{"every Ready node joined", alive("node-1", "node-2", "node-3"), false, 0, true},
+		{"alone, grace over", alive("node-1"), false, startupGrace, true},
+		{"no membership", View{Nodes: three}, false, 0, true},
+		{"single-node cluster", View{Nodes: nodes(ready("node-1")), Alive: map[string]bool{"node-1": true}}, false, 0, true},
 	}
 	for _, tt := range tests {
-		if got := settled(tt.view, "node-1", tt.since); got != tt.want {
+		if got := settled(tt.view, tt.joined, tt.since); got != tt.want {
 			t.Errorf("%s: settled = %v, want %v", tt.name, got, tt.want)
 		}
 	}

@@ -108,7 +108,7 @@ func (s *Speaker) isSettled(v View) bool {
 			s.started = time.Now()
 		}
 	}
-	return settled(v, s.opts.NodeName, time.Since(s.started))
+	return settled(v, s.members != nil && s.members.Joined(), time.Since(s.started))
 }
 
 // reclaim announces again each address this node goes on owning whose
