@@ -40,21 +40,26 @@ func (e *lastErrors) get(a netip.Addr) string {
 // errorTap is a slog.Handler around the caller's handler. On GoBGP's
 // per-peer loggers (made with With("Topic", "Peer", "Key", address)) it
 // also reads debug records, for "failed to connect" and "state changed",
-// and records them in errs; everything is passed on to next only at the
+// and records them in errs. On its other loggers it also reads info
+// records, for the hard resets GoBGP queues (see resetQueue), and adds their
+// peers to resets, if set. Everything is passed on to next only at the
 // levels next wants.
 type errorTap struct {
-	next slog.Handler
-	errs *lastErrors
-	peer netip.Addr // valid on a per-peer logger
+	next   slog.Handler
+	errs   *lastErrors
+	resets *resetQueue // nil: not watched
+	peer   netip.Addr  // valid on a per-peer logger
 }
 
 func (h *errorTap) Enabled(ctx context.Context, l slog.Level) bool {
-	return h.peer.IsValid() || h.next.Enabled(ctx, l)
+	return h.peer.IsValid() || h.resets != nil && l >= slog.LevelInfo || h.next.Enabled(ctx, l)
 }
 
 func (h *errorTap) Handle(ctx context.Context, r slog.Record) error {
 	if h.peer.IsValid() {
 		h.observe(r)
+	} else if h.resets != nil {
+		h.observeReset(r)
 	}
 	if h.next.Enabled(ctx, r.Level) {
 		return h.next.Handle(ctx, r)
@@ -62,27 +67,43 @@ func (h *errorTap) Handle(ctx context.Context, r slog.Record) error {
 	return nil
 }
 
-func (h *errorTap) observe(r slog.Record) {
-	attr := func(key string) string {
-		var v string
-		r.Attrs(func(a slog.Attr) bool {
-			if a.Key == key {
-				v = a.Value.String()
-				return false
-			}
-			return true
-		})
-		return v
+// attr returns the value of r's attribute key, or "".
+func attr(r slog.Record, key string) string {
+	var v string
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == key {
+			v = a.Value.String()
+			return false
+		}
+		return true
+	})
+	return v
+}
+
+// observeReset reads GoBGP's record of a hard ResetPeer, logged by its
+// server goroutine just before it queues the Cease
+// (BgpServer.sendNotification, pkg/server/server.go in GoBGP 4.8.0). The
+// Speaker never resets a session hard itself, so this is GoBGP's BFD
+// resetting one. It must not block: GoBGP's server goroutine runs it.
+func (h *errorTap) observeReset(r slog.Record) {
+	if r.Message != "Send operation notification" || attr(r, "Op") != "Neighbor reset" {
+		return
 	}
+	if a, err := netip.ParseAddr(attr(r, "Key")); err == nil {
+		h.resets.add(a)
+	}
+}
+
+func (h *errorTap) observe(r slog.Record) {
 	switch r.Message {
 	case "failed to connect":
-		h.errs.set(h.peer, attr("Error"))
+		h.errs.set(h.peer, attr(r, "Error"))
 	case "state changed":
 		switch {
-		case attr("new") == "BGP_FSM_ESTABLISHED":
+		case attr(r, "new") == "BGP_FSM_ESTABLISHED":
 			h.errs.set(h.peer, "")
-		case attr("old") == "BGP_FSM_ESTABLISHED" || attr("old") == "BGP_FSM_OPENSENT" || attr("old") == "BGP_FSM_OPENCONFIRM":
-			if reason := attr("reason"); reason != "" && !strings.HasPrefix(reason, "dying") {
+		case attr(r, "old") == "BGP_FSM_ESTABLISHED" || attr(r, "old") == "BGP_FSM_OPENSENT" || attr(r, "old") == "BGP_FSM_OPENCONFIRM":
+			if reason := attr(r, "reason"); reason != "" && !strings.HasPrefix(reason, "dying") {
 				h.errs.set(h.peer, "session closed: "+reason)
 			}
 		}
@@ -90,7 +111,7 @@ func (h *errorTap) observe(r slog.Record) {
 }
 
 func (h *errorTap) WithAttrs(attrs []slog.Attr) slog.Handler {
-	n := &errorTap{next: h.next.WithAttrs(attrs), errs: h.errs, peer: h.peer}
+	n := &errorTap{next: h.next.WithAttrs(attrs), errs: h.errs, resets: h.resets, peer: h.peer}
 	var topic, key string
 	for _, a := range attrs {
 		switch a.Key {
@@ -109,5 +130,5 @@ func (h *errorTap) WithAttrs(attrs []slog.Attr) slog.Handler {
 }
 
 func (h *errorTap) WithGroup(name string) slog.Handler {
-	return &errorTap{next: h.next.WithGroup(name), errs: h.errs, peer: h.peer}
+	return &errorTap{next: h.next.WithGroup(name), errs: h.errs, resets: h.resets, peer: h.peer}
 }

@@ -36,9 +36,10 @@ type Options struct {
 // concurrent use; SetPeers and SetRoutes may be called before Run (they take
 // effect when it starts) and while it runs.
 type Speaker struct {
-	opts Options
-	log  *slog.Logger
-	errs *lastErrors
+	opts   Options
+	log    *slog.Logger
+	errs   *lastErrors
+	resets *resetQueue
 
 	mu      sync.Mutex
 	started bool
@@ -51,6 +52,10 @@ type Speaker struct {
 	havePeers  map[string]Peer
 	haveRoutes map[netip.Prefix]*announcement
 	haveDeny   map[netip.Addr]map[netip.Prefix]bool
+	// By peer name, what Status still reports of the GoBGP peers that
+	// replacePeer replaced; dropped when apply removes or re-opens the
+	// session.
+	past map[string]pastSession
 }
 
 // New returns a Speaker that does nothing until Run.
@@ -72,11 +77,13 @@ func New(opts Options) (*Speaker, error) {
 		opts:       opts,
 		log:        log,
 		errs:       &lastErrors{},
+		resets:     newResetQueue(),
 		wantPeers:  map[string]Peer{},
 		wantRoutes: map[netip.Prefix]*announcement{},
 		havePeers:  map[string]Peer{},
 		haveRoutes: map[netip.Prefix]*announcement{},
 		haveDeny:   map[netip.Addr]map[netip.Prefix]bool{},
+		past:       map[string]pastSession{},
 	}, nil
 }
 
@@ -87,8 +94,9 @@ const defaultASN = 64512
 // Run starts GoBGP, opens the sessions and announces the routes set so far,
 // and keeps them until ctx is done; then it closes every session (the
 // routers withdraw the routes at once, without waiting for a hold timer)
-// and returns. It returns an error if GoBGP does not start; Run may be
-// called only once.
+// and returns. While it runs, it also replaces every peer that GoBGP's BFD
+// resets, working around a GoBGP bug (see resetQueue). It returns an error
+// if GoBGP does not start; Run may be called only once.
 func (s *Speaker) Run(ctx context.Context) error {
 	s.mu.Lock()
 	if s.started {
@@ -98,7 +106,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 	s.started = true
 	s.mu.Unlock()
 
-	srv := server.NewBgpServer(server.LoggerOption(slog.New(&errorTap{next: s.log.Handler(), errs: s.errs}), nil))
+	srv := server.NewBgpServer(server.LoggerOption(slog.New(&errorTap{next: s.log.Handler(), errs: s.errs, resets: s.resets}), nil))
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
@@ -124,6 +132,10 @@ func (s *Speaker) Run(ctx context.Context) error {
 	if err := srv.SetPolicyAssignment(ctx, exportAssignment(nil)); err != nil {
 		return fmt.Errorf("bgp: export policy: %w", err)
 	}
+	// Stopped, by ctx, and waited for before GoBGP stops.
+	var workers sync.WaitGroup
+	workers.Go(func() { s.clearQueuedResets(ctx) })
+	defer workers.Wait()
 	s.mu.Lock()
 	s.srv = srv
 	err = s.apply()
@@ -240,6 +252,7 @@ func (s *Speaker) apply() error {
 				continue
 			}
 			delete(s.havePeers, name)
+			delete(s.past, name)
 			if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(want, s.opts.ConnectRetry)}); err != nil {
 				errs = append(errs, fmt.Errorf("peer %s: %w", name, err))
 				continue
@@ -252,6 +265,7 @@ func (s *Speaker) apply() error {
 				continue
 			}
 			delete(s.havePeers, name)
+			delete(s.past, name)
 			s.log.Info("BGP peer removed", "peer", name, "address", have.Address)
 		}
 	}
@@ -456,9 +470,11 @@ func (s *Speaker) Status() []PeerStatus {
 	srv := s.srv
 	peers := maps.Clone(s.wantPeers)
 	exported := make(map[string]int, len(peers))
+	past := make(map[string]pastSession, len(s.past))
 	for name, p := range peers {
 		if hp, ok := s.havePeers[name]; ok && hp.Address == p.Address {
 			exported[name] = s.exported(p.Address)
+			past[name] = s.past[name]
 		}
 	}
 	s.mu.Unlock()
@@ -477,14 +493,15 @@ func (s *Speaker) Status() []PeerStatus {
 	out := make([]PeerStatus, 0, len(peers))
 	for _, name := range slices.Sorted(maps.Keys(peers)) {
 		p := peers[name]
-		st := PeerStatus{Name: name, Address: p.Address, State: StateIdle, LastError: explain(s.errs.get(p.Address), p)}
+		st := PeerStatus{Name: name, Address: p.Address, State: StateIdle, LastError: explain(s.errs.get(p.Address), p),
+			Drops: past[name].drops, Since: past[name].since}
 		if p.BFD != nil {
 			st.BFD = "Down"
 		}
 		if ap := byAddr[p.Address.String()]; ap != nil && ap.Conf.Description == name {
 			if ap.State != nil {
 				st.State = sessionState(ap.State.SessionState)
-				st.Drops = int(ap.State.Flops)
+				st.Drops += int(ap.State.Flops)
 				if p.BFD != nil && ap.State.BfdState != nil {
 					st.BFD = bfdState(ap.State.BfdState.SessionState)
 				}
