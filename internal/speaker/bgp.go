@@ -3,7 +3,6 @@ package speaker
 import (
 	"context"
 	"net/netip"
-	"slices"
 	"sync"
 	"time"
 
@@ -129,13 +128,18 @@ func (b *bgpMode) addresses(v View, node Node) map[string][]netip.Addr {
 	if _, excluded := node.Labels[ExcludeLabel]; excluded {
 		return out
 	}
+	seen := map[netip.Addr]bool{} // shared addresses are announced once
 	for _, svc := range v.Services {
 		if svc.Local && !svc.EndpointNodes[node.Name] {
 			continue
 		}
 		for _, ip := range svc.IPs {
-			if p := v.Config.PoolFor(ip); p != nil && len(v.Config.BGPFor(p.Name)) > 0 && !slices.Contains(out[p.Name], ip) {
+			if seen[ip] {
+				continue
+			}
+			if p := v.Config.PoolFor(ip); p != nil && len(v.Config.BGPFor(p.Name)) > 0 {
 				out[p.Name] = append(out[p.Name], ip)
+				seen[ip] = true
 			}
 		}
 	}

@@ -78,6 +78,9 @@ type Options struct {
 	Interfaces []string
 	// MetricsAddr and HealthAddr: "" or "0" disables.
 	MetricsAddr, HealthAddr string
+	// PprofAddr is the listen address of net/http/pprof; "" (the default)
+	// disables it. Profiles expose memory: keep it on localhost.
+	PprofAddr string
 	// HandoverGrace is how long a stopping speaker keeps answering after
 	// it has left the membership, so the new owners' announcements reach
 	// the clients first. Default DefaultHandoverGrace.
@@ -170,11 +173,19 @@ func New(cfg *rest.Config, opts Options) (*Speaker, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("node", opts.NodeName)
+	// Every speaker lists and watches every Service and EndpointSlice.
+	// Compressed, each list costs the API server gzip time per speaker,
+	// and the speaker as much to inflate it, for bandwidth that a
+	// cluster's own network does not lack: at 10,000 Services, gzip was
+	// a fifth of a speaker's start-up CPU (test/bench/bgpscale profiles).
+	cfg = rest.CopyConfig(cfg)
+	cfg.DisableCompression = true
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 controller.Scheme(),
 		Logger:                 logr.FromSlogHandler(log.Handler()),
 		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
 		HealthProbeBindAddress: opts.HealthAddr,
+		PprofBindAddress:       opts.PprofAddr,
 		Cache: cache.Options{
 			DefaultTransform: cache.TransformStripManagedFields(),
 			ByObject: map[client.Object]cache.ByObject{
@@ -182,6 +193,9 @@ func New(cfg *rest.Config, opts Options) (*Speaker, error) {
 					Namespaces: map[string]cache.Config{opts.Namespace: {}},
 					Field:      fields.OneTermEqualSelector("metadata.name", opts.ConfigMapName),
 				},
+				&corev1.Service{}:            {Transform: slimTransform},
+				&discoveryv1.EndpointSlice{}: {Transform: slimTransform},
+				&corev1.Node{}:               {Transform: slimTransform},
 			},
 		},
 	})
@@ -225,12 +239,38 @@ func (s *Speaker) Run(ctx context.Context) error {
 // Start is the speaker's manager.Runnable: it runs once the manager's
 // caches are started.
 func (s *Speaker) Start(ctx context.Context) error {
-	if !s.mgr.GetCache().WaitForCacheSync(ctx) {
-		return errors.New("speaker: caches did not sync")
-	}
-	if err := s.watch(ctx); err != nil {
+	configSynced, allSynced, err := s.watch(ctx)
+	if err != nil {
 		return err
 	}
+	// Responders and BGP run until the handover is over, not until ctx
+	// ends.
+	rctx, stopResponders := context.WithCancel(context.WithoutCancel(ctx))
+	mctx, stopMembers := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	defer func() {
+		stopMembers()
+		stopResponders()
+		wg.Wait()
+	}()
+	s.runBG = func(f func(context.Context)) { wg.Go(func() { f(rctx) }) }
+
+	// Open the BGP sessions as soon as the configuration is read, with no
+	// route yet: a session takes GoBGP a second or two to open, which
+	// then overlaps reading the cluster's Services and EndpointSlices
+	// rather than following it.
+	if !toolscache.WaitForCacheSync(ctx.Done(), configSynced) {
+		return errors.New("speaker: caches did not sync")
+	}
+	if v, err := s.configView(ctx); err != nil {
+		s.log.Error("read the configuration", "error", err)
+	} else {
+		s.bgp.sync(ctx, s.runBG, v, v.Nodes[s.opts.NodeName], s.nodeIP)
+	}
+	if !toolscache.WaitForCacheSync(ctx.Done(), allSynced) {
+		return errors.New("speaker: caches did not sync")
+	}
+
 	ifaces, err := LocalIfaces(s.opts.Interfaces)
 	if err != nil {
 		return err
@@ -239,11 +279,6 @@ func (s *Speaker) Start(ctx context.Context) error {
 		s.log.Warn("no interface to answer on", "interfaces", s.opts.Interfaces)
 	}
 	s.ifaces = ifaces
-	// Responders run until the handover is over, not until ctx ends.
-	rctx, stopResponders := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopResponders()
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	for _, i := range ifaces {
 		ifi, err := net.InterfaceByName(i.Name)
 		if err != nil {
@@ -262,8 +297,6 @@ func (s *Speaker) Start(ctx context.Context) error {
 	}
 	s.log.Info("answering on", "interfaces", ifaces)
 
-	mctx, stopMembers := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopMembers()
 	var changes <-chan struct{}
 	if m, err := s.startMembers(ctx); err != nil {
 		s.log.Error("membership unavailable; falling back to node readiness, so a dead node's addresses move only once the API server marks it NotReady", "error", err)
@@ -279,16 +312,6 @@ func (s *Speaker) Start(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { s.status.run(rctx) })
-	s.runBG = func(f func(context.Context)) { wg.Go(func() { f(rctx) }) }
-	var nodes corev1.NodeList
-	if err := s.mgr.GetCache().List(ctx, &nodes); err != nil {
-		return err
-	}
-	for i := range nodes.Items {
-		if nodes.Items[i].Name == s.opts.NodeName {
-			s.nodeIP = internalIP(&nodes.Items[i])
-		}
-	}
 	s.loop(ctx, changes)
 
 	// Planned handover: leave first, so the others take the addresses
@@ -358,24 +381,44 @@ func (s *Speaker) kickSync() {
 }
 
 // watch makes every change of an object the speaker reads kick a sync.
-func (s *Speaker) watch(ctx context.Context) error {
+// It starts the informers without waiting for them: asking the cache for
+// an informer waits until it has listed everything, so asking for each in
+// turn listed the cluster's Services, then its EndpointSlices, one after
+// the other. It returns whether the informers of the configuration and
+// the nodes (what decides the BGP sessions) have synced, and whether all
+// have.
+func (s *Speaker) watch(ctx context.Context) (config, all toolscache.InformerSynced, err error) {
 	h := toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { s.kickSync() },
 		UpdateFunc: func(any, any) { s.kickSync() },
 		DeleteFunc: func(any) { s.kickSync() },
 	}
-	for _, o := range []client.Object{
-		&corev1.Service{}, &corev1.Node{}, &discoveryv1.EndpointSlice{}, &corev1.ConfigMap{},
-		&v1alpha1.IPPool{}, &v1alpha1.L2Announcement{}, &v1alpha1.ServiceAnnouncement{},
+	configKinds := []client.Object{
+		&corev1.Node{}, &corev1.ConfigMap{},
+		&v1alpha1.IPPool{}, &v1alpha1.L2Announcement{},
 		&v1alpha1.BGPPeer{}, &v1alpha1.BGPAnnouncement{}, &v1alpha1.BFDProfile{},
-	} {
-		inf, err := s.mgr.GetCache().GetInformer(ctx, o)
+	}
+	others := []client.Object{&corev1.Service{}, &discoveryv1.EndpointSlice{}, &v1alpha1.ServiceAnnouncement{}}
+	var synced []toolscache.InformerSynced
+	for _, o := range append(configKinds, others...) {
+		inf, err := s.mgr.GetCache().GetInformer(ctx, o, cache.BlockUntilSynced(false))
 		if err != nil {
-			return fmt.Errorf("watch %T: %w", o, err)
+			return nil, nil, fmt.Errorf("watch %T: %w", o, err)
 		}
 		if _, err := inf.AddEventHandler(h); err != nil {
-			return err
+			return nil, nil, err
+		}
+		synced = append(synced, inf.HasSynced)
+	}
+	allOf := func(fs []toolscache.InformerSynced) toolscache.InformerSynced {
+		return func() bool {
+			for _, f := range fs {
+				if !f() {
+					return false
+				}
+			}
+			return true
 		}
 	}
-	return nil
+	return allOf(synced[:len(configKinds)]), allOf(synced), nil
 }

@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
@@ -141,13 +143,13 @@ func (s *Speaker) reclaim(v View, owned map[netip.Addr]bool) {
 	}
 }
 
-// view reads what the election needs from the caches and the membership.
-// It also returns the LoadBalancer Services by key.
-func (s *Speaker) view(ctx context.Context) (View, map[string]*corev1.Service, error) {
+// configView reads the configuration and the nodes: all a view needs to
+// open the BGP sessions.
+func (s *Speaker) configView(ctx context.Context) (View, error) {
 	c := s.mgr.GetCache()
 	in, err := controller.ReadInput(ctx, c, types.NamespacedName{Namespace: s.opts.Namespace, Name: s.opts.ConfigMapName})
 	if err != nil {
-		return View{}, nil, err
+		return View{}, err
 	}
 	cfg, _ := config.Build(in, s.prevConfig) // the controller reports the problems
 	s.prevConfig = cfg
@@ -155,11 +157,25 @@ func (s *Speaker) view(ctx context.Context) (View, map[string]*corev1.Service, e
 
 	var nodes corev1.NodeList
 	if err := c.List(ctx, &nodes, client.UnsafeDisableDeepCopy); err != nil {
-		return View{}, nil, err
+		return View{}, err
 	}
 	for i := range nodes.Items {
 		n := &nodes.Items[i]
 		v.Nodes[n.Name] = Node{Name: n.Name, Ready: nodeReady(n), Labels: n.Labels}
+		if n.Name == s.opts.NodeName {
+			s.nodeIP = internalIP(n)
+		}
+	}
+	return v, nil
+}
+
+// view reads what the election needs from the caches and the membership.
+// It also returns the LoadBalancer Services by key.
+func (s *Speaker) view(ctx context.Context) (View, map[string]*corev1.Service, error) {
+	c := s.mgr.GetCache()
+	v, err := s.configView(ctx)
+	if err != nil {
+		return View{}, nil, err
 	}
 
 	if m := s.members; m != nil {
@@ -175,14 +191,15 @@ func (s *Speaker) view(ctx context.Context) (View, map[string]*corev1.Service, e
 	}
 	v.Ifaces[s.opts.NodeName] = s.ifaces
 
-	var list corev1.ServiceList
-	if err := c.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
+	list, err := s.cached(ctx, &corev1.Service{})
+	if err != nil {
 		return View{}, nil, err
 	}
 	svcs := map[string]*corev1.Service{}
-	for i := range list.Items {
-		svc := &list.Items[i]
-		if !s.serves(svc) {
+	var endpoints map[string]map[string]bool // read once, if a Service needs it
+	for _, o := range list {
+		svc, ok := o.(*corev1.Service)
+		if !ok || !s.serves(svc) {
 			continue
 		}
 		ips := ingressIPs(svc)
@@ -193,8 +210,14 @@ func (s *Speaker) view(ctx context.Context) (View, map[string]*corev1.Service, e
 		svcs[key] = svc
 		e := Service{Key: key, IPs: ips, Local: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
 		if e.Local {
-			if e.EndpointNodes, err = s.endpointNodes(ctx, svc); err != nil {
-				return View{}, nil, err
+			if endpoints == nil {
+				if endpoints, err = s.endpointNodes(ctx); err != nil {
+					return View{}, nil, err
+				}
+			}
+			e.EndpointNodes = endpoints[key]
+			if e.EndpointNodes == nil {
+				e.EndpointNodes = map[string]bool{}
 			}
 		}
 		v.Services = append(v.Services, e)
@@ -221,22 +244,61 @@ func (s *Speaker) serves(svc *corev1.Service) bool {
 		(svc.Spec.LoadBalancerClass == nil || *svc.Spec.LoadBalancerClass == s.opts.LoadBalancerClass)
 }
 
-// endpointNodes returns the nodes holding a ready endpoint of svc.
-func (s *Speaker) endpointNodes(ctx context.Context, svc *corev1.Service) (map[string]bool, error) {
-	var slices discoveryv1.EndpointSliceList
-	if err := s.mgr.GetCache().List(ctx, &slices, client.InNamespace(svc.Namespace),
-		client.MatchingLabels{discoveryv1.LabelServiceName: svc.Name}, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("list endpoint slices of %s/%s: %w", svc.Namespace, svc.Name, err)
+// endpointNodes returns, by Service key, the nodes holding a ready
+// endpoint of the Service. It reads every EndpointSlice once: asking the
+// cache for each Service's slices by label would scan its namespace's
+// slices once per Service.
+func (s *Speaker) endpointNodes(ctx context.Context) (map[string]map[string]bool, error) {
+	list, err := s.cached(ctx, &discoveryv1.EndpointSlice{})
+	if err != nil {
+		return nil, err
 	}
-	out := map[string]bool{}
-	for _, sl := range slices.Items {
-		for _, ep := range sl.Endpoints {
-			if ep.NodeName != nil && (ep.Conditions.Ready == nil || *ep.Conditions.Ready) {
-				out[*ep.NodeName] = true
+	out := map[string]map[string]bool{}
+	for _, o := range list {
+		sl, ok := o.(*discoveryv1.EndpointSlice)
+		if !ok {
+			continue
+		}
+		svc, ok := sl.Labels[discoveryv1.LabelServiceName]
+		if !ok {
+			continue
+		}
+		key := sl.Namespace + "/" + svc
+		for node := range readyNodes(sl) {
+			if out[key] == nil {
+				out[key] = map[string]bool{}
 			}
+			out[key][node] = true
 		}
 	}
 	return out, nil
+}
+
+// readyNodes are the nodes holding a ready endpoint in sl.
+func readyNodes(sl *discoveryv1.EndpointSlice) map[string]bool {
+	out := map[string]bool{}
+	for _, ep := range sl.Endpoints {
+		if ep.NodeName != nil && (ep.Conditions.Ready == nil || *ep.Conditions.Ready) {
+			out[*ep.NodeName] = true
+		}
+	}
+	return out
+}
+
+// cached returns the cache's objects of obj's kind, as stored: not to be
+// changed. With tens of thousands of Services, a List even with
+// UnsafeDisableDeepCopy copies every object into the list it returns (a
+// Service is some 700 bytes of struct), megabytes of garbage per sync.
+func (s *Speaker) cached(ctx context.Context, obj client.Object) ([]any, error) {
+	inf, err := s.mgr.GetCache().GetInformer(ctx, obj, cache.BlockUntilSynced(false))
+	if err != nil {
+		return nil, fmt.Errorf("read %T: %w", obj, err)
+	}
+	si, ok := inf.(toolscache.SharedIndexInformer)
+	if !ok {
+		return nil, fmt.Errorf("read %T: the cache's informer is a %T", obj, inf)
+	}
+	return si.GetStore().List(), nil
 }
 
 // ingressIPs are the addresses in svc's status, sorted.

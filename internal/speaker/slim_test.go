@@ -1,0 +1,144 @@
+package speaker
+
+import (
+	"net/netip"
+	"reflect"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+)
+
+// TestSlimTransform checks that the cache transform keeps what the speaker
+// reads of each kind (its readers run on the slim object and must give
+// the same answer as on the full one) and drops the rest.
+func TestSlimTransform(t *testing.T) {
+	meta := metav1.ObjectMeta{
+		Name: "web", Namespace: "shop", UID: "u-1", ResourceVersion: "42",
+		Labels:        map[string]string{"app": "web", discoveryv1.LabelServiceName: "web"},
+		Annotations:   map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{...}"},
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
+	}
+	class := "ironlb.io/ironlb"
+	svc := &corev1.Service{
+		ObjectMeta: meta,
+		Spec: corev1.ServiceSpec{
+			Type:                  corev1.ServiceTypeLoadBalancer,
+			LoadBalancerClass:     &class,
+			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
+			Selector:              map[string]string{"app": "web"},
+			Ports:                 []corev1.ServicePort{{Port: 80}},
+			ClusterIP:             "10.0.0.1",
+		},
+		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{
+			{IP: "2001:db8::2", Ports: []corev1.PortStatus{{Port: 80}}}, {IP: "198.51.100.7"},
+		}}},
+	}
+	ready, notReady := true, false
+	node1, node2, node3 := "node-1", "node-2", "node-3"
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta:  meta,
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints: []discoveryv1.Endpoint{
+			{Addresses: []string{"10.1.0.1"}, NodeName: &node1, Conditions: discoveryv1.EndpointConditions{Ready: &ready}},
+			{Addresses: []string{"10.1.0.2"}, NodeName: &node2, Conditions: discoveryv1.EndpointConditions{Ready: &notReady}},
+			{Addresses: []string{"10.1.0.3"}, NodeName: &node1, Conditions: discoveryv1.EndpointConditions{Ready: &ready}},
+			{Addresses: []string{"10.1.0.4"}, NodeName: &node3},
+			{Addresses: []string{"10.1.0.5"}},
+		},
+		Ports: []discoveryv1.EndpointPort{{Port: new(int32(8080))}},
+	}
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "node-1", ResourceVersion: "7", Labels: map[string]string{"zone": "a"}},
+		Status: corev1.NodeStatus{
+			Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "198.51.100.11"}},
+			Conditions: []corev1.NodeCondition{
+				{Type: corev1.NodeMemoryPressure, Status: corev1.ConditionFalse},
+				{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Message: "kubelet is posting ready status"},
+			},
+			Images: []corev1.ContainerImage{{Names: []string{"registry.example/huge:1"}, SizeBytes: 1 << 30}},
+		},
+	}
+
+	t.Run("service", func(t *testing.T) {
+		got := mustSlim[*corev1.Service](t, svc)
+		want := &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop", UID: "u-1", ResourceVersion: "42"},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, LoadBalancerClass: &class,
+				ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal},
+			Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{
+				{IP: "2001:db8::2"}, {IP: "198.51.100.7"},
+			}}},
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("got %+v\nwant %+v", got, want)
+		}
+		s := &Speaker{opts: Options{LoadBalancerClass: class}}
+		if !s.serves(got) {
+			t.Error("the slim Service is not served")
+		}
+		if a, b := ingressIPs(got), ingressIPs(svc); !reflect.DeepEqual(a, b) {
+			t.Errorf("addresses %v, from the full Service %v", a, b)
+		}
+	})
+	t.Run("endpoint slice", func(t *testing.T) {
+		got := mustSlim[*discoveryv1.EndpointSlice](t, es)
+		want := &discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop", UID: "u-1", ResourceVersion: "42",
+				Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			// node-1 once, node-2's endpoint is not ready, node-3's
+			// has no Ready condition (ready), the last one no node.
+			Endpoints: []discoveryv1.Endpoint{{NodeName: &node1}, {NodeName: &node3}},
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("got %+v\nwant %+v", got, want)
+		}
+		if nodes := readyNodes(got); !reflect.DeepEqual(nodes, readyNodes(es)) {
+			t.Errorf("ready nodes %v, from the full slice %v", nodes, readyNodes(es))
+		}
+	})
+	t.Run("node", func(t *testing.T) {
+		got := mustSlim[*corev1.Node](t, node)
+		if !nodeReady(got) {
+			t.Error("the slim node is not Ready")
+		}
+		if ip := internalIP(got); ip != netip.MustParseAddr("198.51.100.11") {
+			t.Errorf("InternalIP %v", ip)
+		}
+		if !reflect.DeepEqual(got.Labels, node.Labels) {
+			t.Errorf("labels %v", got.Labels)
+		}
+		if len(got.Status.Images) > 0 || len(got.Status.Conditions) != 1 || got.Status.Conditions[0].Message != "" {
+			t.Errorf("status kept more than Ready and the addresses: %+v", got.Status)
+		}
+	})
+	t.Run("tombstone", func(t *testing.T) {
+		tomb := toolscache.DeletedFinalStateUnknown{Key: "shop/web", Obj: svc}
+		got, err := slimTransform(tomb)
+		if err != nil || !reflect.DeepEqual(got, tomb) {
+			t.Errorf("got %v, %v; want the tombstone unchanged", got, err)
+		}
+	})
+	t.Run("idempotent", func(t *testing.T) {
+		once := mustSlim[*corev1.Service](t, svc)
+		if twice := mustSlim[*corev1.Service](t, once); !reflect.DeepEqual(once, twice) {
+			t.Errorf("a second pass changed %+v into %+v", once, twice)
+		}
+	})
+}
+
+func mustSlim[T any](t *testing.T, obj any) T {
+	t.Helper()
+	out, err := slimTransform(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := out.(T)
+	if !ok {
+		t.Fatalf("transform returned %T", out)
+	}
+	return got
+}
