@@ -86,6 +86,8 @@ type options struct {
 	// Kernel has BIRD install its routes into the router's kernel.
 	Kernel          bool
 	SpeakerLogLevel string
+	// SpeakerArgs are more flags for the speakers, split on spaces.
+	SpeakerArgs string
 	// RouterDebug turns on BIRD's protocol debug log.
 	RouterDebug bool
 	// BFD runs BFD on the sessions; without it the node-loss part is
@@ -105,6 +107,7 @@ func main() {
 	fs.BoolVar(&o.Endpoints, "endpoints", true, "give every Service an EndpointSlice with a ready endpoint on each node (the speakers watch them all)")
 	fs.BoolVar(&o.Kernel, "kernel", false, "have BIRD install the routes into the router's kernel table too")
 	fs.StringVar(&o.SpeakerLogLevel, "speaker-log-level", "info", "the speakers' --log-level")
+	fs.StringVar(&o.SpeakerArgs, "speaker-args", "", "more flags for the speakers, space-separated (e.g. --pprof-bind-address=127.0.0.1:7476, reached in each node's namespace)")
 	fs.BoolVar(&o.BFD, "bfd", true, "run BFD (300 ms x 3) on the sessions; -bfd=false measures convergence without it and skips the node loss")
 	fs.BoolVar(&o.RouterDebug, "router-debug", false, "log BIRD's protocol states, events and packets (large with many Services; keep with -log-dir)")
 	fs.Parse(os.Args[1:])

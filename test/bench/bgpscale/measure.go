@@ -267,7 +267,7 @@ func (b *bench) loseNode(ctx context.Context, l nodeLoss, res *runResult) error 
 
 // speakerArgs are the flags the speakers get besides labcluster's.
 func (b *bench) speakerArgs() []string {
-	return []string{"--log-level=" + b.opts.SpeakerLogLevel}
+	return append([]string{"--log-level=" + b.opts.SpeakerLogLevel}, strings.Fields(b.opts.SpeakerArgs)...)
 }
 
 // routerView is BIRD's view of the speakers' routes, polled over its
