@@ -43,6 +43,13 @@ type statusRow struct {
 	// externalTrafficPolicy: Local). Only in -o json: the tables list
 	// every session once, below the Services.
 	BGPSessions []v1alpha1.BGPSessionStateStatus `json:"bgpSessions,omitempty"`
+	// BGPAnnouncers says, for each address announced over BGP, which
+	// nodes announce it to which peers, or why none does: computed by
+	// ironlbctl from the sessions, Nodes and EndpointSlices (see
+	// setBGPAnnouncers), as the speakers write nothing per Service.
+	BGPAnnouncers []bgpAnnouncer `json:"bgpAnnouncers,omitempty"`
+
+	local bool // externalTrafficPolicy: Local
 }
 
 // statusReport is everything `ironlbctl status` shows: the LoadBalancer
@@ -53,9 +60,26 @@ type statusReport struct {
 }
 
 // announcedBy is the ANNOUNCED BY column: the nodes announcing the
-// Service's addresses ("node-2" or, per address, "node-2, node-3"), with
-// interfaces and MACs when wide; or why no node does.
+// Service's addresses, or why no node does. Layer 2 (l2AnnouncedBy) and
+// BGP (bgpAnnouncedBy) each have their own form; a Service in both modes
+// shows both, labelled: "bgp: node-1, node-3; layer2: node-2".
 func (r statusRow) announcedBy(wide bool) string {
+	l2 := r.l2AnnouncedBy(wide)
+	switch {
+	case len(r.BGPAnnouncers) == 0:
+		return orNone(l2)
+	case !strings.Contains(r.Mode, "layer2"):
+		return r.bgpAnnouncedBy(wide)
+	default:
+		return "bgp: " + r.bgpAnnouncedBy(wide) + "; layer2: " + orNone(l2)
+	}
+}
+
+// l2AnnouncedBy is the Layer 2 part of the ANNOUNCED BY column: the nodes
+// answering for the Service's addresses ("node-2" or, per address,
+// "node-2, node-3"), with interfaces and MACs when wide; or why no node
+// does.
+func (r statusRow) l2AnnouncedBy(wide bool) string {
 	var parts []string
 	for _, a := range r.Announcers {
 		var p string
@@ -71,7 +95,7 @@ func (r statusRow) announcedBy(wide bool) string {
 			parts = append(parts, p)
 		}
 	}
-	return orNone(strings.Join(parts, ", "))
+	return strings.Join(parts, ", ")
 }
 
 func newStatusCommand(g *globalFlags) *cobra.Command {
@@ -97,7 +121,8 @@ func newStatusCommand(g *globalFlags) *cobra.Command {
 
 // readStatus reads what `ironlbctl status` shows: the Services (see
 // statusRows) and the BGPSessionStates the speakers write in the
-// namespace of ironlb's ConfigMap.
+// namespace of ironlb's ConfigMap; and, to say who announces each Service
+// over BGP, the Nodes and EndpointSlices (see readBGPFacts).
 func readStatus(ctx context.Context, c client.Reader, cm types.NamespacedName) (statusReport, error) {
 	rows, cfg, err := serviceRows(ctx, c, cm)
 	if err != nil {
@@ -117,6 +142,11 @@ func readStatus(ctx context.Context, c client.Reader, cm types.NamespacedName) (
 	for i := range rep.Services {
 		rep.Services[i].BGPSessions = sessionsFor(cfg, rep.Services[i].IPs, rep.Sessions)
 	}
+	f, err := readBGPFacts(ctx, c, cfg, rep.Services, rep.Sessions)
+	if err != nil {
+		return statusReport{}, err
+	}
+	setBGPAnnouncers(rep.Services, f)
 	return rep, nil
 }
 
@@ -176,7 +206,8 @@ func serviceRows(ctx context.Context, c client.Reader, cm types.NamespacedName) 
 			continue
 		}
 		r := statusRow{Namespace: s.Namespace, Name: s.Name, State: "Unknown",
-			Announcers: announcers[types.NamespacedName{Namespace: s.Namespace, Name: s.Name}]}
+			Announcers: announcers[types.NamespacedName{Namespace: s.Namespace, Name: s.Name}],
+			local:      s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
 		modes := map[string]bool{}
 		for _, in := range s.Status.LoadBalancer.Ingress {
 			r.IPs = append(r.IPs, in.IP)
