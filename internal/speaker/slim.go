@@ -1,7 +1,9 @@
 package speaker
 
 import (
+	"reflect"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -69,6 +71,9 @@ func slimEndpointSlice(es *discoveryv1.EndpointSlice) *discoveryv1.EndpointSlice
 		}
 		out.Endpoints = append(out.Endpoints, discoveryv1.Endpoint{NodeName: ep.NodeName})
 	}
+	// In node order, so that pods moving within the slice change nothing
+	// (see slimChanged).
+	slices.SortFunc(out.Endpoints, func(a, b discoveryv1.Endpoint) int { return strings.Compare(*a.NodeName, *b.NodeName) })
 	return out
 }
 
@@ -106,3 +111,34 @@ func slimTransform(obj any) (any, error) {
 }
 
 var _ toolscache.TransformFunc = slimTransform
+
+// slimChanged reports whether an update from old to new changed what the
+// speaker reads. Most updates of the slimmed kinds do not: the controller's
+// conditions on a Service, a pod's address or a not-ready pod on a node
+// that has a ready one in an EndpointSlice, a kubelet's status report on
+// a Node. Each would otherwise cost a sync of every Service. Other kinds
+// always count as changed.
+func slimChanged(old, new any) bool {
+	switch n := new.(type) {
+	case *corev1.Service:
+		o, ok := old.(*corev1.Service)
+		return !ok || !sameMeta(o.ObjectMeta, n.ObjectMeta) ||
+			!reflect.DeepEqual(o.Spec, n.Spec) || !reflect.DeepEqual(o.Status, n.Status)
+	case *discoveryv1.EndpointSlice:
+		o, ok := old.(*discoveryv1.EndpointSlice)
+		return !ok || !sameMeta(o.ObjectMeta, n.ObjectMeta) ||
+			!reflect.DeepEqual(o.Labels, n.Labels) || !reflect.DeepEqual(o.Endpoints, n.Endpoints)
+	case *corev1.Node:
+		o, ok := old.(*corev1.Node)
+		return !ok || !sameMeta(o.ObjectMeta, n.ObjectMeta) ||
+			!reflect.DeepEqual(o.Labels, n.Labels) || !reflect.DeepEqual(o.Status, n.Status)
+	}
+	return true
+}
+
+// sameMeta compares what slimMeta keeps, except the resourceVersion, which
+// every update changes.
+func sameMeta(a, b metav1.ObjectMeta) bool {
+	return a.Name == b.Name && a.Namespace == b.Namespace && a.UID == b.UID &&
+		a.DeletionTimestamp.Equal(b.DeletionTimestamp)
+}

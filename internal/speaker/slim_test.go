@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"reflect"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -141,4 +142,82 @@ func mustSlim[T any](t *testing.T, obj any) T {
 		t.Fatalf("transform returned %T", out)
 	}
 	return got
+}
+
+// TestSlimChanged checks which updates of the slimmed kinds kick a sync:
+// those that change what the speaker reads, and no others.
+func TestSlimChanged(t *testing.T) {
+	slim := func(o any) any {
+		out, err := slimTransform(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	n1, n2 := "node-1", "node-2"
+	ready, notReady := true, false
+	svc := func(rv, ip string, cond string, etp corev1.ServiceExternalTrafficPolicy) *corev1.Service {
+		s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop", UID: "u", ResourceVersion: rv},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ExternalTrafficPolicy: etp}}
+		if ip != "" {
+			s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip}}
+		}
+		if cond != "" {
+			s.Status.Conditions = []metav1.Condition{{Type: "ironlb.io/IPAllocated", Status: metav1.ConditionStatus(cond)}}
+		}
+		return s
+	}
+	eps := func(rv string, eps ...discoveryv1.Endpoint) *discoveryv1.EndpointSlice {
+		return &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "web-x", Namespace: "shop", ResourceVersion: rv,
+			Labels: map[string]string{discoveryv1.LabelServiceName: "web"}}, Endpoints: eps}
+	}
+	ep := func(addr string, node *string, r *bool) discoveryv1.Endpoint {
+		return discoveryv1.Endpoint{Addresses: []string{addr}, NodeName: node, Conditions: discoveryv1.EndpointConditions{Ready: r}}
+	}
+	node := func(rv string, readyStatus corev1.ConditionStatus, beat int64, labels map[string]string) *corev1.Node {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1", ResourceVersion: rv, Labels: labels},
+			Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: readyStatus,
+				LastHeartbeatTime: metav1.Unix(beat, 0)}}}}
+	}
+	cluster, local := corev1.ServiceExternalTrafficPolicyCluster, corev1.ServiceExternalTrafficPolicyLocal
+	for _, tc := range []struct {
+		name     string
+		old, new any
+		want     bool
+	}{
+		{"service: the controller's condition", svc("1", "198.51.100.7", "False", cluster), svc("2", "198.51.100.7", "True", cluster), false},
+		{"service: an address", svc("1", "", "False", cluster), svc("2", "198.51.100.7", "True", cluster), true},
+		{"service: traffic policy", svc("1", "198.51.100.7", "", cluster), svc("2", "198.51.100.7", "", local), true},
+		{"slice: a pod's address", eps("1", ep("10.0.0.1", &n1, &ready)), eps("2", ep("10.0.0.9", &n1, &ready)), false},
+		{"slice: a second ready pod on the node", eps("1", ep("10.0.0.1", &n1, &ready)),
+			eps("2", ep("10.0.0.1", &n1, &ready), ep("10.0.0.2", &n1, nil)), false},
+		{"slice: pods reordered", eps("1", ep("10.0.0.1", &n1, &ready), ep("10.0.0.2", &n2, &ready)),
+			eps("2", ep("10.0.0.2", &n2, &ready), ep("10.0.0.1", &n1, &ready)), false},
+		{"slice: the node's only pod turns not ready", eps("1", ep("10.0.0.1", &n1, &ready)), eps("2", ep("10.0.0.1", &n1, &notReady)), true},
+		{"slice: a pod on another node", eps("1", ep("10.0.0.1", &n1, &ready)),
+			eps("2", ep("10.0.0.1", &n1, &ready), ep("10.0.0.2", &n2, &ready)), true},
+		{"node: a heartbeat", node("1", corev1.ConditionTrue, 100, nil), node("2", corev1.ConditionTrue, 200, nil), false},
+		{"node: not ready", node("1", corev1.ConditionTrue, 100, nil), node("2", corev1.ConditionFalse, 200, nil), true},
+		{"node: a label", node("1", corev1.ConditionTrue, 100, nil), node("2", corev1.ConditionTrue, 100, map[string]string{"zone": "b"}), true},
+		{"another kind", &corev1.ConfigMap{}, &corev1.ConfigMap{}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := slimChanged(slim(tc.old), slim(tc.new)); got != tc.want {
+				t.Errorf("changed %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSyncSpacing(t *testing.T) {
+	for _, tc := range []struct{ took, want time.Duration }{
+		{0, minSyncInterval},
+		{10 * time.Millisecond, minSyncInterval},
+		{150 * time.Millisecond, 450 * time.Millisecond}, // a quarter of a CPU
+		{time.Second, 3 * time.Second},
+	} {
+		if got := syncSpacing(tc.took); got != tc.want {
+			t.Errorf("after a sync of %v: %v, want %v", tc.took, got, tc.want)
+		}
+	}
 }

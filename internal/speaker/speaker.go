@@ -50,6 +50,13 @@ const (
 	// Service updates costs a few syncs, not one per update. Membership
 	// changes (the failover path) do not wait for it.
 	minSyncInterval = 100 * time.Millisecond
+	// syncDuty bounds the share of a CPU that syncs caused by API changes
+	// take: after a sync that took d, the next one waits at least
+	// d*(1/syncDuty - 1). A sync reads every Service; with tens of
+	// thousands of them it takes 100-200 ms, and a cluster that size
+	// changes some EndpointSlice many times a second, so syncing every
+	// minSyncInterval would keep a CPU busy on every node.
+	syncDuty = 0.25
 	// resyncInterval is a safety net: a sync runs at least this often.
 	resyncInterval = 30 * time.Second
 )
@@ -345,10 +352,12 @@ func (s *Speaker) loop(ctx context.Context, changes <-chan struct{}) {
 	graceOver := time.After(startupGrace)
 	var last time.Time
 	for {
+		start := time.Now()
 		if err := s.sync(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("sync", "error", err)
 		}
 		last = time.Now()
+		spacing := syncSpacing(last.Sub(start))
 		select {
 		case <-ctx.Done():
 			return
@@ -358,7 +367,7 @@ func (s *Speaker) loop(ctx context.Context, changes <-chan struct{}) {
 		case <-s.kick:
 			// Spread syncs out in a burst of API changes, unless the
 			// membership changes meanwhile.
-			if wait := minSyncInterval - time.Since(last); wait > 0 {
+			if wait := spacing - time.Since(last); wait > 0 {
 				t := time.NewTimer(wait)
 				select {
 				case <-ctx.Done():
@@ -371,6 +380,12 @@ func (s *Speaker) loop(ctx context.Context, changes <-chan struct{}) {
 			}
 		}
 	}
+}
+
+// syncSpacing is how long after a sync that took took the next sync caused
+// by API changes may start (see syncDuty).
+func syncSpacing(took time.Duration) time.Duration {
+	return max(minSyncInterval, time.Duration(float64(took)*(1/syncDuty-1)))
 }
 
 func (s *Speaker) kickSync() {
@@ -389,8 +404,12 @@ func (s *Speaker) kickSync() {
 // have.
 func (s *Speaker) watch(ctx context.Context) (config, all toolscache.InformerSynced, err error) {
 	h := toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { s.kickSync() },
-		UpdateFunc: func(any, any) { s.kickSync() },
+		AddFunc: func(any) { s.kickSync() },
+		UpdateFunc: func(old, new any) {
+			if slimChanged(old, new) {
+				s.kickSync()
+			}
+		},
 		DeleteFunc: func(any) { s.kickSync() },
 	}
 	configKinds := []client.Object{
