@@ -88,7 +88,11 @@ type PeerStatus struct {
 	// Since is when the session was last established (zero if never);
 	// an unchanged Since means the session was not reset meanwhile.
 	Since time.Time
-	// Drops counts how often an established session went down.
+	// Drops counts GoBGP's flaps: established sessions that went down
+	// within 30 s of coming up (GoBGP's flopThreshold; one that had lasted
+	// longer is not counted), plus the sessions the speaker replaced after
+	// a BFD reset (see resetQueue). A rising count means a flapping
+	// session; it is not a count of every drop.
 	Drops int
 	// LastError says why the session is not (or was not) established:
 	// the last connection error ("connection refused", a timeout, which a
