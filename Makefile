@@ -96,6 +96,7 @@ bench: tools build ## benchmark scenarios; each prints `name value unit` lines (
 	$(GO) run ./test/bench/burst -services $(BENCH_SERVICES)
 	$(GO) run ./test/bench/failover -runs $(BENCH_FAILOVER_RUNS)
 	$(GO) run ./test/bench/bgpscale -services $(BENCH_SERVICES) -runs 3
+	$(GO) run ./test/bench/bgpscale -services $(BENCH_SERVICES) -runs 1 -router frr
 
 .PHONY: demo
 demo: tools build ## the user's scenario end to end in a local lab (needs root)

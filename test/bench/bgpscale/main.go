@@ -6,23 +6,23 @@
 // router keeps a dead node's paths with BFD at 300 ms x 3.
 //
 // It starts one lab cluster (internal/labcluster: a real control plane and
-// `ironlb controller`, no speakers yet) with the lab's router running
-// BIRD, creates an IPPool, a BFDProfile, a BGPPeer (eBGP over IPv6 to
-// the router) and a BGPAnnouncement, then the N Services (single-stack
+// `ironlb controller`, no speakers yet) with the lab's router, creates
+// an IPPool, a BFDProfile, a BGPPeer (eBGP over IPv6 to the router) and
+// a BGPAnnouncement, then the N Services (single-stack
 // IPv6: 10,000 addresses do not fit in the lab's IPv4 ranges) and an
 // EndpointSlice for each, and waits until the controller has given every
 // Service an address and gone quiet. Then, -runs times:
 //
-//   - starts BIRD afresh and the three speakers, and polls BIRD over its
-//     control socket every 100 ms (each session's route count, then the
-//     table) until it holds N prefixes with 3N paths (bgp_converge_N);
+//   - starts the router's daemon (-router) afresh and the three speakers,
+//     and polls the daemon every 100 ms (each session's route count, then
+//     the table) until it holds N prefixes with 3N paths (bgp_converge_N);
 //   - waits until the speakers go quiet (under 20 ms of CPU a second,
 //     or 30 s) and reads their peak RSS (VmHWM);
 //   - cuts node-3 off the LAN and SIGKILLs its speaker, and polls the
 //     table every 20 ms until the router holds the N prefixes with 2N
 //     paths (bgp_withdraw_after_node_loss; BFD detects the loss in 0.9 s
 //     after the last packet, so 0.6-0.9 s after the cut);
-//   - stops the speakers and BIRD and brings node-3 back.
+//   - stops the speakers and the daemon and brings node-3 back.
 //
 // A run that does not converge within -timeout prints what the router
 // had then, as MetalLB's reference does, and ends the benchmark.
@@ -33,9 +33,24 @@
 //
 //	make build && go run ./test/bench/bgpscale -services 10000 -runs 3
 //
-// BIRD keeps the routes out of the router's kernel (lab.RouterConfig's
-// NoKernel) unless -kernel: the figure is BIRD's table, and installing
-// 10,000 ECMP routes would only load the two CPUs the speakers share.
+// The router's daemon is BIRD 2 by default, the reference of
+// design/PERFORMANCE.md, polled over its control socket (birdctl.go).
+// -router frr runs FRR instead, as internal/lab starts it (zebra, bfdd and
+// bgpd from Debian's frr; maximum-paths 64, BFD 300 ms x 3 as for BIRD),
+// polled over bgpd's vty socket with vtysh's protocol (frrctl.go):
+// `show bgp ipv6 unicast summary json` for each session's prefix count,
+// `show bgp ipv6 unicast statistics json` for the table's prefixes and
+// paths. The figures of an FRR run are printed under BIRD's names with
+// "frr_" in front (frr_bgp_converge_10000, frr_bgp_withdraw_after_node_loss,
+// frr_speaker_max_peak_rss), so that they are never taken for the BIRD
+// figures the references were measured against; the reference_ and
+// target_ lines keep their names and values. A BIRD run prints what it
+// always has.
+//
+// The daemon keeps the routes out of the router's kernel (lab.RouterConfig's
+// NoKernel: BIRD's kernel protocol off, bgpd -n) unless -kernel: the figure
+// is the daemon's table, and installing 10,000 ECMP routes would only load
+// the two CPUs the speakers share.
 // The speakers log at info level (labcluster's default is debug), as they
 // would in a cluster. The lab, with every process it started, is removed
 // when the program ends, fails or is interrupted (the lab's own SIGINT and
@@ -83,12 +98,15 @@ type options struct {
 	LogDir  string
 	// Endpoints creates an EndpointSlice per Service.
 	Endpoints bool
-	// Kernel has BIRD install its routes into the router's kernel.
+	// Router is the routing daemon on the lab's router.
+	Router routerKind
+	// Kernel has the router's daemon install its routes into the router's
+	// kernel table.
 	Kernel          bool
 	SpeakerLogLevel string
 	// SpeakerArgs are more flags for the speakers, split on spaces.
 	SpeakerArgs string
-	// RouterDebug turns on BIRD's protocol debug log.
+	// RouterDebug turns on the router daemon's BGP and BFD debug log.
 	RouterDebug bool
 	// BFD runs BFD on the sessions; without it the node-loss part is
 	// skipped (only the hold time would notice).
@@ -105,12 +123,18 @@ func main() {
 	fs.StringVar(&o.Ironlb, "ironlb", "", "ironlb binary (default bin/ironlb in the repository)")
 	fs.StringVar(&o.LogDir, "log-dir", "", "keep the lab's logs here (default: a temporary directory removed at the end)")
 	fs.BoolVar(&o.Endpoints, "endpoints", true, "give every Service an EndpointSlice with a ready endpoint on each node (the speakers watch them all)")
-	fs.BoolVar(&o.Kernel, "kernel", false, "have BIRD install the routes into the router's kernel table too")
+	router := fs.String("router", string(routerBIRD), "the router's daemon: bird (BIRD 2, the reference) or frr (FRR's bgpd, bfdd and zebra)")
+	fs.BoolVar(&o.Kernel, "kernel", false, "have the router's daemon install the routes into the router's kernel table too")
 	fs.StringVar(&o.SpeakerLogLevel, "speaker-log-level", "info", "the speakers' --log-level")
 	fs.StringVar(&o.SpeakerArgs, "speaker-args", "", "more flags for the speakers, space-separated (e.g. --pprof-bind-address=127.0.0.1:7476, reached in each node's namespace)")
 	fs.BoolVar(&o.BFD, "bfd", true, "run BFD (300 ms x 3) on the sessions; -bfd=false measures convergence without it and skips the node loss")
-	fs.BoolVar(&o.RouterDebug, "router-debug", false, "log BIRD's protocol states, events and packets (large with many Services; keep with -log-dir)")
+	fs.BoolVar(&o.RouterDebug, "router-debug", false, "log the router daemon's BGP and BFD states, events and updates (large with many Services; keep with -log-dir)")
 	fs.Parse(os.Args[1:])
+	var err error
+	if o.Router, err = parseRouterKind(*router); err != nil {
+		fmt.Fprintln(os.Stderr, "bgpscale: -router:", err)
+		os.Exit(2)
+	}
 	if o.Services < 1 || o.Services > 1<<16 || o.Runs < 1 || o.Creators < 1 {
 		fmt.Fprintln(os.Stderr, "bgpscale: -services must be 1 to 65536 (the pool is a /112), -runs and -creators at least 1")
 		os.Exit(2)
@@ -353,9 +377,7 @@ func (b *bench) report(rs []runResult) {
 			benchstat.Metric{Name: "bgp_withdraw_vs_bfd_detection_ratio", Value: benchstat.Ratio(withdraw, bfdDetection), Unit: "x"},
 		)
 	}
-	for _, m := range ms {
-		fmt.Fprintln(b.out, m)
-	}
+	b.print(ms)
 }
 
 // reportNotConverged prints what the router had when a run gave up, in
@@ -381,16 +403,22 @@ func (b *bench) reportNotConverged(nc *notConverged, r runResult) {
 			benchstat.Metric{Name: "reference_metallb_" + name + "_prefixes_then", Value: 9854, Unit: "count"},
 			benchstat.Metric{Name: "reference_metallb_" + name + "_paths_then", Value: 22974, Unit: "count"})
 	}
+	b.print(ms)
+}
+
+// print prints ms under the names of -router's figures.
+func (b *bench) print(ms []benchstat.Metric) {
 	for _, m := range ms {
+		m.Name = b.opts.Router.metricName(m.Name)
 		fmt.Fprintln(b.out, m)
 	}
 }
 
-// logTails prints the last lines of ironlb's and BIRD's logs in dir, for
-// a run that failed.
+// logTails prints the last lines of ironlb's, BIRD's and FRR's logs in
+// dir, for a run that failed.
 func logTails(w io.Writer, dir string) {
 	const lines = 15
-	for _, pattern := range []string{"*-ironlb-*.log", "*-bird-*.log"} {
+	for _, pattern := range []string{"*-ironlb-*.log", "*-bird-*.log", "*-bgpd-*.log", "*-bfdd-*.log"} {
 		logs, _ := filepath.Glob(filepath.Join(dir, pattern))
 		for _, path := range logs {
 			b, err := os.ReadFile(path)
