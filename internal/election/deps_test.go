@@ -4,11 +4,12 @@ import (
 	"go/parser"
 	"go/token"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ironlb/ironlb/internal/testdeps"
 )
 
 // kubernetes reports whether an import path belongs to Kubernetes or
@@ -71,15 +72,7 @@ func TestNoKubernetesDeps(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs go list")
 	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command in PATH")
-	}
-	out, err := exec.Command(goTool, "list", "-deps", ".").Output()
-	if err != nil {
-		t.Fatalf("go list -deps: %v", err)
-	}
-	for _, dep := range strings.Fields(string(out)) {
+	for _, dep := range testdeps.Deps(t) {
 		if kubernetes(dep) {
 			t.Errorf("package election depends on %s", dep)
 		}
