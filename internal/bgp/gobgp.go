@@ -18,15 +18,13 @@ const (
 	defaultConnectRetry = 5 * time.Second
 	// idleHoldAfterReset is how long a session stays idle after it was
 	// reset, by a NOTIFICATION, hold timer expiry or BFD (GoBGP: 30 s).
-	// Short, because FRR 8.4 makes every BFD session flap once: when
-	// the BGP session comes up, bgpd registers the BFD session again
-	// with its local address, bfdd replaces it, and GoBGP takes the old
-	// one's AdminDown for a failure (RFC 5882 section 3.2 says it must
-	// not) and resets the BGP session.
+	// Short, so that a session a router or BFD reset comes back within
+	// seconds, not half a minute.
 	idleHoldAfterReset = 2 * time.Second
 )
 
-// apiPeer is p as GoBGP's peer configuration.
+// apiPeer is p as GoBGP's peer configuration, without BFD: gateBFD turns
+// p.BFD on once the session has been established for a moment.
 func apiPeer(p Peer, connectRetry time.Duration) *api.Peer {
 	fam := &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
 	if p.Address.Is6() {
@@ -56,9 +54,6 @@ func apiPeer(p Peer, connectRetry time.Duration) *api.Peer {
 	}
 	if p.EBGPMultiHop {
 		ap.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: 255}
-	}
-	if p.BFD != nil {
-		ap.Bfd = apiBFD(p.BFD)
 	}
 	return ap
 }

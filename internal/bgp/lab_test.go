@@ -496,9 +496,9 @@ func TestNodeLoss(t *testing.T) {
 						if err != nil {
 							return err
 						}
-						// FRR flaps a BFD session once, just
-						// after BGP comes up (see
-						// idleHoldAfterReset): wait it out.
+						// Stable for a moment: a session
+						// that flapped as it came up would
+						// show here.
 						if s.BFD != "Up" || s.State != StateEstablished || time.Since(s.Since) < 2*time.Second {
 							return fmt.Errorf("%s: %+v", n.host.Name, s)
 						}

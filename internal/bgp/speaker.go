@@ -40,6 +40,8 @@ type Speaker struct {
 	log    *slog.Logger
 	errs   *lastErrors
 	resets *resetQueue
+	// bfdWake wakes gateBFD; one slot.
+	bfdWake chan struct{}
 
 	mu      sync.Mutex
 	started bool
@@ -78,6 +80,7 @@ func New(opts Options) (*Speaker, error) {
 		log:        log,
 		errs:       &lastErrors{},
 		resets:     newResetQueue(),
+		bfdWake:    make(chan struct{}, 1),
 		wantPeers:  map[string]Peer{},
 		wantRoutes: map[netip.Prefix]*announcement{},
 		havePeers:  map[string]Peer{},
@@ -95,8 +98,10 @@ const defaultASN = 64512
 // and keeps them until ctx is done; then it closes every session (the
 // routers withdraw the routes at once, without waiting for a hold timer)
 // and returns. While it runs, it also replaces every peer that GoBGP's BFD
-// resets, working around a GoBGP bug (see resetQueue). It returns an error
-// if GoBGP does not start; Run may be called only once.
+// resets, working around a GoBGP bug (see resetQueue), and runs each
+// peer's BFD only while its session is established (see gateBFD, another
+// workaround). It returns an error if GoBGP does not start; Run may be
+// called only once.
 func (s *Speaker) Run(ctx context.Context) error {
 	s.mu.Lock()
 	if s.started {
@@ -135,6 +140,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 	// Stopped, by ctx, and waited for before GoBGP stops.
 	var workers sync.WaitGroup
 	workers.Go(func() { s.clearQueuedResets(ctx) })
+	workers.Go(func() { s.gateBFD(ctx, srv) })
 	defer workers.Wait()
 	s.mu.Lock()
 	s.srv = srv
@@ -233,17 +239,16 @@ func (s *Speaker) apply() error {
 	}
 
 	// 2. Sessions.
+	bfdChanged := false
 	for _, name := range slices.Sorted(maps.Keys(s.havePeers)) {
 		have := s.havePeers[name]
 		want, ok := s.wantPeers[name]
 		switch {
 		case ok && equalPeers(have, want):
 		case ok && want.Address == have.Address && onlyBFDDiffers(have, want):
-			if _, err := srv.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: apiPeer(want, s.opts.ConnectRetry)}); err != nil {
-				errs = append(errs, fmt.Errorf("peer %s: update BFD: %w", name, err))
-				continue
-			}
+			// gateBFD applies it, without a reset.
 			s.havePeers[name] = want
+			bfdChanged = true
 			s.log.Info("BGP peer BFD settings changed", "peer", name, "address", want.Address)
 		case ok && want.Address == have.Address:
 			// Re-open: delete and add, keeping the export policy.
@@ -280,6 +285,10 @@ func (s *Speaker) apply() error {
 		}
 		s.havePeers[name] = want
 		s.log.Info("BGP peer added", "peer", name, "address", want.Address)
+	}
+
+	if bfdChanged {
+		s.wakeBFD()
 	}
 
 	// 3. Deny sets.

@@ -37,6 +37,8 @@ type Peer struct {
 	Password string
 	// BFD, if set, runs a single-hop BFD session (RFC 5880, RFC 5881)
 	// with the router; when it fails, the BGP session is reset at once.
+	// It runs while the BGP session is established, from a second after
+	// the session comes up (see Speaker.gateBFD).
 	BFD *BFD
 }
 
