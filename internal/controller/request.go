@@ -2,8 +2,10 @@ package controller
 
 import (
 	"fmt"
+	"hash/fnv"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -113,6 +115,33 @@ func parseRequest(svc *corev1.Service) (request, error) {
 		r.sharing.Ports = append(r.sharing.Ports, ipam.Port{Protocol: string(proto), Port: p.Port})
 	}
 	return r, nil
+}
+
+// sharingHash identifies r's sharing constraints, what decides whom a
+// Service may share an address with: its sharing key, its ports (in any
+// order), externalTrafficPolicy Local and, with Local, its selector. It
+// is 0 for a Service that shares with no one (no key), and never 0
+// otherwise. See annotationStatusSharing for its use. It is written to
+// Services and compared across versions: its input must not change.
+func (r request) sharingHash() uint64 {
+	s := r.sharing
+	if s.Key == "" {
+		return 0
+	}
+	ports := make([]string, len(s.Ports))
+	for i, p := range s.Ports {
+		ports[i] = strings.ToUpper(p.Protocol) + "/" + strconv.Itoa(int(p.Port))
+	}
+	slices.Sort(ports)
+	h := fnv.New64a()
+	fmt.Fprintf(h, "key=%q ports=%q", s.Key, ports)
+	if s.Local {
+		fmt.Fprintf(h, " local selector=%q", s.Selector)
+	}
+	if v := h.Sum64(); v != 0 {
+		return v
+	}
+	return 1
 }
 
 // addressKey identifies what of the request decides which addresses fit:

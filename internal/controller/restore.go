@@ -3,8 +3,10 @@ package controller
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -18,9 +20,30 @@ import (
 
 // restorer is the explicit start-up step: once the caches hold every
 // Service and config object, it builds the Config and gives the allocator
-// every address already in a Service's status, oldest Service first, and only
-// then lets the reconcilers assign anything. A restart therefore changes no
-// address. It runs only on the leader.
+// every address already in a Service's status, and only then lets the
+// reconcilers assign anything. A restart therefore changes no address. It
+// runs only on the leader.
+//
+// Two Services' status can claim one address they may not share. The
+// controller never writes that itself: it gives no Service an address
+// another's status still shows (see state.holdBack). So the two shared the
+// address, under one sharing key, and one of them has since changed its
+// spec (its request, its sharing key, its ports) while the controller was
+// down or before it got to rewrite that status. The one that changed is
+// the one to move; restore tells it as far as the objects let it:
+//
+//   - A status the Service's own spec plainly contradicts is not restored
+//     at all: the Service is being deleted, its request is invalid, or it
+//     requests addresses other than those its status shows. Its first
+//     Reconcile would give them up anyway.
+//   - The others are restored in the order of claimRank, which reads
+//     annotationStatusSharing: a Service whose sharing is the one its
+//     status was written under comes first, one that has changed it last.
+//   - Among those alike, the oldest Service keeps the address.
+//
+// What a status shows but restore did not give its Service is held back
+// for the Service (see state.holdBack) until its Reconcile has rewritten
+// the status.
 type restorer struct {
 	cache     cache.Cache
 	services  *serviceStore
@@ -40,13 +63,23 @@ func (r *restorer) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	// Oldest first: when two Services claim one address, the older keeps it.
-	svcs := r.services.list(func(s *svcRecord) bool {
-		return len(s.ingress) > 0 && s.ours(r.class)
-	})
-	slices.SortFunc(svcs, func(a, b *svcRecord) int {
-		return cmp.Or(cmp.Compare(a.created, b.created),
-			cmp.Compare(a.nn.Namespace, b.nn.Namespace), cmp.Compare(a.nn.Name, b.nn.Name))
+	type claim struct {
+		svc  *svcRecord
+		key  string
+		rank int
+	}
+	var claims []claim
+	rank := map[string]int{}
+	for _, s := range r.services.list(func(s *svcRecord) bool {
+		return len(s.ingress) > 0 && s.ours(r.class) && !s.deleting
+	}) {
+		c := claim{svc: s, key: s.nn.String(), rank: s.claimRank()}
+		claims = append(claims, c)
+		rank[c.key] = c.rank
+	}
+	slices.SortFunc(claims, func(a, b claim) int {
+		return cmp.Or(cmp.Compare(a.rank, b.rank), cmp.Compare(a.svc.created, b.svc.created),
+			cmp.Compare(a.svc.nn.Namespace, b.svc.nn.Namespace), cmp.Compare(a.svc.nn.Name, b.svc.nn.Name))
 	})
 
 	terminating := map[string]bool{}
@@ -59,18 +92,34 @@ func (r *restorer) Start(ctx context.Context) error {
 	cfg, problems := config.Build(in, nil)
 	r.st.setConfig(cfg, terminating)
 	restored, displaced := 0, 0
-	for _, svc := range svcs {
-		key := svc.nn.String()
+	// Held back only once every claim is in: holding back an address
+	// another Service keeps would refuse it to a later Service that shares
+	// it with that one.
+	var holdBack []claim
+	for _, c := range claims {
+		svc, key := c.svc, c.key
 		ips := svc.ingress
+		if svc.reqErr != nil || !svc.asksFor(ips) {
+			holdBack = append(holdBack, c)
+			continue
+		}
 		if err := r.st.alloc.Assign(key, ips, svc.req.sharing, ipam.AssignOptions{}); err != nil {
 			displaced++
-			r.st.displaced[key] = displacement{msg: fmt.Sprintf("Its status claimed %s, but %s; the older Service keeps the address.",
-				joinAddrs(ips), err)}
+			why := "the older Service keeps the address"
+			var conflict *ipam.ConflictError
+			if errors.As(err, &conflict) && slices.ContainsFunc(conflict.Holders, func(h string) bool { return rank[h] < c.rank }) {
+				why = "its sharing key or ports may have changed since its status was written, and those of the Service that keeps the address have not"
+			}
+			r.st.displaced[key] = displacement{msg: fmt.Sprintf("Its status claimed %s, but %s; %s.", joinAddrs(ips), err, why)}
 			r.log.Warn("address claimed twice", "service", key, "ips", ips, "error", err)
+			holdBack = append(holdBack, c)
 			continue
 		}
 		r.st.requests[key] = svc.req.addressKey()
 		restored++
+	}
+	for _, c := range holdBack {
+		r.st.holdBack(c.key, c.svc.ingress)
 	}
 	r.st.mu.Unlock()
 	for _, p := range problems {
@@ -81,6 +130,38 @@ func (r *restorer) Start(ctx context.Context) error {
 	close(r.st.ready)
 	<-ctx.Done()
 	return nil
+}
+
+// claimRank orders the Services' claims on their status's addresses for
+// restore, first honoured first: 0 if the Service's sharing constraints
+// are those its status was written under (annotationStatusSharing), 1 if
+// that is not known (no record: the Service has no sharing key, was last
+// written by an older version, or someone replaced its annotations), 2 if
+// they have changed since.
+func (s *svcRecord) claimRank() int {
+	switch s.statusSharing {
+	case 0:
+		return 1
+	case s.req.sharingHash():
+		return 0
+	}
+	return 2
+}
+
+// asksFor reports whether the Service's request admits ips, the addresses
+// in its status, as far as that is plain from the request alone: a request
+// for addresses (spec.loadBalancerIP or the loadBalancerIPs annotation)
+// admits exactly those. Whether an automatic request admits them depends on
+// the config, which may have changed since without moving anything: it
+// admits them.
+func (s *svcRecord) asksFor(ips []netip.Addr) bool {
+	if len(s.req.ips) == 0 {
+		return true
+	}
+	a, b := slices.Clone(ips), slices.Clone(s.req.ips)
+	slices.SortFunc(a, netip.Addr.Compare)
+	slices.SortFunc(b, netip.Addr.Compare)
+	return slices.Equal(a, b)
 }
 
 func joinAddrs[T fmt.Stringer](xs []T) string {

@@ -94,7 +94,13 @@ func (r *serviceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 
 	r.st.mu.Lock()
 	out := r.st.decide(si, svc.req, svc.reqErr)
+	// In the same critical section, before any other Service can be
+	// given what this one just gave up.
+	heldBack, freed := r.st.holdBack(key, svc.ingress)
 	r.st.mu.Unlock()
+	if freed {
+		r.wakeWaiting()
+	}
 
 	if out.changed {
 		r.markPoolsDirty()
@@ -111,17 +117,29 @@ func (r *serviceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		}
 		return reconcile.Result{}, fmt.Errorf("write service status: %w", err)
 	}
+	if heldBack {
+		// The status no longer shows what the Service gave up.
+		r.st.mu.Lock()
+		r.st.alloc.Reserve(key, nil)
+		r.st.mu.Unlock()
+		r.wakeWaiting()
+	}
 	r.metrics.done(key, out.reason)
-	r.report(svc, out)
+	if ingressChanged, condChanged, _ := statusDiff(svc, out); ingressChanged || condChanged {
+		r.report(svc, out) // not for a write of annotationStatusSharing alone
+	}
 	return reconcile.Result{}, nil
 }
 
-// release frees key's addresses and, if that freed any, wakes the Services
-// waiting for one.
+// release frees key's addresses, held or held back, and, if that freed
+// any, wakes the Services waiting for one. It serves Services that are
+// gone, being deleted or not ironlb's: Restore disregards what their
+// status shows, so nothing need wait for it to be cleared.
 func (r *serviceReconciler) release(key string) {
 	r.st.mu.Lock()
-	had := len(r.st.alloc.IPs(key)) > 0
+	had := len(r.st.alloc.IPs(key)) > 0 || len(r.st.alloc.Reserved(key)) > 0
 	r.st.alloc.Release(key)
+	r.st.alloc.Reserve(key, nil)
 	delete(r.st.pending, key)
 	delete(r.st.displaced, key)
 	delete(r.st.requests, key)
@@ -139,6 +157,21 @@ func (r *serviceReconciler) release(key string) {
 			r.poolsChanged()
 		}
 	}
+	if len(waiting) > 0 && r.wake != nil {
+		r.wake(waiting)
+	}
+}
+
+// wakeWaiting wakes the Services waiting for an address, after an address
+// held back (see state.holdBack) was let go: one may be waiting for it.
+func (r *serviceReconciler) wakeWaiting() {
+	r.st.mu.Lock()
+	waiting := make([]string, 0, len(r.st.pending))
+	for k := range r.st.pending {
+		waiting = append(waiting, k)
+	}
+	r.st.mu.Unlock()
+	r.markPoolsDirty()
 	if len(waiting) > 0 && r.wake != nil {
 		r.wake(waiting)
 	}

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/ironlb/ironlb/internal/config"
@@ -50,6 +51,34 @@ func newState() *state {
 		displaced:   map[string]displacement{},
 		ready:       make(chan struct{}),
 	}
+}
+
+// holdBack keeps the addresses key's status shows (shown) but key no
+// longer holds from every other Service, replacing what it held back
+// before. It reports whether it holds any back now, and whether it let go
+// any it held back before (a Service may be waiting for it).
+//
+// The status is the record of who holds what that Restore reads: were
+// such an address given to another Service whose status then showed it, a
+// restart before key's status was rewritten would find two Services
+// claiming it, and might take it from the one whose spec did not change.
+// The Reconcile that writes key's status lets them go once the write is
+// done. Callers hold mu.
+func (s *state) holdBack(key string, shown []netip.Addr) (holds, freed bool) {
+	var gone []netip.Addr
+	if len(shown) > 0 { // not for a new Service: a burst of them takes this path
+		held := s.alloc.IPs(key)
+		for _, a := range shown {
+			if !slices.Contains(held, a) {
+				gone = append(gone, a)
+			}
+		}
+	}
+	for _, a := range s.alloc.Reserved(key) {
+		freed = freed || !slices.Contains(gone, a)
+	}
+	s.alloc.Reserve(key, gone)
+	return len(gone) > 0, freed
 }
 
 // setConfig installs cfg and hands its pools to the allocator. Callers hold mu.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/netip"
 	"slices"
+	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -30,14 +31,63 @@ import (
 // reduced copy would erase them. TestStatusPatch checks both on the real
 // API server.
 
+// annotationStatusSharing records, on a Service that holds addresses and
+// has a sharing key, the sharing constraints its status was last written
+// under (request.sharingHash, in hex). The controller writes it with the
+// status, in the same patch (the status subresource of a Service takes
+// metadata from the patched object).
+//
+// Restore needs it: two Services' status can only claim one address they
+// may not share if they shared it, under one sharing key, and one of them
+// has since changed its key or ports so that they may not share any more.
+// The one to move is the one that changed, and only this record tells
+// which, as a Service has no metadata.generation to compare a condition
+// with. It is left off Services without a sharing key, which cannot be in
+// such a conflict, so a burst of Services that do not share writes
+// nothing more.
+const annotationStatusSharing = "ironlb.io/status-sharing"
+
 // statusPatch is the patch that gives svc's status the outcome out, and
 // whether anything is to change at all. now is the lastTransitionTime of a
 // condition that is new or changes status; one whose status stays keeps
 // its time. This is meta.SetStatusCondition's rule, which the controller
 // followed when it wrote whole objects.
 func statusPatch(svc *svcRecord, out outcome, now time.Time) ([]byte, bool) {
-	ingressChanged := !svc.ingressExact || !slices.Equal(svc.ingress, out.ips)
-	c := condPatch{
+	ingressChanged, condChanged, c := statusDiff(svc, out)
+	sharing := svc.req.sharingHash()
+	sharingChanged := len(out.ips) > 0 && svc.statusSharing != sharing
+	if !ingressChanged && !condChanged && !sharingChanged {
+		return nil, false
+	}
+	var p servicePatch
+	p.Metadata.ResourceVersion = svc.resourceVersion
+	if sharingChanged {
+		var v *string // null deletes it
+		if sharing != 0 {
+			s := strconv.FormatUint(sharing, 16)
+			v = &s
+		}
+		p.Metadata.Annotations = map[string]*string{annotationStatusSharing: v}
+	}
+	if ingressChanged {
+		p.Status.LoadBalancer = &lbPatch{Ingress: ingressFor(out.ips)}
+	}
+	if condChanged {
+		if !svc.hasCond || svc.cond.status != c.Status {
+			t := metav1.NewTime(now)
+			c.LastTransitionTime = &t
+		}
+		p.Status.Conditions = []any{c}
+	}
+	return mustJSON(p), true
+}
+
+// statusDiff compares what svc's status shows with the outcome out: its
+// addresses, and ironlb's condition, which it returns as it should be
+// (with no lastTransitionTime).
+func statusDiff(svc *svcRecord, out outcome) (ingressChanged, condChanged bool, c condPatch) {
+	ingressChanged = !svc.ingressExact || !slices.Equal(svc.ingress, out.ips)
+	c = condPatch{
 		Type:               v1alpha1.ServiceConditionIPAllocated,
 		Status:             metav1.ConditionTrue,
 		Reason:             out.reason,
@@ -48,24 +98,9 @@ func statusPatch(svc *svcRecord, out outcome, now time.Time) ([]byte, bool) {
 		c.Status = metav1.ConditionFalse
 	}
 	old := svc.cond
-	condChanged := !svc.hasCond || old.status != c.Status || old.reason != c.Reason ||
+	condChanged = !svc.hasCond || old.status != c.Status || old.reason != c.Reason ||
 		old.message != c.Message || old.observedGeneration != c.ObservedGeneration
-	if !ingressChanged && !condChanged {
-		return nil, false
-	}
-	var p servicePatch
-	p.Metadata.ResourceVersion = svc.resourceVersion
-	if ingressChanged {
-		p.Status.LoadBalancer = &lbPatch{Ingress: ingressFor(out.ips)}
-	}
-	if condChanged {
-		if !svc.hasCond || old.status != c.Status {
-			t := metav1.NewTime(now)
-			c.LastTransitionTime = &t
-		}
-		p.Status.Conditions = []any{c}
-	}
-	return mustJSON(p), true
+	return ingressChanged, condChanged, c
 }
 
 // clearPatch removes the addresses and ironlb's condition from svc's status.
@@ -88,7 +123,8 @@ func ingressFor(ips []netip.Addr) []ingressPatch {
 
 type servicePatch struct {
 	Metadata struct {
-		ResourceVersion string `json:"resourceVersion"`
+		ResourceVersion string             `json:"resourceVersion"`
+		Annotations     map[string]*string `json:"annotations,omitempty"`
 	} `json:"metadata"`
 	Status struct {
 		LoadBalancer *lbPatch `json:"loadBalancer,omitempty"`

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 	"unique"
@@ -58,6 +59,9 @@ type svcRecord struct {
 	// cond is the first IPAllocated condition in status.conditions, if
 	// hasCond.
 	cond ownCondition
+	// statusSharing is the annotationStatusSharing value; 0 if there is
+	// none (or it does not parse).
+	statusSharing uint64
 
 	deleting bool // metadata.deletionTimestamp is set
 	isLB     bool // spec.type is LoadBalancer
@@ -95,6 +99,9 @@ func newRecord(svc *corev1.Service) *svcRecord {
 	}
 	if len(r.labels) == 0 {
 		r.labels = nil
+	}
+	if v, ok := svc.Annotations[annotationStatusSharing]; ok {
+		r.statusSharing, _ = strconv.ParseUint(v, 16, 64)
 	}
 	if svc.Spec.LoadBalancerClass != nil {
 		r.hasClass, r.class = true, intern(*svc.Spec.LoadBalancerClass)

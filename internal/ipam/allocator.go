@@ -51,8 +51,8 @@ type AllocateOptions struct {
 // pool has ranges of appear. Total excludes the addresses AvoidBuggyIPs
 // keeps back; Total and Free saturate at math.MaxUint64 (a /64 holds 2^64
 // addresses, one more than a uint64 counts). Used counts every address
-// held, even a .0/.255 one restored from an older configuration, which
-// therefore does not lower Free.
+// held or held back (Reserve), even a .0/.255 one restored from an older
+// configuration, which therefore does not lower Free.
 type Stats struct {
 	Total, Used, Free map[Family]uint64
 }
@@ -74,6 +74,12 @@ type Allocator struct {
 	// byKey finds the addresses held under a sharing key without a scan,
 	// so that Allocate can offer a Service an address its siblings hold.
 	byKey map[string]map[netip.Addr]struct{}
+	// reserved and reservedBy are Reserve's held-back addresses, seen from
+	// both sides: the services (sorted) holding back each address, and the
+	// addresses (sorted) each service holds back. An address is in its
+	// pool's used set while it is held or reserved.
+	reserved   map[netip.Addr][]string
+	reservedBy map[string][]netip.Addr
 }
 
 type pool struct {
@@ -115,6 +121,9 @@ func New() *Allocator {
 		svcs:   map[string]*service{},
 		addrs:  map[netip.Addr]holding{},
 		byKey:  map[string]map[netip.Addr]struct{}{},
+
+		reserved:   map[netip.Addr][]string{},
+		reservedBy: map[string][]netip.Addr{},
 	}
 }
 
@@ -166,6 +175,14 @@ func (a *Allocator) SetPools(pools []Pool) {
 			a.addrs[ip] = h
 		}
 		if rebuilt[p] {
+			p.set(FamilyOf(ip)).add(u128Of(ip))
+		}
+	}
+	for ip := range a.reserved {
+		if _, held := a.addrs[ip]; held {
+			continue // counted above
+		}
+		if p := a.poolOf(ip); rebuilt[p] {
 			p.set(FamilyOf(ip)).add(u128Of(ip))
 		}
 	}
@@ -272,10 +289,12 @@ func (a *Allocator) Assign(svc string, ips []netip.Addr, s Sharing, opts AssignO
 }
 
 // checkSharing returns a *ConflictError if ip is held by a service other
-// than svc that s may not share with.
+// than svc that s may not share with, or if svc does not hold ip and
+// another service holds it back (see Reserve).
 func (a *Allocator) checkSharing(svc string, ip netip.Addr, s Sharing) error {
 	var err *ConflictError
-	for _, other := range a.addrs[ip].svcs {
+	holders := a.addrs[ip].svcs
+	for _, other := range holders {
 		if other == svc {
 			continue
 		}
@@ -284,6 +303,22 @@ func (a *Allocator) checkSharing(svc string, ip netip.Addr, s Sharing) error {
 				err = &ConflictError{Addr: ip, Reason: reason}
 			}
 			err.Holders = append(err.Holders, other)
+		}
+	}
+	if !slices.Contains(holders, svc) {
+		for _, other := range a.reserved[ip] {
+			if other == svc {
+				continue
+			}
+			if err == nil {
+				err = &ConflictError{Addr: ip, Reason: reasonBeingReleased}
+			}
+			if !slices.Contains(err.Holders, other) {
+				err.Holders = append(err.Holders, other)
+			}
+		}
+		if err != nil {
+			slices.Sort(err.Holders)
 		}
 	}
 	if err == nil {
@@ -420,7 +455,7 @@ func (a *Allocator) hold(svc string, sv *service, ip netip.Addr) {
 	h, held := a.addrs[ip]
 	if !held {
 		h.pool = a.poolOf(ip)
-		if h.pool != nil {
+		if h.pool != nil && len(a.reserved[ip]) == 0 {
 			h.pool.set(FamilyOf(ip)).add(u128Of(ip))
 		}
 		if k := sv.sharing.Key; k != "" {
@@ -442,7 +477,9 @@ func (a *Allocator) hold(svc string, sv *service, ip netip.Addr) {
 }
 
 // Release frees all of svc's addresses. An address other Services still
-// hold (a shared IP) stays theirs; the others become free at once.
+// hold (a shared IP) stays theirs; one held back (Reserve) stays out of
+// use; the others become free at once. Release leaves svc's own
+// reservations alone.
 func (a *Allocator) Release(svc string) {
 	sv := a.svcs[svc]
 	if sv == nil {
@@ -458,7 +495,7 @@ func (a *Allocator) Release(svc string) {
 			continue
 		}
 		delete(a.addrs, ip)
-		if h.pool != nil {
+		if h.pool != nil && len(a.reserved[ip]) == 0 {
 			h.pool.set(FamilyOf(ip)).remove(u128Of(ip))
 		}
 		if k := sv.sharing.Key; k != "" {

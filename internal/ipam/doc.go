@@ -8,9 +8,10 @@
 // validated configuration; Assign each Service's current status addresses
 // with zero AssignOptions, so that a restart changes no IP; then, per
 // Service, Assign for requested addresses or Allocate for automatic ones,
-// and Release when a Service goes away. Allocations survive configuration
-// changes (see Orphans), and the typed errors carry what an operator needs
-// to read in `kubectl describe svc`.
+// and Release when a Service goes away; Reserve keeps an address a
+// Service gave up from the others until its status no longer shows it.
+// Allocations survive configuration changes (see Orphans), and the typed
+// errors carry what an operator needs to read in `kubectl describe svc`.
 //
 // Every operation costs O(log n) in the number of addresses in use, not in
 // the size of the pools: a /8 or a /64 costs the same as a /24.

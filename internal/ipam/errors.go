@@ -16,13 +16,18 @@ import (
 // ConflictError reports that Addr is held by services the requester may
 // not share it with. Holders lists every holder that refuses (sorted);
 // Reason says why, for the first of them: "no sharing key", "different
-// sharing key", "port 80/TCP used by both" or "externalTrafficPolicy Local
-// with different selectors".
+// sharing key", "port 80/TCP used by both", "externalTrafficPolicy Local
+// with different selectors" or, for an address a service has given up but
+// holds back (Reserve), "being released".
 type ConflictError struct {
 	Addr    netip.Addr
 	Holders []string
 	Reason  string
 }
+
+// reasonBeingReleased is a ConflictError's Reason when a holder of the
+// address only holds it back (Reserve).
+const reasonBeingReleased = "being released"
 
 // Error returns, for example,
 // "198.51.100.88 is already used by kubeflow/minio-service (no sharing key)".

@@ -1,0 +1,78 @@
+package ipam
+
+import (
+	"net/netip"
+	"slices"
+)
+
+// Reserve holds back ips, addresses svc has given up, from every other
+// service, replacing what svc held back before; Reserve(svc, nil) lets
+// them go. While an address is held back, Allocate hands it to no one and
+// no other service may Assign or Allocate its way into it, not even one it
+// could share with; the services that hold it already keep it, and svc may
+// take it back. Reservations are independent of holdings: Release leaves
+// them, and an address may be both held by some services and held back by
+// others.
+//
+// It exists for the controller, whose record of who holds what is the
+// Services' status: an address a Service gave up must not go to another
+// until the first Service's status no longer shows it, or a restart in
+// between would find both claiming it.
+//
+// An invalid, zoned or IPv4-mapped address is ignored. The cost is
+// O(k log n) for the k addresses involved.
+func (a *Allocator) Reserve(svc string, ips []netip.Addr) {
+	want := slices.Clone(ips)
+	slices.SortFunc(want, netip.Addr.Compare)
+	want = slices.Compact(want)
+	want = slices.DeleteFunc(want, func(ip netip.Addr) bool { return !ip.IsValid() || ip.Zone() != "" || ip.Is4In6() })
+	old := a.reservedBy[svc]
+	if slices.Equal(old, want) {
+		return
+	}
+	// Add before removing, so an address in both never leaves the pool's
+	// used set.
+	for _, ip := range want {
+		rs := a.reserved[ip]
+		i, found := slices.BinarySearch(rs, svc)
+		if found {
+			continue
+		}
+		if _, held := a.addrs[ip]; !held && len(rs) == 0 {
+			if p := a.poolOf(ip); p != nil {
+				p.set(FamilyOf(ip)).add(u128Of(ip))
+			}
+		}
+		a.reserved[ip] = slices.Insert(rs, i, svc)
+	}
+	for _, ip := range old {
+		if _, keep := slices.BinarySearchFunc(want, ip, netip.Addr.Compare); keep {
+			continue
+		}
+		rs := a.reserved[ip]
+		if i, found := slices.BinarySearch(rs, svc); found {
+			rs = slices.Delete(rs, i, i+1)
+		}
+		if len(rs) > 0 {
+			a.reserved[ip] = rs
+			continue
+		}
+		delete(a.reserved, ip)
+		if _, held := a.addrs[ip]; !held {
+			if p := a.poolOf(ip); p != nil {
+				p.set(FamilyOf(ip)).remove(u128Of(ip))
+			}
+		}
+	}
+	if len(want) == 0 {
+		delete(a.reservedBy, svc)
+	} else {
+		a.reservedBy[svc] = want
+	}
+}
+
+// Reserved returns the addresses svc holds back (see Reserve), sorted, or
+// nil.
+func (a *Allocator) Reserved(svc string) []netip.Addr {
+	return slices.Clone(a.reservedBy[svc])
+}
