@@ -23,19 +23,8 @@ import (
 func TestBFDDownWhileSessionDown(t *testing.T) {
 	t.Parallel()
 	const hold = 9 * time.Second
-	bl := newBGPLab(t, "bird", func(l *lab.Lab) lab.RouterConfig {
-		var ns []lab.RouterNeighbor
-		for _, h := range l.Nodes() {
-			ns = append(ns, lab.RouterNeighbor{Address: h.IPv4, ASN: nodeASN, BFD: true, HoldTime: hold})
-		}
-		return lab.RouterConfig{ASN: routerASN, Neighbors: ns}
-	})
+	bl := newBFDLab(t, "bird", hold)
 	bird := bl.daemon.(*lab.BIRD)
-	for _, n := range bl.nodes {
-		n.setPeers(t, Peer{Name: "router", Address: bl.router.Host.IPv4, MyASN: nodeASN, PeerASN: routerASN,
-			HoldTime: hold, KeepaliveTime: 3 * time.Second, BFD: bfdFast})
-		n.setRoutes(t, Route{Prefix: svcAll})
-	}
 	bl.waitEstablished(t, 20*time.Second)
 	eventually(t, 10*time.Second, "BFD up", func() error {
 		for _, n := range bl.nodes {

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/ironlb/ironlb/internal/lab"
 )
 
 // TestBFDStartFRR starts three speakers against FRR with a BFD profile and
@@ -20,18 +18,7 @@ import (
 func TestBFDStartFRR(t *testing.T) {
 	t.Parallel()
 	const hold = 9 * time.Second
-	bl := newBGPLab(t, "frr", func(l *lab.Lab) lab.RouterConfig {
-		var ns []lab.RouterNeighbor
-		for _, h := range l.Nodes() {
-			ns = append(ns, lab.RouterNeighbor{Address: h.IPv4, ASN: nodeASN, BFD: true, HoldTime: hold})
-		}
-		return lab.RouterConfig{ASN: routerASN, Neighbors: ns}
-	})
-	for _, n := range bl.nodes {
-		n.setPeers(t, Peer{Name: "router", Address: bl.router.Host.IPv4, MyASN: nodeASN, PeerASN: routerASN,
-			HoldTime: hold, KeepaliveTime: 3 * time.Second, BFD: bfdFast})
-		n.setRoutes(t, Route{Prefix: svcAll})
-	}
+	bl := newBFDLab(t, "frr", hold)
 	took := bl.waitEstablished(t, 20*time.Second)
 	t.Logf("sessions established after %v", took.Round(time.Millisecond))
 	// A session that flapped before all were up has dropped once.

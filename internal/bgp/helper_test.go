@@ -226,3 +226,23 @@ func eventually(t *testing.T, d time.Duration, what string, check func() error) 
 }
 
 var errNotYet = errors.New("not yet")
+
+// newBFDLab starts a lab with daemon on the router and every node its
+// neighbour with BFD and hold time hold, and gives each node's speaker a
+// session to the router with BFD at bfdFast and the route svcAll.
+func newBFDLab(t *testing.T, daemon string, hold time.Duration) *bgpLab {
+	t.Helper()
+	bl := newBGPLab(t, daemon, func(l *lab.Lab) lab.RouterConfig {
+		var ns []lab.RouterNeighbor
+		for _, h := range l.Nodes() {
+			ns = append(ns, lab.RouterNeighbor{Address: h.IPv4, ASN: nodeASN, BFD: true, HoldTime: hold})
+		}
+		return lab.RouterConfig{ASN: routerASN, Neighbors: ns}
+	})
+	for _, n := range bl.nodes {
+		n.setPeers(t, Peer{Name: "router", Address: bl.router.Host.IPv4, MyASN: nodeASN, PeerASN: routerASN,
+			HoldTime: hold, KeepaliveTime: 3 * time.Second, BFD: bfdFast})
+		n.setRoutes(t, Route{Prefix: svcAll})
+	}
+	return bl
+}
