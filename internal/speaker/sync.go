@@ -28,15 +28,26 @@ func (s *Speaker) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ds := Decide(v)
-	mine := Mine(ds, s.opts.NodeName, s.ifaces)
 	for name := range v.Alive {
 		s.seen[name] = true
 	}
 	s.seen[s.opts.NodeName] = true
 	if !s.settled {
 		s.settled = s.isSettled(v)
+		if s.settled {
+			// Who announces what, read from the API server itself: the
+			// cache may be older than a takeover made while this speaker
+			// was away (its lists are served from the API server's watch
+			// cache), and announcing here on a stale record would pull
+			// addresses back from the node that took them over.
+			if err := s.readCurrent(ctx, &v); err != nil {
+				s.settled = false
+				return err
+			}
+		}
 	}
+	ds := Decide(v)
+	mine := Mine(ds, s.opts.NodeName, s.ifaces)
 	ok, why := quorum(v, s.opts.NodeName, s.seen)
 	if ok != s.quorate {
 		if ok {
@@ -228,14 +239,33 @@ func (s *Speaker) view(ctx context.Context) (View, map[string]*corev1.Service, e
 		return View{}, nil, err
 	}
 	s.status.observe(anns.Items)
-	for _, a := range anns.Items {
+	v.Current = currentOf(anns.Items)
+	return v, svcs, nil
+}
+
+// readCurrent fills v.Current from the ServiceAnnouncements as the API
+// server has them now (a quorum read, not the cache).
+func (s *Speaker) readCurrent(ctx context.Context, v *View) error {
+	var anns v1alpha1.ServiceAnnouncementList
+	if err := s.mgr.GetAPIReader().List(ctx, &anns); err != nil {
+		return fmt.Errorf("read ServiceAnnouncements: %w", err)
+	}
+	v.Current = currentOf(anns.Items)
+	return nil
+}
+
+// currentOf maps each address the announcements name to the node they say
+// announces it.
+func currentOf(anns []v1alpha1.ServiceAnnouncement) map[netip.Addr]string {
+	out := map[netip.Addr]string{}
+	for _, a := range anns {
 		for _, e := range a.Status.Announcers {
 			if ip, err := netip.ParseAddr(e.IP); err == nil && e.Node != "" {
-				v.Current[ip] = e.Node
+				out[ip] = e.Node
 			}
 		}
 	}
-	return v, svcs, nil
+	return out
 }
 
 // serves reports whether svc is a LoadBalancer Service of ours.
