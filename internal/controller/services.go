@@ -146,9 +146,7 @@ func (r *serviceReconciler) release(key string) {
 	terminating := len(r.st.terminating) > 0
 	var waiting []string
 	if had {
-		for k := range r.st.pending {
-			waiting = append(waiting, k)
-		}
+		waiting = r.st.pendingKeys()
 	}
 	r.st.mu.Unlock()
 	if had {
@@ -166,10 +164,7 @@ func (r *serviceReconciler) release(key string) {
 // held back (see state.holdBack) was let go: one may be waiting for it.
 func (r *serviceReconciler) wakeWaiting() {
 	r.st.mu.Lock()
-	waiting := make([]string, 0, len(r.st.pending))
-	for k := range r.st.pending {
-		waiting = append(waiting, k)
-	}
+	waiting := r.st.pendingKeys()
 	r.st.mu.Unlock()
 	r.markPoolsDirty()
 	if len(waiting) > 0 && r.wake != nil {

@@ -81,6 +81,15 @@ func (s *state) holdBack(key string, shown []netip.Addr) (holds, freed bool) {
 	return len(gone) > 0, freed
 }
 
+// pendingKeys are the Services waiting for an address. Callers hold mu.
+func (s *state) pendingKeys() []string {
+	out := make([]string, 0, len(s.pending))
+	for k := range s.pending {
+		out = append(out, k)
+	}
+	return out
+}
+
 // setConfig installs cfg and hands its pools to the allocator. Callers hold mu.
 func (s *state) setConfig(cfg *config.Config, terminating map[string]bool) {
 	s.cfg = cfg
