@@ -63,8 +63,8 @@ func slimEndpointSlice(es *discoveryv1.EndpointSlice) *discoveryv1.EndpointSlice
 		out.Labels = map[string]string{discoveryv1.LabelServiceName: svc}
 	}
 	for _, ep := range es.Endpoints {
-		if ep.NodeName == nil || ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
-			continue // not ready (a nil Ready is ready)
+		if ep.NodeName == nil || !endpointReady(ep) {
+			continue
 		}
 		if slices.ContainsFunc(out.Endpoints, func(e discoveryv1.Endpoint) bool { return *e.NodeName == *ep.NodeName }) {
 			continue

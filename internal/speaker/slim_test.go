@@ -147,13 +147,6 @@ func mustSlim[T any](t *testing.T, obj any) T {
 // TestSlimChanged checks which updates of the slimmed kinds kick a sync:
 // those that change what the speaker reads, and no others.
 func TestSlimChanged(t *testing.T) {
-	slim := func(o any) any {
-		out, err := slimTransform(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
 	n1, n2 := "node-1", "node-2"
 	ready, notReady := true, false
 	svc := func(rv, ip string, cond string, etp corev1.ServiceExternalTrafficPolicy) *corev1.Service {
@@ -202,7 +195,7 @@ func TestSlimChanged(t *testing.T) {
 		{"another kind", &corev1.ConfigMap{}, &corev1.ConfigMap{}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := slimChanged(slim(tc.old), slim(tc.new)); got != tc.want {
+			if got := slimChanged(mustSlim[any](t, tc.old), mustSlim[any](t, tc.new)); got != tc.want {
 				t.Errorf("changed %v, want %v", got, tc.want)
 			}
 		})

@@ -308,11 +308,17 @@ func (s *Speaker) endpointNodes(ctx context.Context) (map[string]map[string]bool
 func readyNodes(sl *discoveryv1.EndpointSlice) map[string]bool {
 	out := map[string]bool{}
 	for _, ep := range sl.Endpoints {
-		if ep.NodeName != nil && (ep.Conditions.Ready == nil || *ep.Conditions.Ready) {
+		if ep.NodeName != nil && endpointReady(ep) {
 			out[*ep.NodeName] = true
 		}
 	}
 	return out
+}
+
+// endpointReady reports whether ep is ready: a nil Ready condition is
+// (EndpointSlice API: "nil should be interpreted as true").
+func endpointReady(ep discoveryv1.Endpoint) bool {
+	return ep.Conditions.Ready == nil || *ep.Conditions.Ready
 }
 
 // cached returns the cache's objects of obj's kind, as stored: not to be
