@@ -7,8 +7,21 @@ import (
 
 	api "github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/config/oc"
 	gobgp "github.com/osrg/gobgp/v4/pkg/packet/bgp"
 )
+
+// globalFamilies are the address families of GoBGP's tables: the two the
+// speaker announces. Left empty, GoBGP makes a table for each of the 30
+// families it knows, twice (its global and route-server RIBs), each split
+// into 2,048 locked maps: 10.8 MB of a speaker's heap whatever it
+// announces (test/bench/bgpscale heap profile).
+func globalFamilies() []uint32 {
+	return []uint32{
+		uint32(oc.AfiSafiTypeToIntMap[oc.AFI_SAFI_TYPE_IPV4_UNICAST]),
+		uint32(oc.AfiSafiTypeToIntMap[oc.AFI_SAFI_TYPE_IPV6_UNICAST]),
+	}
+}
 
 // Session timers GoBGP would otherwise default to minutes.
 const (

@@ -128,6 +128,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 		Asn:        defaultASN,
 		RouterId:   s.opts.RouterID.String(),
 		ListenPort: -1, // never listen: the speaker connects out
+		Families:   globalFamilies(),
 	}})
 	if err != nil {
 		return fmt.Errorf("bgp: start GoBGP: %w", err)
