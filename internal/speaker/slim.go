@@ -2,79 +2,26 @@ package speaker
 
 import (
 	"reflect"
-	"slices"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 )
 
-// The speaker watches every Service, EndpointSlice and Node of the
-// cluster, but reads a handful of fields of each. The transforms below
-// keep only those in the cache: at 10,000 Services with an EndpointSlice
-// each, the full objects were about 30 MB of a speaker's heap, the part
-// that grows with the cluster (test/bench/bgpscale). Everything a speaker
-// reads from these objects must be kept here; the speaker never writes
-// them, so nothing is lost by dropping the rest.
+// The speaker's cache holds every Node of the cluster, but the speaker
+// reads a handful of fields of each. The transform below keeps only
+// those: everything a speaker reads from a Node must be kept here; the
+// speaker never writes Nodes, so nothing is lost by dropping the rest.
+// (Services and EndpointSlices, which grow with the cluster, are not
+// cached at all: see records.go.)
 
 // slimMeta keeps what identifies an object: enough for the informer
-// (resourceVersion), for events about it (UID) and for ServiceAnnouncement
-// owner references.
+// (resourceVersion) and for events about it (UID).
 func slimMeta(m metav1.ObjectMeta) metav1.ObjectMeta {
 	return metav1.ObjectMeta{
 		Name: m.Name, Namespace: m.Namespace, UID: m.UID,
 		ResourceVersion: m.ResourceVersion, DeletionTimestamp: m.DeletionTimestamp,
 	}
-}
-
-// slimService keeps what serves and ingressIPs read, and
-// externalTrafficPolicy.
-func slimService(svc *corev1.Service) *corev1.Service {
-	out := &corev1.Service{
-		TypeMeta:   svc.TypeMeta,
-		ObjectMeta: slimMeta(svc.ObjectMeta),
-		Spec: corev1.ServiceSpec{
-			Type:                  svc.Spec.Type,
-			LoadBalancerClass:     svc.Spec.LoadBalancerClass,
-			ExternalTrafficPolicy: svc.Spec.ExternalTrafficPolicy,
-		},
-	}
-	if n := len(svc.Status.LoadBalancer.Ingress); n > 0 {
-		out.Status.LoadBalancer.Ingress = make([]corev1.LoadBalancerIngress, n)
-		for i, in := range svc.Status.LoadBalancer.Ingress {
-			out.Status.LoadBalancer.Ingress[i] = corev1.LoadBalancerIngress{IP: in.IP}
-		}
-	}
-	return out
-}
-
-// slimEndpointSlice keeps the Service the slice belongs to and the nodes
-// holding a ready endpoint, once each: what endpointNodes reads. A slice
-// of a hundred endpoints on three nodes keeps three.
-func slimEndpointSlice(es *discoveryv1.EndpointSlice) *discoveryv1.EndpointSlice {
-	out := &discoveryv1.EndpointSlice{
-		TypeMeta:    es.TypeMeta,
-		ObjectMeta:  slimMeta(es.ObjectMeta),
-		AddressType: es.AddressType,
-	}
-	if svc, ok := es.Labels[discoveryv1.LabelServiceName]; ok {
-		out.Labels = map[string]string{discoveryv1.LabelServiceName: svc}
-	}
-	for _, ep := range es.Endpoints {
-		if ep.NodeName == nil || !endpointReady(ep) {
-			continue
-		}
-		if slices.ContainsFunc(out.Endpoints, func(e discoveryv1.Endpoint) bool { return *e.NodeName == *ep.NodeName }) {
-			continue
-		}
-		out.Endpoints = append(out.Endpoints, discoveryv1.Endpoint{NodeName: ep.NodeName})
-	}
-	// In node order, so that pods moving within the slice change nothing
-	// (see slimChanged).
-	slices.SortFunc(out.Endpoints, func(a, b discoveryv1.Endpoint) int { return strings.Compare(*a.NodeName, *b.NodeName) })
-	return out
 }
 
 // slimNode keeps the labels (selectors, the exclusion label), the Ready
@@ -96,16 +43,11 @@ func slimNode(n *corev1.Node) *corev1.Node {
 	return out
 }
 
-// slimTransform is the cache transform for the speaker's watched kinds:
-// anything else (such as a tombstone) passes unchanged.
+// slimTransform is the cache transform for Nodes: anything else (such as
+// a tombstone) passes unchanged.
 func slimTransform(obj any) (any, error) {
-	switch o := obj.(type) {
-	case *corev1.Service:
-		return slimService(o), nil
-	case *discoveryv1.EndpointSlice:
-		return slimEndpointSlice(o), nil
-	case *corev1.Node:
-		return slimNode(o), nil
+	if n, ok := obj.(*corev1.Node); ok {
+		return slimNode(n), nil
 	}
 	return obj, nil
 }
@@ -113,27 +55,18 @@ func slimTransform(obj any) (any, error) {
 var _ toolscache.TransformFunc = slimTransform
 
 // slimChanged reports whether an update from old to new changed what the
-// speaker reads. Most updates of the slimmed kinds do not: the controller's
-// conditions on a Service, a pod's address or a not-ready pod on a node
-// that has a ready one in an EndpointSlice, a kubelet's status report on
-// a Node. Each would otherwise cost a sync of every Service. Other kinds
-// always count as changed.
+// speaker reads. Most updates of a Node do not: a kubelet's status report
+// every few seconds would otherwise cost a sync of every Service. Other
+// kinds always count as changed. (For Services and EndpointSlices, the
+// records' equal methods play this part.)
 func slimChanged(old, new any) bool {
-	switch n := new.(type) {
-	case *corev1.Service:
-		o, ok := old.(*corev1.Service)
-		return !ok || !sameMeta(o.ObjectMeta, n.ObjectMeta) ||
-			!reflect.DeepEqual(o.Spec, n.Spec) || !reflect.DeepEqual(o.Status, n.Status)
-	case *discoveryv1.EndpointSlice:
-		o, ok := old.(*discoveryv1.EndpointSlice)
-		return !ok || !sameMeta(o.ObjectMeta, n.ObjectMeta) ||
-			!reflect.DeepEqual(o.Labels, n.Labels) || !reflect.DeepEqual(o.Endpoints, n.Endpoints)
-	case *corev1.Node:
-		o, ok := old.(*corev1.Node)
-		return !ok || !sameMeta(o.ObjectMeta, n.ObjectMeta) ||
-			!reflect.DeepEqual(o.Labels, n.Labels) || !reflect.DeepEqual(o.Status, n.Status)
+	n, ok := new.(*corev1.Node)
+	if !ok {
+		return true
 	}
-	return true
+	o, ok := old.(*corev1.Node)
+	return !ok || !sameMeta(o.ObjectMeta, n.ObjectMeta) ||
+		!reflect.DeepEqual(o.Labels, n.Labels) || !reflect.DeepEqual(o.Status, n.Status)
 }
 
 // sameMeta compares what slimMeta keeps, except the resourceVersion, which

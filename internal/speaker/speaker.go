@@ -14,8 +14,11 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	discoveryv1client "k8s.io/client-go/kubernetes/typed/discovery/v1"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
@@ -23,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -31,6 +35,7 @@ import (
 	"github.com/ironlb/ironlb/internal/controller"
 	"github.com/ironlb/ironlb/internal/election"
 	"github.com/ironlb/ironlb/internal/l2"
+	"github.com/ironlb/ironlb/internal/records"
 )
 
 // +kubebuilder:rbac:groups="",resources=services;nodes,verbs=get;list;watch
@@ -106,6 +111,11 @@ type Speaker struct {
 	c       client.Client
 	rec     events.EventRecorder
 	metrics *metrics
+
+	// services and slices are what the speaker keeps of the cluster's
+	// Services and EndpointSlices (records.go).
+	services *records.Store[svcRecord]
+	slices   *records.Store[sliceRecord]
 
 	kick       chan struct{} // API objects changed
 	prevConfig *config.Config
@@ -200,9 +210,7 @@ func New(cfg *rest.Config, opts Options) (*Speaker, error) {
 					Namespaces: map[string]cache.Config{opts.Namespace: {}},
 					Field:      fields.OneTermEqualSelector("metadata.name", opts.ConfigMapName),
 				},
-				&corev1.Service{}:            {Transform: slimTransform},
-				&discoveryv1.EndpointSlice{}: {Transform: slimTransform},
-				&corev1.Node{}:               {Transform: slimTransform},
+				&corev1.Node{}: {Transform: slimTransform},
 			},
 		},
 	})
@@ -212,7 +220,22 @@ func New(cfg *rest.Config, opts Options) (*Speaker, error) {
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}
+	// Services and EndpointSlices in protobuf, the cheapest encoding for
+	// the API server to send and for the speaker to decode.
+	pcfg := rest.CopyConfig(cfg)
+	pcfg.ContentType = runtime.ContentTypeProtobuf
+	pcfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	core, err := corev1client.NewForConfig(pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("service client: %w", err)
+	}
+	discovery, err := discoveryv1client.NewForConfig(pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint slice client: %w", err)
+	}
 	s := &Speaker{
+		services:   serviceRecords(core, opts.LoadBalancerClass),
+		slices:     sliceRecords(discovery),
 		opts:       opts,
 		log:        log,
 		mgr:        mgr,
@@ -231,8 +254,10 @@ func New(cfg *rest.Config, opts Options) (*Speaker, error) {
 	if err := mgr.AddReadyzCheck("synced", func(*http.Request) error { return s.readyErr() }); err != nil {
 		return nil, err
 	}
-	if err := mgr.Add(s); err != nil {
-		return nil, err
+	for _, r := range []manager.RunnableFunc{s.services.Run, s.slices.Run, s.Start} {
+		if err := mgr.Add(r); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -417,7 +442,7 @@ func (s *Speaker) watch(ctx context.Context) (config, all toolscache.InformerSyn
 		&v1alpha1.IPPool{}, &v1alpha1.L2Announcement{},
 		&v1alpha1.BGPPeer{}, &v1alpha1.BGPAnnouncement{}, &v1alpha1.BFDProfile{},
 	}
-	others := []client.Object{&corev1.Service{}, &discoveryv1.EndpointSlice{}, &v1alpha1.ServiceAnnouncement{}}
+	others := []client.Object{&v1alpha1.ServiceAnnouncement{}}
 	var synced []toolscache.InformerSynced
 	for _, o := range append(configKinds, others...) {
 		inf, err := s.mgr.GetCache().GetInformer(ctx, o, cache.BlockUntilSynced(false))
@@ -429,6 +454,10 @@ func (s *Speaker) watch(ctx context.Context) (config, all toolscache.InformerSyn
 		}
 		synced = append(synced, inf.HasSynced)
 	}
+	kick := func(types.NamespacedName) { s.kickSync() }
+	s.services.Subscribe(kick)
+	s.slices.Subscribe(kick)
+	synced = append(synced, s.services.HasSynced, s.slices.HasSynced)
 	allOf := func(fs []toolscache.InformerSynced) toolscache.InformerSynced {
 		return func() bool {
 			for _, f := range fs {

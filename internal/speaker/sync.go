@@ -9,10 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
-	toolscache "k8s.io/client-go/tools/cache"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
@@ -24,7 +21,7 @@ import (
 // Layer 2 address, answers for this node's, and queues the
 // ServiceAnnouncements this node writes.
 func (s *Speaker) sync(ctx context.Context) error {
-	v, svcs, err := s.view(ctx)
+	v, err := s.view(ctx)
 	if err != nil {
 		return err
 	}
@@ -86,7 +83,7 @@ func (s *Speaker) sync(ctx context.Context) error {
 		s.metrics.takeovers.Inc()
 		s.log.Info("announcing", "ip", ip, "services", ds[ip].Services, "interfaces", on)
 		for _, key := range ds[ip].Services {
-			if svc := svcs[key]; svc != nil {
+			if svc := s.serviceObject(key); svc != nil {
 				s.rec.Eventf(svc, nil, corev1.EventTypeNormal, "Announced", "Announce",
 					"%s announced by %s on %s", ip, s.opts.NodeName, strings.Join(on, ", "))
 			}
@@ -102,7 +99,7 @@ func (s *Speaker) sync(ctx context.Context) error {
 	s.metrics.observe(v, ds, owned, s.members)
 	s.bgp.sync(ctx, s.runBG, v, v.Nodes[s.opts.NodeName], s.nodeIP)
 	if s.settled && ok {
-		s.status.set(s.reports(v, ds, svcs))
+		s.status.set(s.reports(v, ds))
 	}
 	s.synced.Store(true)
 	return nil
@@ -180,13 +177,13 @@ func (s *Speaker) configView(ctx context.Context) (View, error) {
 	return v, nil
 }
 
-// view reads what the election needs from the caches and the membership.
-// It also returns the LoadBalancer Services by key.
-func (s *Speaker) view(ctx context.Context) (View, map[string]*corev1.Service, error) {
+// view reads what the election needs from the caches, the records and
+// the membership.
+func (s *Speaker) view(ctx context.Context) (View, error) {
 	c := s.mgr.GetCache()
 	v, err := s.configView(ctx)
 	if err != nil {
-		return View{}, nil, err
+		return View{}, err
 	}
 
 	if m := s.members; m != nil {
@@ -202,45 +199,29 @@ func (s *Speaker) view(ctx context.Context) (View, map[string]*corev1.Service, e
 	}
 	v.Ifaces[s.opts.NodeName] = s.ifaces
 
-	list, err := s.cached(ctx, &corev1.Service{})
-	if err != nil {
-		return View{}, nil, err
-	}
-	svcs := map[string]*corev1.Service{}
 	var endpoints map[string]map[string]bool // read once, if a Service needs it
-	for _, o := range list {
-		svc, ok := o.(*corev1.Service)
-		if !ok || !s.serves(svc) {
-			continue
-		}
-		ips := ingressIPs(svc)
-		if len(ips) == 0 {
-			continue
-		}
-		key := svc.Namespace + "/" + svc.Name
-		svcs[key] = svc
-		e := Service{Key: key, IPs: ips, Local: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
+	s.services.Range(func(nn types.NamespacedName, r svcRecord) bool {
+		e := Service{Key: nn.Namespace + "/" + nn.Name, IPs: r.ips, Local: r.local}
 		if e.Local {
 			if endpoints == nil {
-				if endpoints, err = s.endpointNodes(ctx); err != nil {
-					return View{}, nil, err
-				}
+				endpoints = s.endpointNodes()
 			}
-			e.EndpointNodes = endpoints[key]
+			e.EndpointNodes = endpoints[e.Key]
 			if e.EndpointNodes == nil {
 				e.EndpointNodes = map[string]bool{}
 			}
 		}
 		v.Services = append(v.Services, e)
-	}
+		return true
+	})
 
 	var anns v1alpha1.ServiceAnnouncementList
 	if err := c.List(ctx, &anns, client.UnsafeDisableDeepCopy); err != nil {
-		return View{}, nil, err
+		return View{}, err
 	}
 	s.status.observe(anns.Items)
 	v.Current = currentOf(anns.Items)
-	return v, svcs, nil
+	return v, nil
 }
 
 // readCurrent fills v.Current from the ServiceAnnouncements as the API
@@ -268,85 +249,22 @@ func currentOf(anns []v1alpha1.ServiceAnnouncement) map[netip.Addr]string {
 	return out
 }
 
-// serves reports whether svc is a LoadBalancer Service of ours.
-func (s *Speaker) serves(svc *corev1.Service) bool {
-	return svc.Spec.Type == corev1.ServiceTypeLoadBalancer &&
-		(svc.Spec.LoadBalancerClass == nil || *svc.Spec.LoadBalancerClass == s.opts.LoadBalancerClass)
-}
-
 // endpointNodes returns, by Service key, the nodes holding a ready
-// endpoint of the Service. It reads every EndpointSlice once: asking the
-// cache for each Service's slices by label would scan its namespace's
-// slices once per Service.
-func (s *Speaker) endpointNodes(ctx context.Context) (map[string]map[string]bool, error) {
-	list, err := s.cached(ctx, &discoveryv1.EndpointSlice{})
-	if err != nil {
-		return nil, err
-	}
+// endpoint of the Service. It reads every EndpointSlice record once:
+// looking each Service's slices up would scan them once per Service.
+func (s *Speaker) endpointNodes() map[string]map[string]bool {
 	out := map[string]map[string]bool{}
-	for _, o := range list {
-		sl, ok := o.(*discoveryv1.EndpointSlice)
-		if !ok {
-			continue
+	s.slices.Range(func(nn types.NamespacedName, r sliceRecord) bool {
+		key := nn.Namespace + "/" + r.service
+		if out[key] == nil {
+			out[key] = map[string]bool{}
 		}
-		svc, ok := sl.Labels[discoveryv1.LabelServiceName]
-		if !ok {
-			continue
-		}
-		key := sl.Namespace + "/" + svc
-		for node := range readyNodes(sl) {
-			if out[key] == nil {
-				out[key] = map[string]bool{}
-			}
+		for _, node := range r.nodes {
 			out[key][node] = true
 		}
-	}
-	return out, nil
-}
-
-// readyNodes are the nodes holding a ready endpoint in sl.
-func readyNodes(sl *discoveryv1.EndpointSlice) map[string]bool {
-	out := map[string]bool{}
-	for _, ep := range sl.Endpoints {
-		if ep.NodeName != nil && endpointReady(ep) {
-			out[*ep.NodeName] = true
-		}
-	}
+		return true
+	})
 	return out
-}
-
-// endpointReady reports whether ep is ready: a nil Ready condition is
-// (EndpointSlice API: "nil should be interpreted as true").
-func endpointReady(ep discoveryv1.Endpoint) bool {
-	return ep.Conditions.Ready == nil || *ep.Conditions.Ready
-}
-
-// cached returns the cache's objects of obj's kind, as stored: not to be
-// changed. With tens of thousands of Services, a List even with
-// UnsafeDisableDeepCopy copies every object into the list it returns (a
-// Service is some 700 bytes of struct), megabytes of garbage per sync.
-func (s *Speaker) cached(ctx context.Context, obj client.Object) ([]any, error) {
-	inf, err := s.mgr.GetCache().GetInformer(ctx, obj, cache.BlockUntilSynced(false))
-	if err != nil {
-		return nil, fmt.Errorf("read %T: %w", obj, err)
-	}
-	si, ok := inf.(toolscache.SharedIndexInformer)
-	if !ok {
-		return nil, fmt.Errorf("read %T: the cache's informer is a %T", obj, inf)
-	}
-	return si.GetStore().List(), nil
-}
-
-// ingressIPs are the addresses in svc's status, sorted.
-func ingressIPs(svc *corev1.Service) []netip.Addr {
-	var out []netip.Addr
-	for _, in := range svc.Status.LoadBalancer.Ingress {
-		if ip, err := netip.ParseAddr(in.IP); err == nil {
-			out = append(out, ip.Unmap())
-		}
-	}
-	slices.SortFunc(out, netip.Addr.Compare)
-	return slices.Compact(out)
 }
 
 func nodeReady(n *corev1.Node) bool {
@@ -365,7 +283,7 @@ func nodeReady(n *corev1.Node) bool {
 // come from their membership metadata. keep is nil unless this node is the
 // janitor; then it lists the Services whose announcements must stay, and
 // the others are deleted.
-func (s *Speaker) reports(v View, ds map[netip.Addr]*Decision, svcs map[string]*corev1.Service) (out map[string]*report, keep map[string]bool) {
+func (s *Speaker) reports(v View, ds map[netip.Addr]*Decision) (out map[string]*report, keep map[string]bool) {
 	janitor := janitor(v)
 	out = map[string]*report{}
 	for _, e := range v.Services {
@@ -404,7 +322,7 @@ func (s *Speaker) reports(v View, ds map[netip.Addr]*Decision, svcs map[string]*
 			writer = janitor
 		}
 		if writer == s.opts.NodeName {
-			out[e.Key] = &report{svc: svcs[e.Key], status: st}
+			out[e.Key] = &report{svc: s.serviceObject(e.Key), status: st}
 		}
 	}
 	// Announcements of Services that are gone or no longer announced in

@@ -1,0 +1,171 @@
+package speaker
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"strings"
+	"unique"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	discoveryv1client "k8s.io/client-go/kubernetes/typed/discovery/v1"
+
+	"github.com/ironlb/ironlb/internal/records"
+)
+
+// Every speaker reads every Service and EndpointSlice of the cluster, but
+// only a few fields of each, and only of some: the records below are all
+// it keeps (see package records for why not an informer's cache). At
+// 10,000 Services with an EndpointSlice each, slimmed API objects in an
+// informer were 18 MB of a speaker's live heap, and its first lists held
+// every full object at once (test/bench/bgpscale).
+
+// svcRecord is what a speaker keeps of a Service it serves (see
+// reduceService).
+type svcRecord struct {
+	uid types.UID
+	// ips are the addresses in status.loadBalancer.ingress, sorted, each
+	// once (ingressIPs).
+	ips   []netip.Addr
+	local bool // externalTrafficPolicy: Local
+}
+
+// reduceService keeps a Service of type LoadBalancer of the speaker's
+// class that has an address: nothing else is announced.
+func reduceService(svc *corev1.Service, class string) (svcRecord, bool) {
+	if !serves(svc, class) {
+		return svcRecord{}, false
+	}
+	ips := ingressIPs(svc)
+	if len(ips) == 0 {
+		return svcRecord{}, false
+	}
+	return svcRecord{
+		uid:   svc.UID,
+		ips:   slices.Clip(ips),
+		local: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
+	}, true
+}
+
+func (a svcRecord) equal(b svcRecord) bool {
+	return a.uid == b.uid && a.local == b.local && slices.Equal(a.ips, b.ips)
+}
+
+// serves reports whether svc is a LoadBalancer Service of class.
+func serves(svc *corev1.Service, class string) bool {
+	return svc.Spec.Type == corev1.ServiceTypeLoadBalancer &&
+		(svc.Spec.LoadBalancerClass == nil || *svc.Spec.LoadBalancerClass == class)
+}
+
+// ingressIPs are the addresses in svc's status, sorted.
+func ingressIPs(svc *corev1.Service) []netip.Addr {
+	var out []netip.Addr
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		if ip, err := netip.ParseAddr(in.IP); err == nil {
+			out = append(out, ip.Unmap())
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
+}
+
+// sliceRecord is what a speaker keeps of an EndpointSlice: the Service it
+// belongs to and the nodes holding a ready endpoint of it, for
+// externalTrafficPolicy Local.
+type sliceRecord struct {
+	service string   // its kubernetes.io/service-name label
+	nodes   []string // sorted, each once, interned
+}
+
+// reduceSlice keeps a slice of a Service that has a ready endpoint on a
+// node: a slice with none adds no node to its Service's.
+func reduceSlice(es *discoveryv1.EndpointSlice) (sliceRecord, bool) {
+	svc, ok := es.Labels[discoveryv1.LabelServiceName]
+	if !ok {
+		return sliceRecord{}, false
+	}
+	var nodes []string
+	for _, ep := range es.Endpoints {
+		if ep.NodeName != nil && endpointReady(ep) && !slices.Contains(nodes, *ep.NodeName) {
+			// A cluster has few node names and every slice repeats them.
+			nodes = append(nodes, unique.Make(*ep.NodeName).Value())
+		}
+	}
+	if len(nodes) == 0 {
+		return sliceRecord{}, false
+	}
+	slices.Sort(nodes)
+	return sliceRecord{service: svc, nodes: slices.Clip(nodes)}, true
+}
+
+func (a sliceRecord) equal(b sliceRecord) bool {
+	return a.service == b.service && slices.Equal(a.nodes, b.nodes)
+}
+
+// endpointReady reports whether ep is ready: a nil Ready condition is
+// (EndpointSlice API: "nil should be interpreted as true").
+func endpointReady(ep discoveryv1.Endpoint) bool {
+	return ep.Conditions.Ready == nil || *ep.Conditions.Ready
+}
+
+// serviceRecords lists and watches the Services a speaker serves.
+func serviceRecords(c corev1client.ServicesGetter, class string) *records.Store[svcRecord] {
+	svcs := c.Services(metav1.NamespaceAll)
+	return records.New(records.Kind[svcRecord]{
+		Name: "services",
+		List: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return svcs.List(ctx, o)
+		},
+		Watch: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return svcs.Watch(ctx, o)
+		},
+		Reduce: func(obj runtime.Object) (svcRecord, bool) {
+			svc, ok := obj.(*corev1.Service)
+			if !ok {
+				return svcRecord{}, false
+			}
+			return reduceService(svc, class)
+		},
+		Equal: svcRecord.equal,
+	})
+}
+
+// sliceRecords lists and watches the cluster's EndpointSlices.
+func sliceRecords(c discoveryv1client.EndpointSlicesGetter) *records.Store[sliceRecord] {
+	eps := c.EndpointSlices(metav1.NamespaceAll)
+	return records.New(records.Kind[sliceRecord]{
+		Name: "endpointslices",
+		List: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return eps.List(ctx, o)
+		},
+		Watch: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return eps.Watch(ctx, o)
+		},
+		Reduce: func(obj runtime.Object) (sliceRecord, bool) {
+			es, ok := obj.(*discoveryv1.EndpointSlice)
+			if !ok {
+				return sliceRecord{}, false
+			}
+			return reduceSlice(es)
+		},
+		Equal: sliceRecord.equal,
+	})
+}
+
+// serviceObject is the Service key ("namespace/name") as an object that
+// carries only its identity: what events and owner references need. Nil
+// if the speaker keeps no record of it.
+func (s *Speaker) serviceObject(key string) *corev1.Service {
+	ns, name, _ := strings.Cut(key, "/")
+	r, ok := s.services.Get(types.NamespacedName{Namespace: ns, Name: name})
+	if !ok {
+		return nil
+	}
+	return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: r.uid}}
+}
