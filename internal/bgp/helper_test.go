@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -224,8 +223,6 @@ func eventually(t *testing.T, d time.Duration, what string, check func() error) 
 	t.Fatalf("%s: not after %v: %v", what, d, err)
 	return 0
 }
-
-var errNotYet = errors.New("not yet")
 
 // newBFDLab starts a lab with daemon on the router and every node its
 // neighbour with BFD and hold time hold, and gives each node's speaker a
