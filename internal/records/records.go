@@ -16,6 +16,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"unique"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -215,7 +216,8 @@ func (s *Store[R]) reduce(obj runtime.Object, withRecord bool) (*item[R], error)
 		return nil, fmt.Errorf("records %s: %w", s.kind.Name, err)
 	}
 	it := &item[R]{
-		nn: types.NamespacedName{Namespace: m.GetNamespace(), Name: m.GetName()},
+		// Thousands of objects share a few namespaces: hold each once.
+		nn: types.NamespacedName{Namespace: unique.Make(m.GetNamespace()).Value(), Name: m.GetName()},
 		rv: m.GetResourceVersion(),
 	}
 	if withRecord {
