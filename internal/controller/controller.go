@@ -31,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
+	"github.com/ironlb/ironlb/internal/records"
 )
 
 // Options wire the controller process. The zero value of each field has a
@@ -121,7 +122,7 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 		PprofBindAddress:              opts.PprofAddr,
 		Cache: cache.Options{
 			// managedFields are unused here. (Services, whose size matters,
-			// are not in this cache at all: see serviceStore.)
+			// are not in this cache at all: see svcRecord.)
 			DefaultTransform: cache.TransformStripManagedFields(),
 			ByObject: map[client.Object]cache.ByObject{
 				// Only the one legacy ConfigMap, not every ConfigMap in the cluster.
@@ -138,7 +139,7 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 				},
 			},
 		},
-		// Services live in our own store (serviceStore), not in the
+		// Services live in our own store of records (recordStore), not in the
 		// manager's cache; should anything read one through the manager's
 		// client, it reads it from the API server rather than silently
 		// starting a second, full cache of every Service.
@@ -162,12 +163,12 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 	st := newState()
 	m := newMetrics(ctrlmetrics.Registry)
 	recorder := mgr.GetEventRecorder("ironlb-controller")
-	services := newServiceStore()
 	svcAPI, err := newServiceAPI(mgr.GetConfig())
 	if err != nil {
 		return nil, err
 	}
-	if err := mgr.Add(svcAPI.reflector(services)); err != nil {
+	services := svcAPI.recordStore()
+	if err := mgr.Add(serviceRecordsRunnable{store: services}); err != nil {
 		return nil, err
 	}
 	svcWake := make(chan event.TypedGenericEvent[types.NamespacedName], 1024)
@@ -180,7 +181,7 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 		}
 	}
 	wakeAll := func(context.Context) {
-		for _, s := range services.list(func(s *svcRecord) bool { return s.isLB }) {
+		for _, s := range selectRecords(services, func(s *svcRecord) bool { return s.isLB }) {
 			svcWake <- event.TypedGenericEvent[types.NamespacedName]{Object: s.nn}
 		}
 	}
@@ -271,10 +272,10 @@ func (c *Controller) Run(ctx context.Context) error {
 
 // servicesInNamespace maps a Namespace change (its labels may select pools)
 // to its LoadBalancer Services.
-func servicesInNamespace(services *serviceStore) handler.MapFunc {
+func servicesInNamespace(services *records.Store[*svcRecord]) handler.MapFunc {
 	return func(_ context.Context, o client.Object) []reconcile.Request {
 		var out []reconcile.Request
-		for _, s := range services.list(func(s *svcRecord) bool { return s.isLB && s.nn.Namespace == o.GetName() }) {
+		for _, s := range selectRecords(services, func(s *svcRecord) bool { return s.isLB && s.nn.Namespace == o.GetName() }) {
 			out = append(out, reconcile.Request{NamespacedName: s.nn})
 		}
 		return out

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/ipam"
+	"github.com/ironlb/ironlb/internal/records"
 )
 
 // restorer is the explicit start-up step: once the caches hold every
@@ -46,7 +47,7 @@ import (
 // the status.
 type restorer struct {
 	cache     cache.Cache
-	services  *serviceStore
+	services  *records.Store[*svcRecord]
 	st        *state
 	log       *slog.Logger
 	configMap types.NamespacedName
@@ -56,7 +57,12 @@ type restorer struct {
 
 func (r *restorer) Start(ctx context.Context) error {
 	start := time.Now()
-	if !r.cache.WaitForCacheSync(ctx) || !r.services.waitForSync(ctx) {
+	if !r.cache.WaitForCacheSync(ctx) {
+		return ctx.Err()
+	}
+	select {
+	case <-r.services.Synced():
+	case <-ctx.Done():
 		return ctx.Err()
 	}
 	in, err := ReadInput(ctx, r.cache, r.configMap)
@@ -70,7 +76,7 @@ func (r *restorer) Start(ctx context.Context) error {
 	}
 	var claims []claim
 	rank := map[string]int{}
-	for _, s := range r.services.list(func(s *svcRecord) bool {
+	for _, s := range selectRecords(r.services, func(s *svcRecord) bool {
 		return len(s.ingress) > 0 && s.ours(r.class) && !s.deleting
 	}) {
 		c := claim{svc: s, key: s.nn.String(), rank: s.claimRank()}

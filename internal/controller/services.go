@@ -15,13 +15,15 @@ import (
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/ironlb/ironlb/internal/records"
 )
 
 // serviceReconciler gives one LoadBalancer Service its addresses and writes
 // them, with the IPAllocated condition, to its status.
 type serviceReconciler struct {
 	client   client.Client
-	services *serviceStore
+	services *records.Store[*svcRecord]
 	// patchStatus applies a strategic merge patch to a Service's status
 	// (see statusPatch).
 	patchStatus func(ctx context.Context, nn types.NamespacedName, patch []byte) error
@@ -68,7 +70,7 @@ func (r *serviceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, ctx.Err()
 	}
 	key := req.String()
-	svc, ok := r.services.get(req.NamespacedName)
+	svc, ok := r.services.Get(req.NamespacedName)
 	if !ok {
 		r.release(key)
 		r.metrics.forget(key)

@@ -6,7 +6,6 @@ import (
 	"math"
 	"net/netip"
 	"strconv"
-	"sync"
 	"time"
 	"unique"
 
@@ -18,11 +17,11 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
+	"github.com/ironlb/ironlb/internal/records"
 )
 
 // svcRecord is what the controller keeps of one Service between events:
@@ -38,7 +37,8 @@ import (
 // is about 600 bytes. Nothing is written from a record: the status is
 // patched (see statusPatch), so fields not kept here cannot be lost.
 //
-// A record is immutable once stored; an event replaces it. Readers may keep
+// A records.Store holds one per Service (see serviceAPI.recordStore). A
+// record is immutable once stored; an event replaces it. Readers may keep
 // it without copying.
 type svcRecord struct {
 	nn              types.NamespacedName // the namespace is interned
@@ -230,151 +230,14 @@ func (r *svcRecord) object() *corev1.Service {
 	}}
 }
 
-// serviceStore holds a record per Service in the cluster. It is the store a
-// client-go Reflector lists and watches Services into (ReflectorStore): each
-// Service the watch decodes is reduced to a record at once, so no full
-// Service outlives its event. Subscribers hear of every change by key.
-// Safe for concurrent use.
-type serviceStore struct {
-	mu     sync.RWMutex
-	items  map[types.NamespacedName]*svcRecord
-	subs   []func(types.NamespacedName)
-	synced chan struct{} // closed by the first Replace: the initial list is in
-}
-
-func newServiceStore() *serviceStore {
-	return &serviceStore{items: map[types.NamespacedName]*svcRecord{}, synced: make(chan struct{})}
-}
-
-// get returns the record of the Service nn.
-func (s *serviceStore) get(nn types.NamespacedName) (*svcRecord, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	r, ok := s.items[nn]
-	return r, ok
-}
-
-// list returns every record for which keep is true (every record if keep
-// is nil), in no particular order.
-func (s *serviceStore) list(keep func(*svcRecord) bool) []*svcRecord {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	out := make([]*svcRecord, 0, len(s.items))
-	for _, r := range s.items {
-		if keep == nil || keep(r) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-// subscribe calls f with the key of every Service in the store now and
-// then with the key of every Service that changes, until the process ends
-// (subscribers live as long as the controller that owns the store). f runs
-// under the store's lock, on the reflector's goroutine: it must be quick
-// and must not call the store.
-func (s *serviceStore) subscribe(f func(types.NamespacedName)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.subs = append(s.subs, f)
-	for nn := range s.items {
-		f(nn)
-	}
-}
-
-// waitForSync waits until the initial list is in the store.
-func (s *serviceStore) waitForSync(ctx context.Context) bool {
-	select {
-	case <-s.synced:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-func (s *serviceStore) notify(nn types.NamespacedName) {
-	for _, f := range s.subs {
-		f(nn)
-	}
-}
-
-// Add, Update, Delete, Replace and Resync make the store a
-// cache.ReflectorStore.
-
-func (s *serviceStore) Add(obj any) error { return s.Update(obj) }
-
-func (s *serviceStore) Update(obj any) error {
-	svc, ok := obj.(*corev1.Service)
-	if !ok {
-		return fmt.Errorf("service store: got %T", obj)
-	}
-	r := newRecord(svc)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.items[r.nn] = r
-	s.notify(r.nn)
-	return nil
-}
-
-func (s *serviceStore) Delete(obj any) error {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
-	m, err := meta.Accessor(obj)
-	if err != nil {
-		return fmt.Errorf("service store: delete: %w", err)
-	}
-	nn := types.NamespacedName{Namespace: m.GetNamespace(), Name: m.GetName()}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.items, nn)
-	s.notify(nn)
-	return nil
-}
-
-// Replace installs a fresh list (at start, and when a watch must be
-// re-listed) and tells subscribers of every Service in it or gone from it,
-// as an informer's replace does.
-func (s *serviceStore) Replace(objs []any, _ string) error {
-	items := make(map[types.NamespacedName]*svcRecord, len(objs))
-	for _, o := range objs {
-		svc, ok := o.(*corev1.Service)
-		if !ok {
-			return fmt.Errorf("service store: got %T", o)
-		}
-		r := newRecord(svc)
-		items[r.nn] = r
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	old := s.items
-	s.items = items
-	for nn := range old {
-		if _, ok := items[nn]; !ok {
-			s.notify(nn)
-		}
-	}
-	for nn := range items {
-		s.notify(nn)
-	}
-	select {
-	case <-s.synced:
-	default:
-		close(s.synced)
-	}
-	return nil
-}
-
-func (s *serviceStore) Resync() error { return nil }
-
 // serviceAPI is the controller's own client for Services: the list and
-// watch behind serviceStore, and status patches. It speaks protobuf, the
-// cheapest encoding for the API server and for us to decode, and asks for
-// no gzip: the watch carries one small event at a time, which the API
-// server would compress and we decompress one by one (7% of the
-// controller's CPU in a 10,000-Service burst, and more of the API
-// server's) to save bandwidth that a controller next to its API server
-// does not need.
+// watch behind the store of records (recordStore), and status patches. It
+// speaks protobuf, the cheapest encoding for the API server and for us to
+// decode, and asks for no gzip: the watch carries one small event at a
+// time, which the API server would compress and we decompress one by one
+// (7% of the controller's CPU in a 10,000-Service burst, and more of the
+// API server's) to save bandwidth that a controller next to its API
+// server does not need.
 type serviceAPI struct {
 	c corev1client.CoreV1Interface
 }
@@ -400,42 +263,65 @@ func (a *serviceAPI) patchStatus(ctx context.Context, nn types.NamespacedName, p
 		Body(patch).Do(ctx).Error()
 }
 
-// reflector lists and watches every Service into store. It is a manager
-// Runnable that runs on every replica, leader or not, like the manager's
-// caches, so a standby keeps its store warm.
-func (a *serviceAPI) reflector(store *serviceStore) *serviceReflector {
+// recordStore returns a store of a record per Service in the cluster,
+// listed and watched through a. It keeps every Service, not only
+// LoadBalancer ones: one that stops being one must still have its address
+// released and ironlb's condition cleared (clearStatus reads its record).
+// Every update is reported (Equal is nil): a record carries the
+// resourceVersion and condition the next status patch is based on.
+func (a *serviceAPI) recordStore() *records.Store[*svcRecord] {
 	svcs := a.c.Services(metav1.NamespaceAll)
-	return &serviceReflector{store: store, lw: &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+	return records.New(records.Kind[*svcRecord]{
+		Name: "services",
+		List: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			return svcs.List(ctx, o)
 		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+		Watch: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			return svcs.Watch(ctx, o)
 		},
-	}}
+		Reduce: func(obj runtime.Object) (*svcRecord, bool) {
+			svc, ok := obj.(*corev1.Service)
+			if !ok {
+				return nil, false
+			}
+			return newRecord(svc), true
+		},
+	})
 }
 
-// serviceReflector is the Runnable that fills a serviceStore.
-type serviceReflector struct {
-	store *serviceStore
-	lw    cache.ListerWatcher
+// serviceRecordsRunnable is the manager Runnable that fills the store of
+// Service records (recordStore). It runs on every replica, leader or not,
+// like the manager's caches, so a standby keeps its store warm.
+type serviceRecordsRunnable struct {
+	store *records.Store[*svcRecord]
 }
 
-// Start runs the reflector until ctx is done.
-func (r *serviceReflector) Start(ctx context.Context) error {
-	cache.NewReflectorWithOptions(r.lw, &corev1.Service{}, r.store, cache.ReflectorOptions{Name: "ironlb-services"}).RunWithContext(ctx)
-	return nil
-}
+// Start lists and watches Services into the store until ctx is done.
+func (r serviceRecordsRunnable) Start(ctx context.Context) error { return r.store.Run(ctx) }
 
-// NeedLeaderElection is false: see serviceAPI.reflector.
-func (r *serviceReflector) NeedLeaderElection() bool { return false }
+// NeedLeaderElection is false: see serviceRecordsRunnable.
+func (serviceRecordsRunnable) NeedLeaderElection() bool { return false }
+
+// selectRecords returns the records in store for which keep is true, in no
+// particular order. It collects them first so that the caller acts on
+// them without holding the store's lock (see records.Store.Range).
+func selectRecords(store *records.Store[*svcRecord], keep func(*svcRecord) bool) []*svcRecord {
+	var out []*svcRecord
+	store.Range(func(_ types.NamespacedName, r *svcRecord) bool {
+		if keep(r) {
+			out = append(out, r)
+		}
+		return true
+	})
+	return out
+}
 
 // enqueueServices is the service controller's source of Service changes:
 // every key the store reports goes to the work queue, its arrival time to
 // the latency metric.
-func enqueueServices(store *serviceStore, m *metrics) func(context.Context, workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+func enqueueServices(store *records.Store[*svcRecord], m *metrics) func(context.Context, workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
 	return func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
-		store.subscribe(func(nn types.NamespacedName) {
+		store.Subscribe(func(nn types.NamespacedName) {
 			req := reconcile.Request{NamespacedName: nn}
 			m.saw(req.String())
 			q.Add(req)

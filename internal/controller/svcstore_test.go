@@ -1,11 +1,8 @@
 package controller
 
 import (
-	"slices"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -21,42 +18,5 @@ func TestCompactUID(t *testing.T) {
 		if got := compactUIDOf(u).UID(); got != u {
 			t.Errorf("compactUIDOf(%q).UID() = %q", u, got)
 		}
-	}
-}
-
-// TestServiceStore: the store tells subscribers of what is in it when they
-// subscribe, of each change, and on a re-list of what is new and what is gone.
-func TestServiceStore(t *testing.T) {
-	svc := func(name string) *corev1.Service {
-		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}}
-	}
-	key := func(name string) types.NamespacedName { return types.NamespacedName{Namespace: "ns", Name: name} }
-	s := newServiceStore()
-	if err := s.Add(svc("a")); err != nil {
-		t.Fatal(err)
-	}
-	var heard []string
-	s.subscribe(func(nn types.NamespacedName) { heard = append(heard, nn.Name) })
-	s.Update(svc("b"))
-	s.Delete(svc("a"))
-	if want := []string{"a", "b", "a"}; !slices.Equal(heard, want) {
-		t.Errorf("heard %q, want %q", heard, want)
-	}
-	heard = nil
-	s.Replace([]any{svc("c")}, "")
-	slices.Sort(heard)
-	if want := []string{"b", "c"}; !slices.Equal(heard, want) {
-		t.Errorf("after Replace heard %q, want %q", heard, want)
-	}
-	if _, ok := s.get(key("b")); ok {
-		t.Error("b is still in the store after a Replace without it")
-	}
-	if _, ok := s.get(key("c")); !ok {
-		t.Error("c is not in the store after a Replace with it")
-	}
-	select {
-	case <-s.synced:
-	default:
-		t.Error("not synced after Replace")
 	}
 }
