@@ -14,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/workqueue"
@@ -270,23 +269,8 @@ func (a *serviceAPI) patchStatus(ctx context.Context, nn types.NamespacedName, p
 // Every update is reported (Equal is nil): a record carries the
 // resourceVersion and condition the next status patch is based on.
 func (a *serviceAPI) recordStore() *records.Store[*svcRecord] {
-	svcs := a.c.Services(metav1.NamespaceAll)
-	return records.New(records.Kind[*svcRecord]{
-		Name: "services",
-		List: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			return svcs.List(ctx, o)
-		},
-		Watch: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			return svcs.Watch(ctx, o)
-		},
-		Reduce: func(obj runtime.Object) (*svcRecord, bool) {
-			svc, ok := obj.(*corev1.Service)
-			if !ok {
-				return nil, false
-			}
-			return newRecord(svc), true
-		},
-	})
+	reduce := func(svc *corev1.Service) (*svcRecord, bool) { return newRecord(svc), true }
+	return records.New(records.KindOf("services", a.c.Services(metav1.NamespaceAll), reduce, nil))
 }
 
 // serviceRecordsRunnable is the manager Runnable that fills the store of

@@ -54,6 +54,35 @@ type Kind[R any] struct {
 	PageSize int64
 }
 
+// Client is a typed client's List and Watch for one kind across
+// namespaces, such as corev1client.ServiceInterface.
+type Client[L runtime.Object] interface {
+	List(context.Context, metav1.ListOptions) (L, error)
+	Watch(context.Context, metav1.ListOptions) (watch.Interface, error)
+}
+
+// KindOf is the Kind named name of the objects of type O that c lists and
+// watches, reduced by reduce, with equal as Kind.Equal (nil: every update
+// is news).
+func KindOf[L, O runtime.Object, R any](name string, c Client[L], reduce func(O) (R, bool), equal func(a, b R) bool) Kind[R] {
+	return Kind[R]{
+		Name: name,
+		List: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return c.List(ctx, o)
+		},
+		Watch: c.Watch,
+		Reduce: func(obj runtime.Object) (R, bool) {
+			o, ok := obj.(O)
+			if !ok {
+				var none R
+				return none, false
+			}
+			return reduce(o)
+		},
+		Equal: equal,
+	}
+}
+
 // Store holds a record of each object of one kind that Kind.Reduce keeps,
 // by namespace and name. Run fills it. Safe for concurrent use.
 type Store[R any] struct {

@@ -439,3 +439,40 @@ func TestWatchStopsWithEventInHand(t *testing.T) {
 		t.Fatal("the watch's goroutine did not end after Stop")
 	}
 }
+
+// TestKindOf checks the Kind a typed client makes: lists and watches go
+// to the client, objects of another type are not kept (rather than
+// panicking), and Equal is passed on.
+func TestKindOf(t *testing.T) {
+	c := fakeServices{list: &corev1.ServiceList{ListMeta: metav1.ListMeta{ResourceVersion: "7"}}, w: watch.NewFake()}
+	reduce := func(s *corev1.Service) (int32, bool) { return s.Spec.Ports[0].Port, true }
+	k := KindOf("services", Client[*corev1.ServiceList](c), reduce, func(a, b int32) bool { return a == b })
+	if got, err := k.List(t.Context(), metav1.ListOptions{}); err != nil || got != c.list {
+		t.Errorf("List = %v, %v; want the client's list", got, err)
+	}
+	if got, err := k.Watch(t.Context(), metav1.ListOptions{}); err != nil || got != c.w {
+		t.Errorf("Watch = %v, %v; want the client's watch", got, err)
+	}
+	if port, kept := k.Reduce(service("web")); !kept || port != 80 {
+		t.Errorf("Reduce(a Service) = %v, %v; want 80, true", port, kept)
+	}
+	if _, kept := k.Reduce(&corev1.ConfigMap{}); kept {
+		t.Error("Reduce(a ConfigMap) kept it")
+	}
+	if !k.Equal(1, 1) || k.Equal(1, 2) {
+		t.Error("Equal is not the one given")
+	}
+}
+
+type fakeServices struct {
+	list *corev1.ServiceList
+	w    watch.Interface
+}
+
+func (f fakeServices) List(context.Context, metav1.ListOptions) (*corev1.ServiceList, error) {
+	return f.list, nil
+}
+
+func (f fakeServices) Watch(context.Context, metav1.ListOptions) (watch.Interface, error) {
+	return f.w, nil
+}

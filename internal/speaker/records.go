@@ -1,7 +1,6 @@
 package speaker
 
 import (
-	"context"
 	"net/netip"
 	"slices"
 	"strings"
@@ -10,9 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	discoveryv1client "k8s.io/client-go/kubernetes/typed/discovery/v1"
 
@@ -116,46 +113,13 @@ func endpointReady(ep discoveryv1.Endpoint) bool {
 
 // serviceRecords lists and watches the Services a speaker serves.
 func serviceRecords(c corev1client.ServicesGetter, class string) *records.Store[svcRecord] {
-	svcs := c.Services(metav1.NamespaceAll)
-	return records.New(records.Kind[svcRecord]{
-		Name: "services",
-		List: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			return svcs.List(ctx, o)
-		},
-		Watch: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			return svcs.Watch(ctx, o)
-		},
-		Reduce: func(obj runtime.Object) (svcRecord, bool) {
-			svc, ok := obj.(*corev1.Service)
-			if !ok {
-				return svcRecord{}, false
-			}
-			return reduceService(svc, class)
-		},
-		Equal: svcRecord.equal,
-	})
+	reduce := func(svc *corev1.Service) (svcRecord, bool) { return reduceService(svc, class) }
+	return records.New(records.KindOf("services", c.Services(metav1.NamespaceAll), reduce, svcRecord.equal))
 }
 
 // sliceRecords lists and watches the cluster's EndpointSlices.
 func sliceRecords(c discoveryv1client.EndpointSlicesGetter) *records.Store[sliceRecord] {
-	eps := c.EndpointSlices(metav1.NamespaceAll)
-	return records.New(records.Kind[sliceRecord]{
-		Name: "endpointslices",
-		List: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			return eps.List(ctx, o)
-		},
-		Watch: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			return eps.Watch(ctx, o)
-		},
-		Reduce: func(obj runtime.Object) (sliceRecord, bool) {
-			es, ok := obj.(*discoveryv1.EndpointSlice)
-			if !ok {
-				return sliceRecord{}, false
-			}
-			return reduceSlice(es)
-		},
-		Equal: sliceRecord.equal,
-	})
+	return records.New(records.KindOf("endpointslices", c.EndpointSlices(metav1.NamespaceAll), reduceSlice, sliceRecord.equal))
 }
 
 // serviceObject is the Service key ("namespace/name") as an object that
