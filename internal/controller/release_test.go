@@ -288,3 +288,64 @@ func settle(t *testing.T, ns string) {
 		return ""
 	})
 }
+
+// TestRestartAfterPoolChange: a Service whose pool annotation changes while
+// no controller runs gets an address from its new pool after the restart,
+// not the old one kept for good. Its pool shrinking under it meanwhile
+// moves nothing, as while the controller runs.
+func TestRestartAfterPoolChange(t *testing.T) {
+	const (
+		inA = "198.51.100.208" // pool a: .208/30
+		inB = "198.51.100.212" // pool b: .212/30
+	)
+	tests := []struct {
+		name   string
+		change func(t *testing.T, ns string)
+		want   string
+	}{{
+		name: "nothing changes",
+		want: inA,
+	}, {
+		name: "it asks for another pool",
+		change: func(t *testing.T, ns string) {
+			update(t, ns, "web", func(s *corev1.Service) { s.Annotations[v1alpha1.AnnotationAddressPool] = "poolchange-b" })
+		},
+		want: inB,
+	}, {
+		name: "its pool shrinks under it",
+		change: func(t *testing.T, ns string) {
+			var p v1alpha1.IPPool
+			if err := env.Client.Get(context.Background(), client.ObjectKey{Name: "poolchange-a"}, &p); err != nil {
+				t.Fatal(err)
+			}
+			p.Spec.Addresses = []string{"198.51.100.210/31"}
+			if err := env.Client.Update(context.Background(), &p); err != nil {
+				t.Fatal(err)
+			}
+		},
+		want: inA,
+	}}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ns := fmt.Sprintf("repool-%d", i)
+			stop := startController(t, ns)
+			cleanupConfig(t)
+			cleanupServices(t, ns)
+			create(t, ipPool("poolchange-a", "198.51.100.208/30"), ipPool("poolchange-b", "198.51.100.212/30"))
+			svc := lbService(ns, "web")
+			svc.Annotations = map[string]string{v1alpha1.AnnotationAddressPool: "poolchange-a"}
+			create(t, svc)
+			waitIPs(t, ns, "web", inA)
+			stop()
+
+			if tt.change != nil {
+				tt.change(t, ns)
+			}
+			startController(t, ns)
+			settle(t, ns)
+			if v := view(t, ns, "web"); !slices.Equal(v.IPs, []string{tt.want}) {
+				t.Errorf("after the restart: %+v, want %s", v, tt.want)
+			}
+		})
+	}
+}

@@ -105,7 +105,7 @@ func (r *restorer) Start(ctx context.Context) error {
 	for _, c := range claims {
 		svc, key := c.svc, c.key
 		ips := svc.ingress
-		if svc.reqErr != nil || !svc.asksFor(ips) {
+		if svc.reqErr != nil || !svc.asksFor(ips) || !r.st.inRequestedPool(svc.req, ips) {
 			holdBack = append(holdBack, c)
 			continue
 		}
@@ -168,6 +168,27 @@ func (s *svcRecord) asksFor(ips []netip.Addr) bool {
 	slices.SortFunc(a, netip.Addr.Compare)
 	slices.SortFunc(b, netip.Addr.Compare)
 	return slices.Equal(a, b)
+}
+
+// inRequestedPool reports whether ips may be what req, if it names a pool,
+// was given: each address is in that pool or in none. One in another pool
+// means the Service asked for another pool since its status was written
+// (while no controller ran): restoring it would record the new request as
+// met and keep the Service in the wrong pool for good. An address in no
+// pool is kept, as while the controller runs: its pool may have shrunk
+// under it, which moves nobody. (A range moved from one pool to another
+// while no controller ran looks like a changed request, and moves its
+// Services to their pool.)
+func (s *state) inRequestedPool(req request, ips []netip.Addr) bool {
+	if req.pool == "" {
+		return true
+	}
+	for _, a := range ips {
+		if p, ok := s.alloc.PoolOf(a); ok && p != req.pool {
+			return false
+		}
+	}
+	return true
 }
 
 func joinAddrs[T fmt.Stringer](xs []T) string {
