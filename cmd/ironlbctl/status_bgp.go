@@ -261,7 +261,12 @@ func (r statusRow) bgpAnnouncedBy(wide bool) string {
 		}
 	}
 	var parts []string
-	for _, n := range slices.Sorted(maps.Keys(peers)) {
+	nodes := slices.Sorted(maps.Keys(peers))
+	for i, n := range nodes {
+		if !wide && i == bgpNodesShown {
+			parts[i-1] += fmt.Sprintf(" +%d", len(nodes)-i)
+			break
+		}
 		if wide {
 			slices.Sort(peers[n])
 			n += " (" + strings.Join(peers[n], ", ") + ")"
@@ -270,3 +275,8 @@ func (r statusRow) bgpAnnouncedBy(wide bool) string {
 	}
 	return strings.Join(append(parts, reasons...), ", ")
 }
+
+// bgpNodesShown is how many announcing nodes the plain table names: in BGP
+// mode every eligible node announces, and fifty names would push STATUS
+// off the screen. -o wide and -o json list them all.
+const bgpNodesShown = 3

@@ -375,6 +375,11 @@ func TestBGPAnnouncers(t *testing.T) {
 			// node-1 is in rack a: it announces to router only.
 			f.anns = []v1alpha1.BGPAnnouncementSpec{announce([]string{"router"}, ""), announce([]string{"router-b"}, "b")}
 		}, "node-1, node-2, node-3", "node-1 (router), node-2 (router), node-3 (router-b)"},
+		{"more nodes than the table names", func(f *fixture) {
+			f.nodes = append(f.nodes, node("node-4", "b", true), node("node-5", "b", true))
+			f.sessions = append(f.sessions, session("node-3", "router-b", est), session("node-4", "router", est), session("node-5", "router", est))
+		}, "node-1, node-2, node-3 +2",
+			"node-1 (router), node-2 (router), node-3 (router-b), node-4 (router), node-5 (router)"},
 		{"node with two peers", func(f *fixture) {
 			f.sessions = append(f.sessions, session("node-1", "router-b", est))
 		}, "node-1, node-2", "node-1 (router, router-b), node-2 (router)"},
