@@ -38,13 +38,7 @@ func TestMain(m *testing.M) { testenv.Main(m, &env, testenv.Options{Scheme: cont
 func TestStatus(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	mustCreate := func(o interface{ GetName() string }, err error) {
-		if err != nil {
-			t.Fatalf("create %s: %v", o.GetName(), err)
-		}
-	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ironlb-system"}}
-	mustCreate(ns, env.Client.Create(ctx, ns))
+	ensureNamespace(t, "ironlb-system")
 	c, err := controller.New(env.Config, controller.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -52,6 +46,20 @@ func TestStatus(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	defer func() { cancel(); <-done }()
+	// What the test creates goes again before the controller stops (defers
+	// run last first), so that a second run (-count) starts from nothing.
+	var created []client.Object
+	defer func() {
+		for _, o := range slices.Backward(created) {
+			deleteAndWait(t, o)
+		}
+	}()
+	mustCreate := func(o client.Object, err error) {
+		if err != nil {
+			t.Fatalf("create %s: %v", o.GetName(), err)
+		}
+		created = append(created, o)
+	}
 
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "ironlb-system", Name: "config"},
