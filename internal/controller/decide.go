@@ -59,7 +59,7 @@ func (s *state) decide(si serviceInfo, req request, reqErr error) outcome {
 		out.ips = inFamilyOrder(after, req.families)
 		delete(s.pending, si.key)
 	} else {
-		s.pending[si.key] = true
+		s.pending[si.key] = s.waitFor(si, req, reqErr)
 	}
 	// A Service displaced at restore keeps the explanation on its
 	// condition for as long as it holds the address it got instead.

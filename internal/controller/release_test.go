@@ -198,6 +198,46 @@ func TestGivenUpAddressWaitsForStatus(t *testing.T) {
 	}
 }
 
+// TestHeldBackAddressWakesWaiter: a Service waiting for the only address
+// of its pool, which another Service gave up but its status still shows,
+// gets it once that status is written: letting the address go wakes the
+// Services that may take it (state.waitingFor), and nothing else would.
+func TestHeldBackAddressWakesWaiter(t *testing.T) {
+	const (
+		ns        = "heldback"
+		holdLabel = "test.ironlb.io/hold-status-heldback"
+		only      = "198.51.100.216"
+	)
+	startController(t, ns)
+	cleanupConfig(t)
+	cleanupServices(t, ns)
+	side := ipPool("heldback-side", "198.51.100.220")
+	side.Spec.AutoAssign = ptr(false)
+	create(t, ipPool("heldback-main", only), side)
+	create(t, lbService(ns, "mover"))
+	waitIPs(t, ns, "mover", only)
+	holdStatusWrites(t, holdLabel)
+
+	update(t, ns, "mover", func(s *corev1.Service) { s.Labels = map[string]string{holdLabel: "true"} })
+	update(t, ns, "mover", func(s *corev1.Service) {
+		s.Annotations = map[string]string{v1alpha1.AnnotationAddressPool: "heldback-side"}
+	})
+	eventually(t, 20*time.Second, func() string {
+		st := getPool(t, "heldback-side").Status.IPv4
+		if st == nil || st.Used != 1 {
+			return fmt.Sprintf("heldback-side status %+v: mover not moved yet", st)
+		}
+		return ""
+	})
+	create(t, lbService(ns, "waiter"))
+	waitPending(t, ns, "waiter", ReasonPoolExhausted) // only is held back for mover's status
+	settle(t, ns)                                     // nothing of waiter's is queued any more
+
+	update(t, ns, "mover", func(s *corev1.Service) { s.Labels = nil }) // its status can be written now
+	waitIPs(t, ns, "mover", "198.51.100.220")
+	waitIPs(t, ns, "waiter", only)
+}
+
 // holdStatusWrites makes the API server refuse status writes to Services
 // labelled label, until the test ends, and waits until it does.
 func holdStatusWrites(t *testing.T, label string) {

@@ -100,8 +100,8 @@ func (r *serviceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	// given what this one just gave up.
 	heldBack, freed := r.st.holdBack(key, svc.ingress)
 	r.st.mu.Unlock()
-	if freed {
-		r.wakeWaiting()
+	if len(freed) > 0 {
+		r.wakeWaiting(freed)
 	}
 
 	if out.changed {
@@ -122,9 +122,10 @@ func (r *serviceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	if heldBack {
 		// The status no longer shows what the Service gave up.
 		r.st.mu.Lock()
+		freed := r.st.alloc.Reserved(key)
 		r.st.alloc.Reserve(key, nil)
 		r.st.mu.Unlock()
-		r.wakeWaiting()
+		r.wakeWaiting(freed)
 	}
 	r.metrics.done(key, out.reason)
 	if ingressChanged, condChanged, _ := statusDiff(svc, out); ingressChanged || condChanged {
@@ -139,17 +140,15 @@ func (r *serviceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 // status shows, so nothing need wait for it to be cleared.
 func (r *serviceReconciler) release(key string) {
 	r.st.mu.Lock()
-	had := len(r.st.alloc.IPs(key)) > 0 || len(r.st.alloc.Reserved(key)) > 0
+	freed := append(r.st.alloc.IPs(key), r.st.alloc.Reserved(key)...)
+	had := len(freed) > 0
 	r.st.alloc.Release(key)
 	r.st.alloc.Reserve(key, nil)
 	delete(r.st.pending, key)
 	delete(r.st.displaced, key)
 	delete(r.st.requests, key)
 	terminating := len(r.st.terminating) > 0
-	var waiting []string
-	if had {
-		waiting = r.st.pendingKeys()
-	}
+	waiting := r.st.waitingFor(freed)
 	r.st.mu.Unlock()
 	if had {
 		r.markPoolsDirty()
@@ -162,11 +161,11 @@ func (r *serviceReconciler) release(key string) {
 	}
 }
 
-// wakeWaiting wakes the Services waiting for an address, after an address
-// held back (see state.holdBack) was let go: one may be waiting for it.
-func (r *serviceReconciler) wakeWaiting() {
+// wakeWaiting wakes the Services that may be waiting for one of freed,
+// addresses held back (see state.holdBack) and now let go.
+func (r *serviceReconciler) wakeWaiting(freed []netip.Addr) {
 	r.st.mu.Lock()
-	waiting := r.st.pendingKeys()
+	waiting := r.st.waitingFor(freed)
 	r.st.mu.Unlock()
 	r.markPoolsDirty()
 	if len(waiting) > 0 && r.wake != nil {

@@ -22,9 +22,10 @@ type state struct {
 	// requests holds, per Service holding addresses, the addressKey of the
 	// request they were given for; see decide.
 	requests map[string]string
-	// pending holds the Services waiting for an address, so that a release
-	// can wake them: the address they asked for may just have become free.
-	pending map[string]bool
+	// pending holds the Services waiting for an address and what they
+	// wait for, so that a release wakes those that may take what it freed
+	// (see waitingFor).
+	pending map[string]waitFor
 	// displaced records, from Restore, Services whose status claimed an
 	// address an older Service also claimed.
 	displaced map[string]displacement
@@ -46,7 +47,7 @@ func newState() *state {
 		cfg:         &config.Config{Pools: map[string]*config.Pool{}},
 		alloc:       ipam.New(),
 		terminating: map[string]bool{},
-		pending:     map[string]bool{},
+		pending:     map[string]waitFor{},
 		requests:    map[string]string{},
 		displaced:   map[string]displacement{},
 		ready:       make(chan struct{}),
@@ -55,8 +56,8 @@ func newState() *state {
 
 // holdBack keeps the addresses key's status shows (shown) but key no
 // longer holds from every other Service, replacing what it held back
-// before. It reports whether it holds any back now, and whether it let go
-// any it held back before (a Service may be waiting for it).
+// before. It reports whether it holds any back now, and which it let go
+// of that it held back before (a Service may be waiting for one).
 //
 // The status is the record of who holds what that Restore reads: were
 // such an address given to another Service whose status then showed it, a
@@ -64,7 +65,7 @@ func newState() *state {
 // claiming it, and might take it from the one whose spec did not change.
 // The Reconcile that writes key's status lets them go once the write is
 // done. Callers hold mu.
-func (s *state) holdBack(key string, shown []netip.Addr) (holds, freed bool) {
+func (s *state) holdBack(key string, shown []netip.Addr) (holds bool, freed []netip.Addr) {
 	var gone []netip.Addr
 	if len(shown) > 0 { // not for a new Service: a burst of them takes this path
 		held := s.alloc.IPs(key)
@@ -75,17 +76,60 @@ func (s *state) holdBack(key string, shown []netip.Addr) (holds, freed bool) {
 		}
 	}
 	for _, a := range s.alloc.Reserved(key) {
-		freed = freed || !slices.Contains(gone, a)
+		if !slices.Contains(gone, a) {
+			freed = append(freed, a)
+		}
 	}
 	s.alloc.Reserve(key, gone)
 	return len(gone) > 0, freed
 }
 
-// pendingKeys are the Services waiting for an address. Callers hold mu.
-func (s *state) pendingKeys() []string {
-	out := make([]string, 0, len(s.pending))
-	for k := range s.pending {
-		out = append(out, k)
+// waitFor is what a pending Service waits for: an address of one of
+// pools (an automatic request), or one of ips (a request for addresses).
+// One waiting for neither (an invalid request, no pool it may use) waits
+// for its own spec or the config to change, which wake it anyway.
+type waitFor struct {
+	pools []string
+	ips   []netip.Addr
+}
+
+// waitFor is what the Service si, just decided pending, waits for.
+// Callers hold mu.
+func (s *state) waitFor(si serviceInfo, req request, reqErr error) waitFor {
+	switch {
+	case reqErr != nil:
+		return waitFor{}
+	case len(req.ips) > 0:
+		return waitFor{ips: req.ips}
+	}
+	names, _, fail := s.candidatePools(si, req)
+	if fail != nil {
+		return waitFor{}
+	}
+	return waitFor{pools: names}
+}
+
+// waitingFor returns the pending Services that may take one of freed, the
+// addresses a Service just let go of: those waiting for one of them, or
+// for an address of a pool one of them is in. Waking every pending Service
+// instead cost a decide per pending Service for every address freed, also
+// for those that cannot use it. Callers hold mu.
+func (s *state) waitingFor(freed []netip.Addr) []string {
+	if len(freed) == 0 {
+		return nil
+	}
+	var pools []string
+	for _, a := range freed {
+		if p, ok := s.alloc.PoolOf(a); ok && !slices.Contains(pools, p) {
+			pools = append(pools, p)
+		}
+	}
+	var out []string
+	for key, w := range s.pending {
+		if slices.ContainsFunc(w.pools, func(p string) bool { return slices.Contains(pools, p) }) ||
+			slices.ContainsFunc(w.ips, func(a netip.Addr) bool { return slices.Contains(freed, a) }) {
+			out = append(out, key)
+		}
 	}
 	return out
 }
