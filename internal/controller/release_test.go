@@ -155,21 +155,8 @@ func TestGivenUpAddressWaitsForStatus(t *testing.T) {
 	create(t, main, side)
 	create(t, lbService(ns, "mover"))
 	waitIPs(t, ns, "mover", first)
-	holdStatusWrites(t, holdLabel)
-
 	// From now on, mover's status keeps showing first.
-	update(t, ns, "mover", func(s *corev1.Service) { s.Labels = map[string]string{holdLabel: "true"} })
-	update(t, ns, "mover", func(s *corev1.Service) {
-		s.Annotations = map[string]string{v1alpha1.AnnotationAddressPool: "giveup-side"}
-	})
-	// The controller has moved mover once the side pool counts it.
-	eventually(t, 20*time.Second, func() string {
-		st := getPool(t, "giveup-side").Status.IPv4
-		if st == nil || st.Used != 1 {
-			return fmt.Sprintf("giveup-side status %+v: mover not moved yet", st)
-		}
-		return ""
-	})
+	moveWhileStatusHeld(t, ns, holdLabel, "giveup-side")
 	update(t, ns, "mover", func(s *corev1.Service) { s.Annotations = nil })
 	if got := view(t, ns, "mover").IPs; !slices.Equal(got, []string{first}) {
 		t.Fatalf("mover's status shows %v, want %s still (status writes held back)", got, first)
@@ -216,19 +203,7 @@ func TestHeldBackAddressWakesWaiter(t *testing.T) {
 	create(t, ipPool("heldback-main", only), side)
 	create(t, lbService(ns, "mover"))
 	waitIPs(t, ns, "mover", only)
-	holdStatusWrites(t, holdLabel)
-
-	update(t, ns, "mover", func(s *corev1.Service) { s.Labels = map[string]string{holdLabel: "true"} })
-	update(t, ns, "mover", func(s *corev1.Service) {
-		s.Annotations = map[string]string{v1alpha1.AnnotationAddressPool: "heldback-side"}
-	})
-	eventually(t, 20*time.Second, func() string {
-		st := getPool(t, "heldback-side").Status.IPv4
-		if st == nil || st.Used != 1 {
-			return fmt.Sprintf("heldback-side status %+v: mover not moved yet", st)
-		}
-		return ""
-	})
+	moveWhileStatusHeld(t, ns, holdLabel, "heldback-side")
 	create(t, lbService(ns, "waiter"))
 	waitPending(t, ns, "waiter", ReasonPoolExhausted) // only is held back for mover's status
 	settle(t, ns)                                     // nothing of waiter's is queued any more
@@ -236,6 +211,26 @@ func TestHeldBackAddressWakesWaiter(t *testing.T) {
 	update(t, ns, "mover", func(s *corev1.Service) { s.Labels = nil }) // its status can be written now
 	waitIPs(t, ns, "mover", "198.51.100.220")
 	waitIPs(t, ns, "waiter", only)
+}
+
+// moveWhileStatusHeld refuses every status write to the Service "mover"
+// in ns from now on (holdStatusWrites, by holdLabel), moves it to pool side
+// by its pool annotation, and waits until the controller has moved it
+// (side counts it): its status goes on showing the address it gave up.
+func moveWhileStatusHeld(t *testing.T, ns, holdLabel, side string) {
+	t.Helper()
+	holdStatusWrites(t, holdLabel)
+	update(t, ns, "mover", func(s *corev1.Service) { s.Labels = map[string]string{holdLabel: "true"} })
+	update(t, ns, "mover", func(s *corev1.Service) {
+		s.Annotations = map[string]string{v1alpha1.AnnotationAddressPool: side}
+	})
+	eventually(t, 20*time.Second, func() string {
+		st := getPool(t, side).Status.IPv4
+		if st == nil || st.Used != 1 {
+			return fmt.Sprintf("%s status %+v: mover not moved yet", side, st)
+		}
+		return ""
+	})
 }
 
 // holdStatusWrites makes the API server refuse status writes to Services
