@@ -137,9 +137,7 @@ func (s *state) decideInner(si serviceInfo, req request, reqErr error, held []ne
 // names a pool, addresses of that pool.
 func (s *state) keeps(held []netip.Addr, req request) bool {
 	if len(req.ips) > 0 {
-		want := slices.Clone(req.ips)
-		slices.SortFunc(want, netip.Addr.Compare)
-		return slices.Equal(held, want)
+		return req.requestsExactly(held)
 	}
 	for _, a := range held {
 		if !slices.Contains(req.families, ipam.FamilyOf(a)) {

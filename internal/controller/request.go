@@ -144,6 +144,15 @@ func (r request) sharingHash() uint64 {
 	return 1
 }
 
+// requestsExactly reports whether r requests exactly the addresses ips, in
+// any order.
+func (r request) requestsExactly(ips []netip.Addr) bool {
+	a, b := slices.Clone(ips), slices.Clone(r.ips)
+	slices.SortFunc(a, netip.Addr.Compare)
+	slices.SortFunc(b, netip.Addr.Compare)
+	return slices.Equal(a, b)
+}
+
 // addressKey identifies what of the request decides which addresses fit:
 // requested addresses, pool and families. Sharing is checked separately.
 // Interned: most Services share one, and the controller keeps one per

@@ -161,13 +161,7 @@ func (s *svcRecord) claimRank() int {
 // the config, which may have changed since without moving anything: it
 // admits them.
 func (s *svcRecord) asksFor(ips []netip.Addr) bool {
-	if len(s.req.ips) == 0 {
-		return true
-	}
-	a, b := slices.Clone(ips), slices.Clone(s.req.ips)
-	slices.SortFunc(a, netip.Addr.Compare)
-	slices.SortFunc(b, netip.Addr.Compare)
-	return slices.Equal(a, b)
+	return len(s.req.ips) == 0 || s.req.requestsExactly(ips)
 }
 
 // inRequestedPool reports whether ips may be what req, if it names a pool,
