@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -81,6 +82,21 @@ func KindOf[L, O runtime.Object, R any](name string, c Client[L], reduce func(O)
 		},
 		Equal: equal,
 	}
+}
+
+// ClientConfig is cfg for the typed client a Store lists and watches
+// through. It speaks protobuf, the cheapest encoding for the API server to
+// send and for us to decode, and asks for no gzip: the API server would
+// compress every page and every watch event, and we decompress them, for
+// bandwidth a cluster's own network does not lack (7% of the controller's
+// CPU in a 10,000-Service burst, a fifth of a speaker's start-up CPU at
+// 10,000 Services, and more of the API server's).
+func ClientConfig(cfg *rest.Config) *rest.Config {
+	cfg = rest.CopyConfig(cfg)
+	cfg.ContentType = runtime.ContentTypeProtobuf
+	cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	cfg.DisableCompression = true
+	return cfg
 }
 
 // Store holds a record of each object of one kind that Kind.Reduce keeps,

@@ -15,7 +15,6 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	discoveryv1client "k8s.io/client-go/kubernetes/typed/discovery/v1"
@@ -220,11 +219,7 @@ func New(cfg *rest.Config, opts Options) (*Speaker, error) {
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}
-	// Services and EndpointSlices in protobuf, the cheapest encoding for
-	// the API server to send and for the speaker to decode.
-	pcfg := rest.CopyConfig(cfg)
-	pcfg.ContentType = runtime.ContentTypeProtobuf
-	pcfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	pcfg := records.ClientConfig(cfg)
 	core, err := corev1client.NewForConfig(pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("service client: %w", err)
