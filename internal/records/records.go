@@ -196,7 +196,8 @@ func (s *Store[R]) changed(old, new R) bool {
 	return s.kind.Equal == nil || !s.kind.Equal(old, new)
 }
 
-// put stores or forgets it and tells subscribers if that changes anything.
+// put stores or forgets it (an item not kept, which is also what a deleted
+// object is) and tells subscribers if that changes anything.
 func (s *Store[R]) put(it *item[R]) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -210,15 +211,6 @@ func (s *Store[R]) put(it *item[R]) {
 	case had:
 		delete(s.items, it.nn)
 		s.notify(it.nn)
-	}
-}
-
-func (s *Store[R]) forget(nn types.NamespacedName) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, had := s.items[nn]; had {
-		delete(s.items, nn)
-		s.notify(nn)
 	}
 }
 
@@ -254,7 +246,8 @@ func (s *Store[R]) replace(items []*item[R]) {
 
 // reduce turns a decoded object into the item the reflector hands the
 // store: its key, its resourceVersion (which the reflector tracks) and,
-// unless only the resourceVersion is wanted (a bookmark), its record.
+// if withRecord, its record (not for a bookmark, which carries only a
+// resourceVersion, nor for a deleted object, which the store forgets).
 func (s *Store[R]) reduce(obj runtime.Object, withRecord bool) (*item[R], error) {
 	m, err := meta.Accessor(obj)
 	if err != nil {
@@ -328,7 +321,7 @@ func (s *Store[R]) reduceEvent(e watch.Event) watch.Event {
 	if e.Type == watch.Error {
 		return e // a Status, which the reflector reads
 	}
-	it, err := s.reduce(e.Object, e.Type != watch.Bookmark)
+	it, err := s.reduce(e.Object, e.Type == watch.Added || e.Type == watch.Modified)
 	if err != nil {
 		return watch.Event{Type: watch.Error, Object: &metav1.Status{
 			Status: metav1.StatusFailure, Message: err.Error(), Reason: metav1.StatusReasonInternalError, Code: 500,
@@ -426,7 +419,7 @@ func (r reflectorStore[R]) Delete(obj any) error {
 	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = t.Obj
 	}
-	return r.with(obj, func(it *item[R]) { r.s.forget(it.nn) })
+	return r.with(obj, func(it *item[R]) { r.s.put(&item[R]{nn: it.nn}) })
 }
 
 func (r reflectorStore[R]) Replace(objs []any, _ string) error {
