@@ -26,3 +26,38 @@ const (
 // names above are also read, ours first. MetalLB's spellings are honoured so
 // Services written for a MetalLB tutorial keep working unchanged.
 var AnnotationAliasPrefixes = []string{"ironlb.io/", "metallb.universe.tf/", "metallb.io/"}
+
+// LabelExcludeFromLoadBalancers on a Node keeps it from announcing any
+// Service address, as Kubernetes' cloud load balancers read it.
+const LabelExcludeFromLoadBalancers = "node.kubernetes.io/exclude-from-external-load-balancers"
+
+// Reasons on a Service's IPAllocated condition and on the controller's
+// events. They are stable API: alerts, dashboards and `ironlbctl status`
+// and `doctor` match on them.
+const (
+	// ReasonAllocated: the Service has the addresses it asked for.
+	ReasonAllocated = "Allocated"
+	// ReasonInvalidRequest: its annotations or spec.loadBalancerIP do not
+	// parse or contradict each other.
+	ReasonInvalidRequest = "InvalidRequest"
+	// ReasonIPInUse: an address it requests is held by a Service it may
+	// not share with.
+	ReasonIPInUse = "IPInUse"
+	// ReasonNotInPool: an address it requests is in no pool.
+	ReasonNotInPool = "IPNotInAnyPool"
+	// ReasonPoolNotAllowed: the pool it needs does not serve its
+	// namespace or labels (the pool's serviceAllocation).
+	ReasonPoolNotAllowed = "PoolNotAllowed"
+	// ReasonUnknownPool: the pool it names does not exist or is being
+	// deleted.
+	ReasonUnknownPool = "UnknownPool"
+	// ReasonBuggyIP: the address it requests ends in .0 or .255 in a pool
+	// that avoids those.
+	ReasonBuggyIP = "BuggyIP"
+	// ReasonPoolExhausted: every address of its pools is taken.
+	ReasonPoolExhausted = "PoolExhausted"
+	// ReasonNoPool: no pool may give it an address automatically.
+	ReasonNoPool = "NoPoolAvailable"
+	// ReasonAllocationError: anything else; the message says what.
+	ReasonAllocationError = "AllocationError"
+)

@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
-	"github.com/ironlb/ironlb/internal/testenv"
+	"github.com/ironlb/ironlb/internal/apiservertest"
 )
 
 // These tests apply objects to a real kube-apiserver with the generated
@@ -23,7 +23,7 @@ import (
 // them at `kubectl apply`. internal/config repeats every rule in Go; its
 // tests cover the messages ironlb itself reports.
 
-var env *testenv.Env
+var env *apiservertest.Env
 
 func TestMain(m *testing.M) {
 	s := runtime.NewScheme()
@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 	if err := v1alpha1.AddToScheme(s); err != nil {
 		panic(err)
 	}
-	testenv.Main(m, &env, testenv.Options{Scheme: s})
+	apiservertest.Main(m, &env, apiservertest.Options{Scheme: s})
 }
 
 var seq int

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/controller"
+	"github.com/ironlb/ironlb/internal/kube"
 	"github.com/ironlb/ironlb/internal/version"
 )
 
@@ -53,7 +54,7 @@ event when it cannot.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, then in-cluster config)")
-	f.StringVar(&opts.Namespace, "namespace", "ironlb-system", "namespace of the legacy ConfigMap and the leader-election Lease")
+	f.StringVar(&opts.Namespace, "namespace", kube.DefaultNamespace, "namespace of the legacy ConfigMap and the leader-election Lease")
 	f.StringVar(&opts.ConfigMapName, "config-map", "config", "name of the legacy MetalLB-format ConfigMap")
 	f.StringVar(&opts.LoadBalancerClass, "load-balancer-class", v1alpha1.DefaultLoadBalancerClass, "spec.loadBalancerClass served besides Services with none")
 	f.BoolVar(&opts.LeaderElection, "leader-elect", true, "take a Lease before assigning, so only one replica allocates")

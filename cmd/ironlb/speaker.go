@@ -11,6 +11,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
+	"github.com/ironlb/ironlb/internal/kube"
 	"github.com/ironlb/ironlb/internal/speaker"
 	"github.com/ironlb/ironlb/internal/version"
 )
@@ -58,11 +59,11 @@ speakers, so failover does not wait for the API server.`,
 	f := cmd.Flags()
 	f.StringVar(&opts.NodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (default $NODE_NAME)")
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, then in-cluster config)")
-	f.StringVar(&opts.Namespace, "namespace", "ironlb-system", "namespace of the legacy ConfigMap and the memberlist Secret")
+	f.StringVar(&opts.Namespace, "namespace", kube.DefaultNamespace, "namespace of the legacy ConfigMap and the memberlist Secret")
 	f.StringVar(&opts.ConfigMapName, "config-map", "config", "name of the legacy MetalLB-format ConfigMap")
 	f.StringVar(&opts.LoadBalancerClass, "load-balancer-class", v1alpha1.DefaultLoadBalancerClass, "spec.loadBalancerClass served besides Services with none")
 	f.StringVar(&opts.MemberlistBind, "memberlist-bind", "", "memberlist address: IP:PORT, :PORT (on the node's InternalIP), or off (default: the node's InternalIP, port 7946)")
-	f.StringVar(&opts.SecretName, "memberlist-secret", speaker.DefaultSecretName, "Secret in --namespace holding the memberlist encryption key (created if missing)")
+	f.StringVar(&opts.SecretName, "memberlist-secret", kube.DefaultMemberlistSecret, "Secret in --namespace holding the memberlist encryption key (created if missing)")
 	f.StringVar(&interfaces, "interfaces", "", "comma-separated interfaces to answer on (default: every LAN-like interface that is up and has an address)")
 	f.DurationVar(&opts.HandoverGrace, "handover-grace", speaker.DefaultHandoverGrace, "on SIGTERM, how long to keep answering after leaving, while the new owners take over")
 	f.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":7474", "Prometheus metrics listen address (\"0\" disables)")

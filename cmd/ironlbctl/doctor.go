@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/internal/config"
-	"github.com/ironlb/ironlb/internal/controller"
+	"github.com/ironlb/ironlb/internal/kube"
 )
 
 // Pod labels of ironlb's components, as its manifests set them.
@@ -164,7 +164,7 @@ func gatherFacts(ctx context.Context, c client.Client, cm types.NamespacedName) 
 
 	f.Memberlist = gatherMemberlist(ctx, c, cm.Namespace)
 
-	f.Input, f.InputErr = controller.ReadInput(ctx, c, cm)
+	f.Input, f.InputErr = kube.ReadInput(ctx, c, cm)
 	if f.InputErr == nil {
 		f.Services, f.ServicesErr = statusRows(ctx, c, cm)
 	}

@@ -14,8 +14,8 @@ import (
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/config"
-	"github.com/ironlb/ironlb/internal/controller"
 	"github.com/ironlb/ironlb/internal/ipam"
+	"github.com/ironlb/ironlb/internal/kube"
 )
 
 // severity is a check's verdict. Only sevFail makes doctor exit non-zero.
@@ -308,7 +308,7 @@ func checkSpeakers(f clusterFacts) []finding {
 			what = fmt.Sprintf("speaker pod %s on node %s is not ready (%s)", pods[0].Name, n.Name, podProblem(pods[0]))
 			fix = fmt.Sprintf("kubectl -n %s describe pod %s; kubectl -n %s logs %s", f.Namespace, pods[0].Name, f.Namespace, pods[0].Name)
 		}
-		if !nodeReady(n) {
+		if !kube.NodeReady(&n) {
 			out = append(out, finding{check, sevWarn, fmt.Sprintf("%s; the node is not Ready, and a node that is not Ready announces nothing anyway", what), "bring the node back, or remove it"})
 			continue
 		}
@@ -467,15 +467,15 @@ func checkServices(f clusterFacts) []finding {
 func serviceFix(cli string, r statusRow) string {
 	expose := fmt.Sprintf("%s expose svc/%s -n %s", cli, r.Name, r.Namespace)
 	switch r.Reason {
-	case controller.ReasonIPInUse, controller.ReasonBuggyIP, controller.ReasonNotInPool, controller.ReasonPoolNotAllowed:
+	case v1alpha1.ReasonIPInUse, v1alpha1.ReasonBuggyIP, v1alpha1.ReasonNotInPool, v1alpha1.ReasonPoolNotAllowed:
 		return fmt.Sprintf("ask for a free address (see above): %s --ip ADDRESS, or drop the request to take any free one", expose)
-	case controller.ReasonUnknownPool:
+	case v1alpha1.ReasonUnknownPool:
 		return fmt.Sprintf("name an existing pool: %s --pool POOL", expose)
-	case controller.ReasonPoolExhausted:
+	case v1alpha1.ReasonPoolExhausted:
 		return "add addresses to the pool, or free some"
-	case controller.ReasonNoPool:
+	case v1alpha1.ReasonNoPool:
 		return "create an IPPool (or the legacy ConfigMap) that serves namespace " + r.Namespace
-	case controller.ReasonInvalidRequest:
+	case v1alpha1.ReasonInvalidRequest:
 		return fmt.Sprintf("fix the Service's request as the message says: kubectl -n %s edit service %s", r.Namespace, r.Name)
 	}
 	return fmt.Sprintf("kubectl -n %s describe service %s", r.Namespace, r.Name)
@@ -507,15 +507,6 @@ func podProblem(p corev1.Pod) string {
 		return "running, readiness probe failing"
 	}
 	return "phase " + cmp.Or(string(p.Status.Phase), "unknown")
-}
-
-func nodeReady(n corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // plural counts things: "1 pool", "2 pools", "2 node addresses".

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ironlb/ironlb/internal/kube"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,14 +19,11 @@ import (
 
 // The speakers gossip with hashicorp/memberlist on each node's InternalIP,
 // TCP and UDP, encrypted with an AES key kept in a Secret that the first
-// speaker creates. These mirror the speaker's defaults (election.DefaultPort,
-// speaker.DefaultSecretName and the Secret's data key); a test checks they
-// agree. They are copied, not imported, to keep memberlist and GoBGP out of
-// ironlbctl.
+// speaker creates (kube.DefaultMemberlistSecret). The port mirrors
+// election.DefaultPort, copied rather than imported to keep memberlist out
+// of ironlbctl; a test checks they agree.
 const (
-	memberlistDefaultPort   = 7946
-	memberlistDefaultSecret = "ironlb-memberlist"
-	memberlistSecretKey     = "secretkey"
+	memberlistDefaultPort = 7946
 	// speakerDaemonSet is the DaemonSet's name in dist/ironlb.yaml and the
 	// chart, for fixes when doctor found none.
 	speakerDaemonSet = "ironlb-speaker"
@@ -68,7 +66,7 @@ type speakerSettings struct {
 func settingsOf(ds *appsv1.DaemonSet, ns string) speakerSettings {
 	s := speakerSettings{
 		DaemonSet: types.NamespacedName{Namespace: ns, Name: speakerDaemonSet},
-		Secret:    types.NamespacedName{Namespace: ns, Name: memberlistDefaultSecret},
+		Secret:    types.NamespacedName{Namespace: ns, Name: kube.DefaultMemberlistSecret},
 	}
 	if ds == nil {
 		return s
@@ -418,15 +416,15 @@ func secretFindings(f clusterFacts, s speakerSettings) []finding {
 				name, strings.Join(running, ", ")),
 			fmt.Sprintf("restart all the speakers so the first creates it and the rest read it: %s; if it is still missing, the speaker's log says why: kubectl -n %s logs %s", restart, f.Namespace, running[0])}}
 	}
-	key, ok := m.Secret.Data[memberlistSecretKey]
+	key, ok := m.Secret.Data[kube.MemberlistSecretKey]
 	fix := fmt.Sprintf("delete the Secret and restart the speakers; the first to start creates a new 32-byte key: kubectl -n %s delete secret %s && %s",
 		s.Secret.Namespace, s.Secret.Name, restart)
 	switch {
 	case !ok:
-		return []finding{{check, sevFail, fmt.Sprintf("Secret %s has no key %q: the speakers cannot encrypt memberlist, so they run without membership (a dead node's addresses move only once it is NotReady, about 40 s)", name, memberlistSecretKey), fix}}
+		return []finding{{check, sevFail, fmt.Sprintf("Secret %s has no key %q: the speakers cannot encrypt memberlist, so they run without membership (a dead node's addresses move only once it is NotReady, about 40 s)", name, kube.MemberlistSecretKey), fix}}
 	case len(key) != 16 && len(key) != 24 && len(key) != 32:
 		return []finding{{check, sevFail, fmt.Sprintf("Secret %s: key %q is %s; memberlist's AES keys are 16, 24 or 32 bytes, so the speakers run without membership (a dead node's addresses move only once it is NotReady, about 40 s)",
-			name, memberlistSecretKey, plural(len(key), "byte")), fix}}
+			name, kube.MemberlistSecretKey, plural(len(key), "byte")), fix}}
 	}
 	return []finding{{check, sevOK, fmt.Sprintf("Secret %s holds a %d-byte key (AES-%d)", name, len(key), len(key)*8), ""}}
 }

@@ -14,7 +14,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/internal/election"
-	"github.com/ironlb/ironlb/internal/speaker"
 )
 
 // testPodLabel marks the pods TestDoctorMemberlist creates: the package's
@@ -244,14 +243,10 @@ func TestDoctorMemberlist(t *testing.T) {
 	}
 }
 
-// TestMemberlistDefaults checks doctor's copies of the speaker's defaults.
-// (The Secret's data key is unexported; internal/speaker's tests pin it.)
+// TestMemberlistDefaults checks doctor's copy of the speakers' gossip port.
 func TestMemberlistDefaults(t *testing.T) {
 	if memberlistDefaultPort != election.DefaultPort {
 		t.Errorf("memberlistDefaultPort = %d, the speaker uses %d", memberlistDefaultPort, election.DefaultPort)
-	}
-	if memberlistDefaultSecret != speaker.DefaultSecretName {
-		t.Errorf("memberlistDefaultSecret = %q, the speaker uses %q", memberlistDefaultSecret, speaker.DefaultSecretName)
 	}
 }
 

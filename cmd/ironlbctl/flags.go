@@ -3,11 +3,10 @@ package main
 import (
 	"fmt"
 
+	"github.com/ironlb/ironlb/internal/kube"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/ironlb/ironlb/internal/controller"
 )
 
 // globalFlags are the flags every ironlbctl command shares.
@@ -31,7 +30,7 @@ func (g *globalFlags) client() (client.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load kubeconfig: %w", err)
 	}
-	c, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})
+	c, err := client.New(cfg, client.Options{Scheme: kube.Scheme()})
 	if err != nil {
 		return nil, fmt.Errorf("connect to the API server: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ironlb/ironlb/internal/kube"
 	"github.com/ironlb/ironlb/internal/version"
 )
 
@@ -39,8 +40,8 @@ func newRootCommand() *cobra.Command {
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, ~/.kube/config, then in-cluster)")
-	pf.StringVarP(&g.namespace, "namespace", "n", "ironlb-system", "namespace ironlb runs in (holds the legacy ConfigMap)")
-	pf.StringVar(&g.configMap, "config-map", "config", "name of the legacy MetalLB-format ConfigMap")
+	pf.StringVarP(&g.namespace, "namespace", "n", kube.DefaultNamespace, "namespace ironlb runs in (holds the legacy ConfigMap)")
+	pf.StringVar(&g.configMap, "config-map", kube.DefaultConfigMapName, "name of the legacy MetalLB-format ConfigMap")
 	root.AddCommand(newStatusCommand(&g), newDoctorCommand(&g), newExposeCommand(&g), newConvertCommand(&g))
 	return root
 }

@@ -19,7 +19,7 @@ import (
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/config"
-	"github.com/ironlb/ironlb/internal/controller"
+	"github.com/ironlb/ironlb/internal/kube"
 )
 
 // statusRow is one LoadBalancer Service as `ironlbctl status` shows it.
@@ -182,7 +182,7 @@ func statusRows(ctx context.Context, c client.Reader, cm types.NamespacedName) (
 
 // serviceRows is statusRows, also returning the config it read.
 func serviceRows(ctx context.Context, c client.Reader, cm types.NamespacedName) ([]statusRow, *config.Config, error) {
-	in, err := controller.ReadInput(ctx, c, cm)
+	in, err := kube.ReadInput(ctx, c, cm)
 	if err != nil {
 		return nil, nil, err
 	}

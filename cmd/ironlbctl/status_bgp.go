@@ -16,11 +16,8 @@ import (
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/kube"
 )
-
-// excludeLabel is speaker.ExcludeLabel, copied: importing internal/speaker
-// would link GoBGP into ironlbctl (TestDependencies keeps it out).
-const excludeLabel = "node.kubernetes.io/exclude-from-external-load-balancers"
 
 // bgpAnnouncer is a node announcing a Service address to a BGP peer or,
 // with Node empty, why no node announces the address: the BGP counterpart
@@ -50,7 +47,7 @@ type bgpFacts struct {
 // nodeFacts is what announcing over BGP depends on of a Node.
 type nodeFacts struct {
 	ready    bool
-	excluded bool // labelled excludeLabel
+	excluded bool // labelled v1alpha1.LabelExcludeFromLoadBalancers
 	labels   map[string]string
 }
 
@@ -87,8 +84,8 @@ func newBGPFacts(cfg *config.Config, sessions []v1alpha1.BGPSessionStateStatus, 
 	f := bgpFacts{cfg: cfg, sessions: sessions, nodes: make(map[string]nodeFacts, len(nodes)),
 		endpoints: map[types.NamespacedName]map[string]bool{}}
 	for _, n := range nodes {
-		_, excluded := n.Labels[excludeLabel]
-		f.nodes[n.Name] = nodeFacts{ready: nodeReady(n), excluded: excluded, labels: n.Labels}
+		excluded := kube.Excluded(n.Labels)
+		f.nodes[n.Name] = nodeFacts{ready: kube.NodeReady(&n), excluded: excluded, labels: n.Labels}
 	}
 	for _, sl := range eps {
 		name, ok := sl.Labels[discoveryv1.LabelServiceName]
@@ -147,7 +144,7 @@ type poolAnnouncers struct {
 // node does. It mirrors the speaker (internal/speaker bgpMode.addresses
 // and internal/bgp.RoutesFor): a node announces an address to a peer when
 // its session with the peer is Established, it is Ready and not labelled
-// excludeLabel, a BGPAnnouncement covering the address's pool selects both
+// v1alpha1.LabelExcludeFromLoadBalancers, a BGPAnnouncement covering the address's pool selects both
 // the node and the peer, and, unless a Service holding the address has
 // externalTrafficPolicy: Cluster, it holds a ready endpoint of one of the
 // Services holding the address.
@@ -224,7 +221,7 @@ func (f bgpFacts) poolAnnouncers(pool string) poolAnnouncers {
 	}{
 		{nil, "no Established session"},
 		{func(s nodePeer) bool { return f.nodes[s.node].ready }, "no Established session on a Ready node"},
-		{func(s nodePeer) bool { return !f.nodes[s.node].excluded }, "no Established session on a node not labelled " + excludeLabel},
+		{func(s nodePeer) bool { return !f.nodes[s.node].excluded }, "no Established session on a node not labelled " + v1alpha1.LabelExcludeFromLoadBalancers},
 		{func(s nodePeer) bool {
 			return slices.ContainsFunc(anns, func(a *config.BGPAnnouncement) bool {
 				return a.SelectsNode(f.nodes[s.node].labels) && a.SelectsPeer(s.peer)

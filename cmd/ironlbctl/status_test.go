@@ -23,14 +23,17 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
+	"github.com/ironlb/ironlb/internal/apiservertest"
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/controller"
-	"github.com/ironlb/ironlb/internal/testenv"
+	"github.com/ironlb/ironlb/internal/kube"
 )
 
-var env *testenv.Env
+var env *apiservertest.Env
 
-func TestMain(m *testing.M) { testenv.Main(m, &env, testenv.Options{Scheme: controller.Scheme()}) }
+func TestMain(m *testing.M) {
+	apiservertest.Main(m, &env, apiservertest.Options{Scheme: kube.Scheme()})
+}
 
 // TestStatus runs the controller on a real API server and checks that
 // `ironlbctl status` shows each Service's address, pool and mode, or why it
@@ -375,7 +378,7 @@ func TestBGPAnnouncers(t *testing.T) {
 	}{
 		{"Established on 2 of 3 nodes", func(*fixture) {}, "node-1, node-2", "node-1 (router), node-2 (router)"},
 		{"NotReady node", func(f *fixture) { f.nodes[1] = node("node-2", "b", false) }, "node-1", "node-1 (router)"},
-		{"excluded node", func(f *fixture) { f.nodes[0] = node("node-1", "a", true, excludeLabel) }, "node-2", "node-2 (router)"},
+		{"excluded node", func(f *fixture) { f.nodes[0] = node("node-1", "a", true, v1alpha1.LabelExcludeFromLoadBalancers) }, "node-2", "node-2 (router)"},
 		{"session of a node that does not exist", func(f *fixture) { f.nodes = f.nodes[1:] }, "node-2", "node-2 (router)"},
 		{"announcement with a node selector", func(f *fixture) { f.anns = []v1alpha1.BGPAnnouncementSpec{announce(nil, "b")} }, "node-2", "node-2 (router)"},
 		{"announcements per peer", func(f *fixture) {
@@ -416,8 +419,8 @@ func TestBGPAnnouncers(t *testing.T) {
 			f.nodes = []corev1.Node{node("node-1", "a", false), node("node-2", "b", false), node("node-3", "b", true)}
 		}, "none (no Established session on a Ready node)", ""},
 		{"Established only on excluded nodes", func(f *fixture) {
-			f.nodes = []corev1.Node{node("node-1", "a", true, excludeLabel), node("node-2", "b", true, excludeLabel), node("node-3", "b", true)}
-		}, "none (no Established session on a node not labelled " + excludeLabel + ")", ""},
+			f.nodes = []corev1.Node{node("node-1", "a", true, v1alpha1.LabelExcludeFromLoadBalancers), node("node-2", "b", true, v1alpha1.LabelExcludeFromLoadBalancers), node("node-3", "b", true)}
+		}, "none (no Established session on a node not labelled " + v1alpha1.LabelExcludeFromLoadBalancers + ")", ""},
 		{"node selector matches no node with a session", func(f *fixture) {
 			f.anns = []v1alpha1.BGPAnnouncementSpec{announce(nil, "c")}
 		}, "none (no BGPAnnouncement selects a node with an Established session)", ""},

@@ -41,9 +41,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
-	"github.com/ironlb/ironlb/internal/lab"
+	"github.com/ironlb/ironlb/internal/apiservertest"
 	"github.com/ironlb/ironlb/internal/labcluster"
-	"github.com/ironlb/ironlb/internal/testenv"
+	"github.com/ironlb/ironlb/internal/labnet"
 )
 
 // configYAML is the user's ConfigMap from SCENARIO.md, word for word, with
@@ -175,7 +175,7 @@ func (d *demo) close() {
 
 func (d *demo) run(ctx context.Context) error {
 	d.started = time.Now()
-	repo, err := testenv.RepoRoot()
+	repo, err := apiservertest.RepoRoot()
 	if err != nil {
 		return err
 	}
@@ -209,7 +209,7 @@ func (d *demo) startLab(ctx context.Context) error {
 		d.mute()
 		say("interrupted: cleaning up")
 	})
-	c, err := labcluster.Start(ctx, labcluster.Options{Lab: lab.Options{
+	c, err := labcluster.Start(ctx, labcluster.Options{Lab: labnet.Options{
 		Nodes:           3,
 		Dir:             d.logDir,
 		Logger:          slog.New(progressHandler{d}),
@@ -267,8 +267,8 @@ func (d *demo) install(ctx context.Context) error {
 
 // daemons are ironlb's processes by what they are: the controller and the
 // speaker of each node.
-func (d *demo) daemons() map[string]*lab.Process {
-	procs := map[string]*lab.Process{"controller": d.c.Controller}
+func (d *demo) daemons() map[string]*labnet.Process {
+	procs := map[string]*labnet.Process{"controller": d.c.Controller}
 	for _, h := range d.c.Lab.Nodes() {
 		procs["speaker on "+h.Name] = d.c.Speaker(h.Name)
 	}
@@ -563,7 +563,7 @@ func (d *demo) failover(ctx context.Context) error {
 		return err
 	}
 	speaker := d.c.Speaker(owner)
-	p, err := d.c.Lab.Client().ProbeUDP(ctx, netip.AddrPortFrom(s.ip, labcluster.UDPPort), lab.DefaultProbeInterval)
+	p, err := d.c.Lab.Client().ProbeUDP(ctx, netip.AddrPortFrom(s.ip, labcluster.UDPPort), labnet.DefaultProbeInterval)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ironlb/ironlb/internal/lab"
+	"github.com/ironlb/ironlb/internal/labnet"
 )
 
 // TestBFDDownWhileSessionDown has BIRD close one node's session and stop its
@@ -24,7 +24,7 @@ func TestBFDDownWhileSessionDown(t *testing.T) {
 	t.Parallel()
 	const hold = 9 * time.Second
 	bl := newBFDLab(t, "bird", hold)
-	bird := bl.daemon.(*lab.BIRD)
+	bird := bl.daemon.(*labnet.BIRD)
 	bl.waitEstablished(t, 20*time.Second)
 	eventually(t, 10*time.Second, "BFD up", func() error {
 		for _, n := range bl.nodes {

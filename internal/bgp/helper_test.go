@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ironlb/ironlb/internal/lab"
+	"github.com/ironlb/ironlb/internal/labnet"
 )
 
 // A node's speaker must run inside the node's network namespace, and GoBGP
@@ -94,15 +94,15 @@ func runHelper(sock string) error {
 
 // node is a Speaker running in a node's namespace.
 type node struct {
-	host *lab.Host
-	proc *lab.Process
+	host *labnet.Host
+	proc *labnet.Process
 	sock string
 	hc   *http.Client
 }
 
 // startSpeaker starts a helper speaker on host h, with router ID h's IPv4
 // address, and waits until it answers.
-func startSpeaker(t *testing.T, h *lab.Host, sockDir string) *node {
+func startSpeaker(t *testing.T, h *labnet.Host, sockDir string) *node {
 	t.Helper()
 	sock := filepath.Join(sockDir, h.Name+".sock")
 	os.Remove(sock)
@@ -229,12 +229,12 @@ func eventually(t *testing.T, d time.Duration, what string, check func() error) 
 // session to the router with BFD at bfdFast and the route svcAll.
 func newBFDLab(t *testing.T, daemon string, hold time.Duration) *bgpLab {
 	t.Helper()
-	bl := newBGPLab(t, daemon, func(l *lab.Lab) lab.RouterConfig {
-		var ns []lab.RouterNeighbor
+	bl := newBGPLab(t, daemon, func(l *labnet.Lab) labnet.RouterConfig {
+		var ns []labnet.RouterNeighbor
 		for _, h := range l.Nodes() {
-			ns = append(ns, lab.RouterNeighbor{Address: h.IPv4, ASN: nodeASN, BFD: true, HoldTime: hold})
+			ns = append(ns, labnet.RouterNeighbor{Address: h.IPv4, ASN: nodeASN, BFD: true, HoldTime: hold})
 		}
-		return lab.RouterConfig{ASN: routerASN, Neighbors: ns}
+		return labnet.RouterConfig{ASN: routerASN, Neighbors: ns}
 	})
 	for _, n := range bl.nodes {
 		n.setPeers(t, Peer{Name: "router", Address: bl.router.Host.IPv4, MyASN: nodeASN, PeerASN: routerASN,

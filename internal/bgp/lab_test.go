@@ -13,7 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/ironlb/ironlb/internal/lab"
+	"github.com/ironlb/ironlb/internal/labnet"
 )
 
 // AS numbers of the lab: the router's, and the nodes' for eBGP. IPv6
@@ -40,17 +40,17 @@ var (
 
 // bgpLab is a lab with a router running daemon and a speaker on every node.
 type bgpLab struct {
-	lab    *lab.Lab
-	router *lab.Router
-	daemon lab.RouterDaemon
+	lab    *labnet.Lab
+	router *labnet.Router
+	daemon labnet.RouterDaemon
 	nodes  []*node
 }
 
 // newBGPLab builds a three-node lab with a router running daemon ("frr" or
 // "bird") configured by config, and a speaker on every node (no peers yet).
-func newBGPLab(t *testing.T, daemon string, config func(l *lab.Lab) lab.RouterConfig) *bgpLab {
+func newBGPLab(t *testing.T, daemon string, config func(l *labnet.Lab) labnet.RouterConfig) *bgpLab {
 	t.Helper()
-	l := lab.NewForTest(t, lab.Options{})
+	l := labnet.NewForTest(t, labnet.Options{})
 	ctx := t.Context()
 	r, err := l.AddRouter(ctx)
 	if err != nil {
@@ -60,7 +60,7 @@ func newBGPLab(t *testing.T, daemon string, config func(l *lab.Lab) lab.RouterCo
 	if testing.Verbose() {
 		rc.Debug = true
 	}
-	var d lab.RouterDaemon
+	var d labnet.RouterDaemon
 	switch daemon {
 	case "frr":
 		d, err = r.StartFRR(ctx, rc)
@@ -105,10 +105,10 @@ func (bl *bgpLab) dump(t *testing.T) {
 
 // neighbors are the router's neighbours for the lab's nodes: eBGP over
 // IPv4, iBGP over IPv6, with mod applied to each.
-func neighbors(l *lab.Lab, mod func(n *lab.RouterNeighbor)) []lab.RouterNeighbor {
-	var out []lab.RouterNeighbor
+func neighbors(l *labnet.Lab, mod func(n *labnet.RouterNeighbor)) []labnet.RouterNeighbor {
+	var out []labnet.RouterNeighbor
 	for _, h := range l.Nodes() {
-		for _, n := range []lab.RouterNeighbor{{Address: h.IPv4, ASN: nodeASN}, {Address: h.IPv6, ASN: routerASN}} {
+		for _, n := range []labnet.RouterNeighbor{{Address: h.IPv4, ASN: nodeASN}, {Address: h.IPv6, ASN: routerASN}} {
 			if mod != nil {
 				mod(&n)
 			}
@@ -154,17 +154,17 @@ func (bl *bgpLab) waitEstablished(t *testing.T, d time.Duration) time.Duration {
 }
 
 // route returns the router's BGP route to p, or a zero BGPRoute.
-func (bl *bgpLab) route(t *testing.T, p netip.Prefix) (lab.BGPRoute, error) {
+func (bl *bgpLab) route(t *testing.T, p netip.Prefix) (labnet.BGPRoute, error) {
 	rs, err := bl.daemon.Routes(t.Context())
 	if err != nil {
-		return lab.BGPRoute{}, err
+		return labnet.BGPRoute{}, err
 	}
 	for _, r := range rs {
 		if r.Prefix == p {
 			return r, nil
 		}
 	}
-	return lab.BGPRoute{}, nil
+	return labnet.BGPRoute{}, nil
 }
 
 // waitNextHops waits until the router's BGP table and its kernel both route
@@ -222,8 +222,8 @@ func TestRouters(t *testing.T) {
 }
 
 func testRouter(t *testing.T, daemon string) {
-	bl := newBGPLab(t, daemon, func(l *lab.Lab) lab.RouterConfig {
-		return lab.RouterConfig{ASN: routerASN, Neighbors: neighbors(l, func(n *lab.RouterNeighbor) { n.HoldTime = 9 * time.Second })}
+	bl := newBGPLab(t, daemon, func(l *labnet.Lab) labnet.RouterConfig {
+		return labnet.RouterConfig{ASN: routerASN, Neighbors: neighbors(l, func(n *labnet.RouterNeighbor) { n.HoldTime = 9 * time.Second })}
 	})
 	start := time.Now()
 	for _, n := range bl.nodes {
@@ -256,14 +256,14 @@ func testRouter(t *testing.T, daemon string) {
 		}
 		for _, r := range rs {
 			for _, p := range r.Paths {
-				var want lab.BGPPath
+				var want labnet.BGPPath
 				switch r.Prefix {
 				case svcAll:
-					want = lab.BGPPath{Communities: []string{"64512:100", "65535:65281"}, LargeCommunities: []string{"64512:1:2"}, ASPath: "64512"}
+					want = labnet.BGPPath{Communities: []string{"64512:100", "65535:65281"}, LargeCommunities: []string{"64512:1:2"}, ASPath: "64512"}
 				case svcV6:
-					want = lab.BGPPath{Communities: []string{"64512:100"}, LocalPref: lpref, HasLocalPref: true}
+					want = labnet.BGPPath{Communities: []string{"64512:100"}, LocalPref: lpref, HasLocalPref: true}
 				case svcAgg, svcOne:
-					want = lab.BGPPath{ASPath: "64512"}
+					want = labnet.BGPPath{ASPath: "64512"}
 				default:
 					t.Errorf("unexpected route %s", r.Prefix)
 					continue
@@ -410,12 +410,12 @@ func TestMD5(t *testing.T) {
 		t.Run(daemon, func(t *testing.T) {
 			t.Parallel()
 			const password = "ironlb-md5"
-			bl := newBGPLab(t, daemon, func(l *lab.Lab) lab.RouterConfig {
-				var ns []lab.RouterNeighbor
+			bl := newBGPLab(t, daemon, func(l *labnet.Lab) labnet.RouterConfig {
+				var ns []labnet.RouterNeighbor
 				for _, h := range l.Nodes() {
-					ns = append(ns, lab.RouterNeighbor{Address: h.IPv4, ASN: nodeASN, Password: password})
+					ns = append(ns, labnet.RouterNeighbor{Address: h.IPv4, ASN: nodeASN, Password: password})
 				}
-				return lab.RouterConfig{ASN: routerASN, Neighbors: ns}
+				return labnet.RouterConfig{ASN: routerASN, Neighbors: ns}
 			})
 			for i, n := range bl.nodes {
 				p := Peer{Name: "router", Address: bl.router.Host.IPv4, MyASN: nodeASN, PeerASN: routerASN}
@@ -472,12 +472,12 @@ func TestNodeLoss(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			const hold = 3 * time.Second
-			bl := newBGPLab(t, tc.daemon, func(l *lab.Lab) lab.RouterConfig {
-				var ns []lab.RouterNeighbor
+			bl := newBGPLab(t, tc.daemon, func(l *labnet.Lab) labnet.RouterConfig {
+				var ns []labnet.RouterNeighbor
 				for _, h := range l.Nodes() {
-					ns = append(ns, lab.RouterNeighbor{Address: h.IPv4, ASN: nodeASN, BFD: tc.bfd, HoldTime: hold})
+					ns = append(ns, labnet.RouterNeighbor{Address: h.IPv4, ASN: nodeASN, BFD: tc.bfd, HoldTime: hold})
 				}
-				return lab.RouterConfig{ASN: routerASN, Neighbors: ns}
+				return labnet.RouterConfig{ASN: routerASN, Neighbors: ns}
 			})
 			for _, n := range bl.nodes {
 				p := Peer{Name: "router", Address: bl.router.Host.IPv4, MyASN: nodeASN, PeerASN: routerASN, HoldTime: hold, KeepaliveTime: time.Second}
@@ -553,22 +553,22 @@ func TestNodeLoss(t *testing.T) {
 // also when the names change (which re-sends to the peers concerned).
 func TestPerPeerRoutes(t *testing.T) {
 	t.Parallel()
-	l := lab.NewForTest(t, lab.Options{})
+	l := labnet.NewForTest(t, labnet.Options{})
 	ctx := t.Context()
 	r, err := l.AddRouter(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	birdAddr := netip.MustParseAddr("198.51.100.3")
-	var ns []lab.RouterNeighbor
+	var ns []labnet.RouterNeighbor
 	for _, h := range l.Nodes() {
-		ns = append(ns, lab.RouterNeighbor{Address: h.IPv4, ASN: nodeASN})
+		ns = append(ns, labnet.RouterNeighbor{Address: h.IPv4, ASN: nodeASN})
 	}
-	frr, err := r.StartFRR(ctx, lab.RouterConfig{ASN: routerASN, Neighbors: ns, ListenAddress: r.Host.IPv4})
+	frr, err := r.StartFRR(ctx, labnet.RouterConfig{ASN: routerASN, Neighbors: ns, ListenAddress: r.Host.IPv4})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bird, err := r.StartBIRD(ctx, lab.RouterConfig{ASN: routerASN, Neighbors: ns, ListenAddress: birdAddr, NoKernel: true})
+	bird, err := r.StartBIRD(ctx, labnet.RouterConfig{ASN: routerASN, Neighbors: ns, ListenAddress: birdAddr, NoKernel: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -591,7 +591,7 @@ func TestPerPeerRoutes(t *testing.T) {
 	hops := nodeAddrs(nodes, false)
 	// check waits until daemon d has exactly the prefixes want, each via
 	// every node.
-	check := func(name string, d lab.RouterDaemon, want ...netip.Prefix) {
+	check := func(name string, d labnet.RouterDaemon, want ...netip.Prefix) {
 		t.Helper()
 		eventually(t, 15*time.Second, name+" has "+fmt.Sprint(want), func() error {
 			rs, err := d.Routes(ctx)

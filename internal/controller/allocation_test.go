@@ -45,17 +45,17 @@ func TestRequests(t *testing.T) {
 			s.Spec.LoadBalancerIP = "198.51.100.7"
 			annotate(v1alpha1.AnnotationLoadBalancerIPs, "198.51.100.8")(s)
 		}, wantIPs: []string{"198.51.100.8"}},
-		{name: "outside-every-pool", mutate: requestIP("203.0.113.9"), reason: ReasonNotInPool,
+		{name: "outside-every-pool", mutate: requestIP("203.0.113.9"), reason: v1alpha1.ReasonNotInPool,
 			msg: []string{"203.0.113.9 is not in any address pool", "lan (198.51.100.0-198.51.100.15)"}},
-		{name: "pool-of-another-namespace", mutate: requestIP("198.51.100.129"), reason: ReasonPoolNotAllowed,
+		{name: "pool-of-another-namespace", mutate: requestIP("198.51.100.129"), reason: v1alpha1.ReasonPoolNotAllowed,
 			msg: []string{"198.51.100.129", "team"}},
-		{name: "unknown-pool", mutate: annotate(v1alpha1.AnnotationAddressPool, "nope"), reason: ReasonUnknownPool,
+		{name: "unknown-pool", mutate: annotate(v1alpha1.AnnotationAddressPool, "nope"), reason: v1alpha1.ReasonUnknownPool,
 			msg: []string{`"nope" does not exist`, "spare (198.51.100.64-198.51.100.67)"}},
-		{name: "buggy-ip", mutate: requestIP("198.51.100.0"), reason: ReasonBuggyIP,
+		{name: "buggy-ip", mutate: requestIP("198.51.100.0"), reason: v1alpha1.ReasonBuggyIP,
 			msg: []string{"avoidBuggyIPs", "free in pool lan"}},
-		{name: "not-an-ip", mutate: annotate(v1alpha1.AnnotationLoadBalancerIPs, "198.51.100.300"), reason: ReasonInvalidRequest,
+		{name: "not-an-ip", mutate: annotate(v1alpha1.AnnotationLoadBalancerIPs, "198.51.100.300"), reason: v1alpha1.ReasonInvalidRequest,
 			msg: []string{"ironlb.io/loadBalancerIPs", `"198.51.100.300" is not an IP address`}},
-		{name: "wrong-family", mutate: requestIP("2001:db8::1"), reason: ReasonInvalidRequest,
+		{name: "wrong-family", mutate: requestIP("2001:db8::1"), reason: v1alpha1.ReasonInvalidRequest,
 			msg: []string{"2001:db8::1 is IPv6", "ipFamilies"}},
 	}
 	for _, tt := range tests {
@@ -102,7 +102,7 @@ func TestExhaustedPool(t *testing.T) {
 	create(t, lbService(ns, "b"))
 	waitIPs(t, ns, "b", "198.51.100.201")
 	create(t, lbService(ns, "c"))
-	v := waitPending(t, ns, "c", ReasonPoolExhausted)
+	v := waitPending(t, ns, "c", v1alpha1.ReasonPoolExhausted)
 	if !strings.Contains(v.Message, "tiny") {
 		t.Errorf("message %q should name the pool", v.Message)
 	}
@@ -172,14 +172,14 @@ func TestSharing(t *testing.T) {
 	waitIPs(t, ns, "dns-udp", "198.51.100.33")
 
 	create(t, shared("clash", "dns", 53))
-	v := waitPending(t, ns, "clash", ReasonIPInUse)
+	v := waitPending(t, ns, "clash", v1alpha1.ReasonIPInUse)
 	for _, want := range []string{"53/TCP", "sharing/dns-tcp"} {
 		if !strings.Contains(v.Message, want) {
 			t.Errorf("message %q does not contain %q", v.Message, want)
 		}
 	}
 	create(t, shared("otherkey", "web", 8080))
-	v = waitPending(t, ns, "otherkey", ReasonIPInUse)
+	v = waitPending(t, ns, "otherkey", v1alpha1.ReasonIPInUse)
 	if !strings.Contains(v.Message, "sharing key") {
 		t.Errorf("message %q should explain the key mismatch", v.Message)
 	}
@@ -187,7 +187,7 @@ func TestSharing(t *testing.T) {
 		s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
 		s.Spec.Selector = map[string]string{"app": "other"}
 	}))
-	v = waitPending(t, ns, "local-other-pods", ReasonIPInUse)
+	v = waitPending(t, ns, "local-other-pods", v1alpha1.ReasonIPInUse)
 	if !strings.Contains(v.Message, "Local") {
 		t.Errorf("message %q should explain the Local/selector rule", v.Message)
 	}
@@ -230,7 +230,7 @@ func TestDualStack(t *testing.T) {
 			tt.mutate(svc)
 			create(t, svc)
 			if tt.want == nil {
-				v := waitPending(t, ns, tt.name, ReasonIPInUse)
+				v := waitPending(t, ns, tt.name, v1alpha1.ReasonIPInUse)
 				if !strings.Contains(v.Message, "dualstack/single-v4") {
 					t.Errorf("message %q should name the holder of 198.51.100.48", v.Message)
 				}
@@ -245,7 +245,7 @@ func TestDualStack(t *testing.T) {
 		policy(corev1.IPFamilyPolicyRequireDualStack, corev1.IPv4Protocol, corev1.IPv6Protocol)(s)
 		return s
 	}())
-	waitPending(t, ns, "no-v4-left", ReasonPoolExhausted)
+	waitPending(t, ns, "no-v4-left", v1alpha1.ReasonPoolExhausted)
 }
 
 func annotate(k, v string) func(*corev1.Service) {

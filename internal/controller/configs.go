@@ -21,6 +21,7 @@ import (
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/ipam"
+	"github.com/ironlb/ironlb/internal/kube"
 )
 
 // PoolProtectionFinalizer keeps an IPPool whose addresses are still held by
@@ -67,7 +68,7 @@ func (r *configReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (
 	case <-ctx.Done():
 		return reconcile.Result{}, ctx.Err()
 	}
-	in, err := ReadInput(ctx, r.client, r.configMap)
+	in, err := kube.ReadInput(ctx, r.client, r.configMap)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -103,31 +104,6 @@ func (r *configReconciler) apply(in config.Input) []config.Problem {
 	}
 	r.metrics.configProblems.Set(float64(len(problems)))
 	return problems
-}
-
-// ReadInput lists every config object ironlb reads: the legacy ConfigMap
-// named cm (if present) and every ironlb CRD object.
-func ReadInput(ctx context.Context, c client.Reader, cm types.NamespacedName) (config.Input, error) {
-	var in config.Input
-	var cmObj corev1.ConfigMap
-	switch err := c.Get(ctx, cm, &cmObj); {
-	case err == nil:
-		in.ConfigMap = &cmObj
-	case !apierrors.IsNotFound(err):
-		return in, fmt.Errorf("get config map: %w", err)
-	}
-	var pools v1alpha1.IPPoolList
-	var l2 v1alpha1.L2AnnouncementList
-	var peers v1alpha1.BGPPeerList
-	var anns v1alpha1.BGPAnnouncementList
-	var bfd v1alpha1.BFDProfileList
-	for _, l := range []client.ObjectList{&pools, &l2, &peers, &anns, &bfd} {
-		if err := c.List(ctx, l); err != nil {
-			return in, fmt.Errorf("list config objects: %w", err)
-		}
-	}
-	in.Pools, in.L2, in.BGPPeers, in.BGPAnnouncements, in.BFDProfiles = pools.Items, l2.Items, peers.Items, anns.Items, bfd.Items
-	return in, nil
 }
 
 // fingerprint identifies the input's versions; equal fingerprints mean

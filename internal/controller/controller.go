@@ -10,9 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -31,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
+	"github.com/ironlb/ironlb/internal/kube"
 	"github.com/ironlb/ironlb/internal/records"
 )
 
@@ -38,9 +37,9 @@ import (
 // working default, except that a nil Logger discards logs.
 type Options struct {
 	// Namespace holds the legacy ConfigMap and the leader-election Lease.
-	Namespace string // default "ironlb-system"
+	Namespace string // default kube.DefaultNamespace
 	// ConfigMapName is the legacy MetalLB-format ConfigMap.
-	ConfigMapName string // default "config"
+	ConfigMapName string // default kube.DefaultConfigMapName
 	// LoadBalancerClass is served besides Services that name no class.
 	LoadBalancerClass string // default v1alpha1.DefaultLoadBalancerClass
 	// LeaderElection makes the controller take a Lease before it assigns
@@ -69,26 +68,14 @@ type Controller struct {
 	mgr manager.Manager
 }
 
-// Scheme returns a scheme with the core types and ironlb's CRDs.
-func Scheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err) // static registration; cannot fail at run time
-	}
-	if err := v1alpha1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	return s
-}
-
 // New sets the controller up against the API server at cfg. It starts
 // nothing; Run does.
 func New(cfg *rest.Config, opts Options) (*Controller, error) {
 	if opts.Namespace == "" {
-		opts.Namespace = "ironlb-system"
+		opts.Namespace = kube.DefaultNamespace
 	}
 	if opts.ConfigMapName == "" {
-		opts.ConfigMapName = "config"
+		opts.ConfigMapName = kube.DefaultConfigMapName
 	}
 	if opts.LoadBalancerClass == "" {
 		opts.LoadBalancerClass = v1alpha1.DefaultLoadBalancerClass
@@ -109,7 +96,7 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 
 	disableDeepCopy := true
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  Scheme(),
+		Scheme:                  kube.Scheme(),
 		Logger:                  logr.FromSlogHandler(log.Handler()),
 		LeaderElection:          opts.LeaderElection,
 		LeaderElectionID:        "ironlb-controller",

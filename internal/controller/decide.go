@@ -7,22 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/ipam"
-)
-
-// Reasons on the IPAllocated condition and on events. They are stable API:
-// alerts and `ironlbctl status` match on them.
-const (
-	ReasonAllocated       = "Allocated"
-	ReasonInvalidRequest  = "InvalidRequest"
-	ReasonIPInUse         = "IPInUse"
-	ReasonNotInPool       = "IPNotInAnyPool"
-	ReasonPoolNotAllowed  = "PoolNotAllowed"
-	ReasonUnknownPool     = "UnknownPool"
-	ReasonBuggyIP         = "BuggyIP"
-	ReasonPoolExhausted   = "PoolExhausted"
-	ReasonNoPool          = "NoPoolAvailable"
-	ReasonAllocationError = "AllocationError"
 )
 
 // outcome is the allocator's answer for one Service.
@@ -55,7 +41,7 @@ func (s *state) decide(si serviceInfo, req request, reqErr error) outcome {
 	} else {
 		delete(s.requests, si.key)
 	}
-	if out.reason == ReasonAllocated {
+	if out.reason == v1alpha1.ReasonAllocated {
 		out.ips = inFamilyOrder(after, req.families)
 		delete(s.pending, si.key)
 	} else {
@@ -64,7 +50,7 @@ func (s *state) decide(si serviceInfo, req request, reqErr error) outcome {
 	// A Service displaced at restore keeps the explanation on its
 	// condition for as long as it holds the address it got instead.
 	if d, ok := s.displaced[si.key]; ok {
-		if d.ips == nil && out.reason == ReasonAllocated {
+		if d.ips == nil && out.reason == v1alpha1.ReasonAllocated {
 			d.ips = out.ips
 			s.displaced[si.key] = d
 		}
@@ -80,7 +66,7 @@ func (s *state) decide(si serviceInfo, req request, reqErr error) outcome {
 func (s *state) decideInner(si serviceInfo, req request, reqErr error, held []netip.Addr) outcome {
 	if reqErr != nil {
 		s.alloc.Release(si.key)
-		return outcome{reason: ReasonInvalidRequest, message: reqErr.Error()}
+		return outcome{reason: v1alpha1.ReasonInvalidRequest, message: reqErr.Error()}
 	}
 	// What a Service holds stays while its own request is unchanged,
 	// whatever the config does since (a pool that shrank leaves it alone);
@@ -166,10 +152,10 @@ func (s *state) candidatePools(si serviceInfo, req request) (names []string, exp
 		p, ok := s.cfg.Pools[req.pool]
 		switch {
 		case !ok || s.terminating[req.pool]:
-			return nil, false, &outcome{reason: ReasonUnknownPool, message: fmt.Sprintf(
+			return nil, false, &outcome{reason: v1alpha1.ReasonUnknownPool, message: fmt.Sprintf(
 				"the requested pool %q does not exist%s; pools: %s", req.pool, s.terminatingNote(req.pool), s.poolList())}
 		case !p.Allows(si.namespace, si.nsLabels, si.labels):
-			return nil, false, &outcome{reason: ReasonPoolNotAllowed, message: fmt.Sprintf(
+			return nil, false, &outcome{reason: v1alpha1.ReasonPoolNotAllowed, message: fmt.Sprintf(
 				"pool %s does not serve Services in namespace %s with these labels (see its spec.serviceAllocation)", p.Name, si.namespace)}
 		}
 		return []string{p.Name}, true, nil
@@ -185,7 +171,7 @@ func (s *state) candidatePools(si serviceInfo, req request) (names []string, exp
 			msg = fmt.Sprintf("no pool with autoAssign serves namespace %s (pools: %s); request a pool with the %s annotation or check the pools' serviceAllocation",
 				si.namespace, s.poolList(), "ironlb.io/address-pool")
 		}
-		return nil, false, &outcome{reason: ReasonNoPool, message: msg}
+		return nil, false, &outcome{reason: v1alpha1.ReasonNoPool, message: msg}
 	}
 	return names, false, nil
 }
@@ -222,7 +208,7 @@ func (s *state) allocated(key string) outcome {
 			parts = append(parts, fmt.Sprintf("%s (outside every pool now: kept, not renumbered; add it back to a pool or move the Service)", a))
 		}
 	}
-	return outcome{reason: ReasonAllocated, message: "assigned " + strings.Join(parts, ", ")}
+	return outcome{reason: v1alpha1.ReasonAllocated, message: "assigned " + strings.Join(parts, ", ")}
 }
 
 // failure turns an allocator error into a reason and a message that tells
@@ -239,19 +225,19 @@ func (s *state) failure(err error, pools []string) outcome {
 	switch {
 	case errors.As(err, &conflict):
 		p, _ := s.alloc.PoolOf(conflict.Addr)
-		return outcome{reason: ReasonIPInUse, message: err.Error() + s.freeHint(p, ipam.FamilyOf(conflict.Addr))}
+		return outcome{reason: v1alpha1.ReasonIPInUse, message: err.Error() + s.freeHint(p, ipam.FamilyOf(conflict.Addr))}
 	case errors.As(err, &notInPool):
-		return outcome{reason: ReasonNotInPool, message: fmt.Sprintf("%s is not in any address pool; pools: %s", notInPool.Addr, s.poolList())}
+		return outcome{reason: v1alpha1.ReasonNotInPool, message: fmt.Sprintf("%s is not in any address pool; pools: %s", notInPool.Addr, s.poolList())}
 	case errors.As(err, &notAllowed):
-		return outcome{reason: ReasonPoolNotAllowed, message: err.Error() + s.freeHintAny(pools, ipam.FamilyOf(notAllowed.Addr))}
+		return outcome{reason: v1alpha1.ReasonPoolNotAllowed, message: err.Error() + s.freeHintAny(pools, ipam.FamilyOf(notAllowed.Addr))}
 	case errors.As(err, &buggy):
-		return outcome{reason: ReasonBuggyIP, message: err.Error() + s.freeHint(buggy.Pool, ipam.FamilyOf(buggy.Addr))}
+		return outcome{reason: v1alpha1.ReasonBuggyIP, message: err.Error() + s.freeHint(buggy.Pool, ipam.FamilyOf(buggy.Addr))}
 	case errors.As(err, &full):
-		return outcome{reason: ReasonPoolExhausted, message: err.Error() + "; add addresses to the pool, or free some by deleting Services or switching them away from type LoadBalancer"}
+		return outcome{reason: v1alpha1.ReasonPoolExhausted, message: err.Error() + "; add addresses to the pool, or free some by deleting Services or switching them away from type LoadBalancer"}
 	case errors.As(err, &noPool):
-		return outcome{reason: ReasonNoPool, message: err.Error()}
+		return outcome{reason: v1alpha1.ReasonNoPool, message: err.Error()}
 	}
-	return outcome{reason: ReasonAllocationError, message: err.Error()}
+	return outcome{reason: v1alpha1.ReasonAllocationError, message: err.Error()}
 }
 
 func (s *state) freeHint(pool string, f ipam.Family) string {

@@ -20,10 +20,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
-	"github.com/ironlb/ironlb/internal/testenv"
+	"github.com/ironlb/ironlb/internal/apiservertest"
+	"github.com/ironlb/ironlb/internal/kube"
 )
 
-var env *testenv.Env
+var env *apiservertest.Env
 
 // controllerCount numbers the controllers tests start (tests run one at a
 // time), so each has its own metric labels.
@@ -31,8 +32,8 @@ var controllerCount int
 
 func TestMain(m *testing.M) {
 	ctrl.SetLogger(logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	testenv.Main(m, &env, testenv.Options{
-		Scheme: Scheme(),
+	apiservertest.Main(m, &env, apiservertest.Options{
+		Scheme: kube.Scheme(),
 		// Dual-stack service CIDRs, so Services can ask for both families.
 		APIServerArgs: map[string]string{"service-cluster-ip-range": "10.0.0.0/16,fd00:10::/108"},
 	})

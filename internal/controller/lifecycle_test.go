@@ -107,7 +107,7 @@ func TestPoolDeletionWaits(t *testing.T) {
 	})
 	// A new Service gets nothing from a pool being deleted.
 	create(t, lbService(ns, "late"))
-	waitPending(t, ns, "late", ReasonNoPool)
+	waitPending(t, ns, "late", v1alpha1.ReasonNoPool)
 	waitIPs(t, ns, "holder", "198.51.100.96")
 
 	if err := env.Client.Delete(context.Background(), lbService(ns, "holder")); err != nil {

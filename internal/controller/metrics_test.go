@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ironlb/ironlb/api/v1alpha1"
 	dto "github.com/prometheus/client_model/go"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
@@ -22,7 +23,7 @@ func TestMetrics(t *testing.T) {
 	bad := lbService(ns, "bad")
 	bad.Spec.LoadBalancerIP = "203.0.113.1"
 	create(t, bad)
-	waitPending(t, ns, "bad", ReasonNotInPool)
+	waitPending(t, ns, "bad", v1alpha1.ReasonNotInPool)
 
 	eventually(t, 15*time.Second, func() string {
 		fams, err := ctrlmetrics.Registry.Gather()
@@ -37,8 +38,8 @@ func TestMetrics(t *testing.T) {
 			{"ironlb_pool_addresses", map[string]string{"pool": "metered", "family": "IPv4", "state": "total"}, 4},
 			{"ironlb_pool_addresses", map[string]string{"pool": "metered", "family": "IPv4", "state": "used"}, 1},
 			{"ironlb_pool_addresses", map[string]string{"pool": "metered", "family": "IPv6", "state": "free"}, 4},
-			{"ironlb_allocations_total", map[string]string{"reason": ReasonAllocated}, 1},
-			{"ironlb_allocations_total", map[string]string{"reason": ReasonNotInPool}, 1},
+			{"ironlb_allocations_total", map[string]string{"reason": v1alpha1.ReasonAllocated}, 1},
+			{"ironlb_allocations_total", map[string]string{"reason": v1alpha1.ReasonNotInPool}, 1},
 		}
 		for _, c := range checks {
 			got, ok := metricValue(fams, c.name, c.labels)

@@ -205,8 +205,8 @@ func TestHeldBackAddressWakesWaiter(t *testing.T) {
 	waitIPs(t, ns, "mover", only)
 	moveWhileStatusHeld(t, ns, holdLabel, "heldback-side")
 	create(t, lbService(ns, "waiter"))
-	waitPending(t, ns, "waiter", ReasonPoolExhausted) // only is held back for mover's status
-	settle(t, ns)                                     // nothing of waiter's is queued any more
+	waitPending(t, ns, "waiter", v1alpha1.ReasonPoolExhausted) // only is held back for mover's status
+	settle(t, ns)                                              // nothing of waiter's is queued any more
 
 	update(t, ns, "mover", func(s *corev1.Service) { s.Labels = nil }) // its status can be written now
 	waitIPs(t, ns, "mover", "198.51.100.220")

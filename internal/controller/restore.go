@@ -16,6 +16,7 @@ import (
 
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/ipam"
+	"github.com/ironlb/ironlb/internal/kube"
 	"github.com/ironlb/ironlb/internal/records"
 )
 
@@ -65,7 +66,7 @@ func (r *restorer) Start(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	in, err := ReadInput(ctx, r.cache, r.configMap)
+	in, err := kube.ReadInput(ctx, r.cache, r.configMap)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ironlb/ironlb/api/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -65,7 +66,7 @@ func TestScenario(t *testing.T) {
 	dup := lbService("kubeflow", "dashboard-copy")
 	dup.Spec.LoadBalancerIP = "192.168.1.88"
 	create(t, dup)
-	v := waitPending(t, "kubeflow", "dashboard-copy", ReasonIPInUse)
+	v := waitPending(t, "kubeflow", "dashboard-copy", v1alpha1.ReasonIPInUse)
 	for _, want := range []string{"192.168.1.88", "istio-system/istio-ingressgateway", "free in pool default: 192.168.1.87, 192.168.1.91-192.168.1.97"} {
 		if !strings.Contains(v.Message, want) {
 			t.Errorf("pending message %q does not contain %q", v.Message, want)

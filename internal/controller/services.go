@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/records"
 )
 
@@ -189,7 +190,7 @@ func (r *serviceReconciler) clearStatus(ctx context.Context, svc *svcRecord) err
 // `kubectl describe svc`. svc is the Service as it was before the write.
 func (r *serviceReconciler) report(svc *svcRecord, out outcome) {
 	key := svc.nn.String()
-	if out.reason == ReasonAllocated {
+	if out.reason == v1alpha1.ReasonAllocated {
 		r.log.Info("service addresses", "service", key, "ips", out.ips, "message", out.message)
 		// A fresh Service's first address is plain to see in its status
 		// (EXTERNAL-IP) and condition; an event there would double the API
@@ -208,17 +209,6 @@ func (r *serviceReconciler) report(svc *svcRecord, out outcome) {
 	}
 	r.log.Info("service pending", "service", key, "reason", out.reason, "message", out.message)
 	r.recorder.Eventf(svc.object(), nil, corev1.EventTypeWarning, "AllocationFailed", "Allocate", "%s", out.message)
-}
-
-// statusIPs reads the addresses in svc's status, ignoring what does not parse.
-func statusIPs(svc *corev1.Service) []netip.Addr {
-	var out []netip.Addr
-	for _, in := range svc.Status.LoadBalancer.Ingress {
-		if a, err := netip.ParseAddr(in.IP); err == nil {
-			out = append(out, a.Unmap())
-		}
-	}
-	return out
 }
 
 func capitalize(s string) string {

@@ -33,12 +33,12 @@ func TestWaitingFor(t *testing.T) {
 	}
 	// Fill both pools.
 	for _, k := range []string{"a1", "a2"} {
-		if out := decide(k, inPool("a"), nil); out.reason != ReasonAllocated {
+		if out := decide(k, inPool("a"), nil); out.reason != v1alpha1.ReasonAllocated {
 			t.Fatalf("%s: %+v", k, out)
 		}
 	}
 	for _, k := range []string{"b1", "b2"} {
-		if out := decide(k, inPool("b"), nil); out.reason != ReasonAllocated {
+		if out := decide(k, inPool("b"), nil); out.reason != v1alpha1.ReasonAllocated {
 			t.Fatalf("%s: %+v", k, out)
 		}
 	}
@@ -50,12 +50,12 @@ func TestWaitingFor(t *testing.T) {
 		reqErr error
 		reason string
 	}{
-		{"pool-a", inPool("a"), nil, ReasonPoolExhausted},
-		{"pool-b", inPool("b"), nil, ReasonPoolExhausted},
-		{"any-pool", request{families: v4, requireAll: true}, nil, ReasonPoolExhausted},
-		{"one-address", request{families: v4, requireAll: true, ips: []netip.Addr{held}}, nil, ReasonIPInUse},
-		{"unknown-pool", inPool("c"), nil, ReasonUnknownPool},
-		{"invalid", request{}, errors.New("not an address"), ReasonInvalidRequest},
+		{"pool-a", inPool("a"), nil, v1alpha1.ReasonPoolExhausted},
+		{"pool-b", inPool("b"), nil, v1alpha1.ReasonPoolExhausted},
+		{"any-pool", request{families: v4, requireAll: true}, nil, v1alpha1.ReasonPoolExhausted},
+		{"one-address", request{families: v4, requireAll: true, ips: []netip.Addr{held}}, nil, v1alpha1.ReasonIPInUse},
+		{"unknown-pool", inPool("c"), nil, v1alpha1.ReasonUnknownPool},
+		{"invalid", request{}, errors.New("not an address"), v1alpha1.ReasonInvalidRequest},
 	} {
 		if out := decide(p.key, p.req, p.reqErr); out.reason != p.reason {
 			t.Fatalf("%s: %+v, want %s", p.key, out, p.reason)

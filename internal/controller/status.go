@@ -94,7 +94,7 @@ func statusDiff(svc *svcRecord, out outcome) (ingressChanged, condChanged bool, 
 		Message:            capitalize(out.message),
 		ObservedGeneration: svc.generation,
 	}
-	if out.reason != ReasonAllocated {
+	if out.reason != v1alpha1.ReasonAllocated {
 		c.Status = metav1.ConditionFalse
 	}
 	old := svc.cond

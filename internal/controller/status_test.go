@@ -71,7 +71,7 @@ func TestStatusPatch(t *testing.T) {
 		}
 		before := get("patch")
 
-		out := outcome{ips: []netip.Addr{netip.MustParseAddr("192.0.2.7")}, reason: ReasonAllocated, message: "allocated 192.0.2.7 from pool p"}
+		out := outcome{ips: []netip.Addr{netip.MustParseAddr("192.0.2.7")}, reason: v1alpha1.ReasonAllocated, message: "allocated 192.0.2.7 from pool p"}
 		rec := newRecord(before)
 		body, changed := statusPatch(rec, out, time.Now())
 		if !changed {
@@ -98,7 +98,7 @@ func TestStatusPatch(t *testing.T) {
 			t.Errorf("other condition: got %+v, want it untouched", c)
 		}
 		c := meta.FindStatusCondition(after.Status.Conditions, v1alpha1.ServiceConditionIPAllocated)
-		if c == nil || c.Status != metav1.ConditionTrue || c.Reason != ReasonAllocated || c.Message != "Allocated 192.0.2.7 from pool p" {
+		if c == nil || c.Status != metav1.ConditionTrue || c.Reason != v1alpha1.ReasonAllocated || c.Message != "Allocated 192.0.2.7 from pool p" {
 			t.Fatalf("IPAllocated condition: got %+v", c)
 		}
 
@@ -120,7 +120,7 @@ func TestStatusPatch(t *testing.T) {
 		}
 
 		// A patch decided on an older version is refused, as an Update would be.
-		stale := statusPatchOrFail(t, newRecord(after), outcome{reason: ReasonPoolExhausted, message: "no addresses left"})
+		stale := statusPatchOrFail(t, newRecord(after), outcome{reason: v1alpha1.ReasonPoolExhausted, message: "no addresses left"})
 		if err := patch("patch", stale); !apierrors.IsConflict(err) {
 			t.Errorf("patch from a stale version: got %v, want a conflict", err)
 		}
@@ -175,9 +175,9 @@ func TestRecordIngressExact(t *testing.T) {
 			svc := &corev1.Service{Status: corev1.ServiceStatus{
 				LoadBalancer: corev1.LoadBalancerStatus{Ingress: tc.ingress},
 				Conditions: []metav1.Condition{{Type: v1alpha1.ServiceConditionIPAllocated, Status: metav1.ConditionTrue,
-					Reason: ReasonAllocated, Message: "M"}},
+					Reason: v1alpha1.ReasonAllocated, Message: "M"}},
 			}}
-			_, changed := statusPatch(newRecord(svc), outcome{ips: want, reason: ReasonAllocated, message: "M"}, time.Now())
+			_, changed := statusPatch(newRecord(svc), outcome{ips: want, reason: v1alpha1.ReasonAllocated, message: "M"}, time.Now())
 			if changed == tc.exact {
 				t.Errorf("statusPatch changed = %v, want %v", changed, !tc.exact)
 			}

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
+	"github.com/ironlb/ironlb/internal/kube"
 	"github.com/ironlb/ironlb/internal/records"
 )
 
@@ -52,7 +53,7 @@ type svcRecord struct {
 	reqErr error
 
 	// ingress are the addresses in status.loadBalancer.ingress that parse,
-	// unmapped (statusIPs).
+	// unmapped (kube.IngressIPs).
 	ingress []netip.Addr
 	// cond is the first IPAllocated condition in status.conditions, if
 	// hasCond.
@@ -107,7 +108,7 @@ func newRecord(svc *corev1.Service) *svcRecord {
 	if r.isLB {
 		r.req, r.reqErr = parseRequest(svc)
 	}
-	r.ingress = statusIPs(svc)
+	r.ingress = kube.IngressIPs(svc)
 	r.ingressExact = len(r.ingress) == len(svc.Status.LoadBalancer.Ingress)
 	for i, in := range svc.Status.LoadBalancer.Ingress {
 		if !r.ingressExact {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ironlb/ironlb/internal/testdeps"
+	"github.com/ironlb/ironlb/internal/deptest"
 )
 
 // kubernetes reports whether an import path belongs to Kubernetes or
@@ -72,7 +72,7 @@ func TestNoKubernetesDeps(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs go list")
 	}
-	for _, dep := range testdeps.Deps(t) {
+	for _, dep := range deptest.Deps(t) {
 		if kubernetes(dep) {
 			t.Errorf("package election depends on %s", dep)
 		}

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ironlb/ironlb/internal/lab"
+	"github.com/ironlb/ironlb/internal/labnet"
 )
 
 // The lab tests run each member as its own process inside a node's network
@@ -241,7 +241,7 @@ func (v *labViews) String() string {
 
 // startLabMembers starts a member process on every node of l, each joining
 // all the others on DefaultPort.
-func startLabMembers(t testing.TB, l *lab.Lab) (*labViews, map[string]*lab.Process) {
+func startLabMembers(t testing.TB, l *labnet.Lab) (*labViews, map[string]*labnet.Process) {
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -251,7 +251,7 @@ func startLabMembers(t testing.TB, l *lab.Lab) (*labViews, map[string]*lab.Proce
 		peers = append(peers, netip.AddrPortFrom(h.IPv4, DefaultPort))
 	}
 	views := newLabViews()
-	procs := map[string]*lab.Process{}
+	procs := map[string]*labnet.Process{}
 	for i, h := range l.Nodes() {
 		spec, err := json.Marshal(helperSpec{Name: h.Name, Bind: peers[i], Join: peers})
 		if err != nil {
@@ -298,7 +298,7 @@ func everyoneSees(members, want []string) func(*labViews) bool {
 // Finally a member is stopped with SIGTERM and must be dropped at once,
 // the planned handover.
 func TestLabLinkCut(t *testing.T) {
-	l := lab.NewForTest(t, lab.Options{})
+	l := labnet.NewForTest(t, labnet.Options{})
 	views, procs := startLabMembers(t, l)
 	all := nodeNames(l)
 
@@ -328,7 +328,7 @@ func TestLabLinkCut(t *testing.T) {
 	t.Logf("SIGTERM: process exited after %s, leave noticed after %v", stopped.Round(time.Millisecond), took)
 }
 
-func nodeNames(l *lab.Lab) []string {
+func nodeNames(l *labnet.Lab) []string {
 	var all []string
 	for _, h := range l.Nodes() {
 		all = append(all, h.Name)
@@ -340,7 +340,7 @@ func nodeNames(l *lab.Lab) []string {
 // the link of one node after the other, trials times: it returns, for each
 // cut, when the first and when the last of the others dropped the node.
 // After each cut it restores the link and waits for the cluster to heal.
-func linkCutTrials(t testing.TB, l *lab.Lab, views *labViews, trials int) (first, last []time.Duration) {
+func linkCutTrials(t testing.TB, l *labnet.Lab, views *labViews, trials int) (first, last []time.Duration) {
 	all := nodeNames(l)
 	for i := range trials {
 		if !views.settle(all, time.Second, 10*time.Second) {
@@ -385,7 +385,7 @@ func linkCutTrials(t testing.TB, l *lab.Lab, views *labViews, trials int) (first
 //
 //	sudo go test ./internal/election -run '^$' -bench LabLinkCut -benchtime 20x
 func BenchmarkLabLinkCut(b *testing.B) {
-	l := lab.NewForTest(b, lab.Options{})
+	l := labnet.NewForTest(b, labnet.Options{})
 	views, _ := startLabMembers(b, l)
 	first, last := linkCutTrials(b, l, views, b.N)
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ironlb/ironlb/internal/lab"
+	"github.com/ironlb/ironlb/internal/labnet"
 )
 
 // prober measures, from the client, how long a LAN host takes to answer one
@@ -36,7 +36,7 @@ type prober struct {
 }
 
 // newProber opens a prober for ARP (v6 false) or NDP on h's LAN interface.
-func newProber(h *lab.Host, v6 bool) (*prober, error) {
+func newProber(h *labnet.Host, v6 bool) (*prober, error) {
 	p := &prober{proto: etherTypeARP, ip4: h.IPv4, buf: make([]byte, 2048), oob: make([]byte, 512)}
 	if v6 {
 		p.proto = etherTypeIPv6
@@ -182,16 +182,16 @@ func rxTime(oob []byte) (time.Time, bool) {
 //
 //	go test ./internal/l2/ -run x -bench ARPReply -benchtime 2000x
 func BenchmarkARPReply(b *testing.B) {
-	benchReply(b, vip4a, func(h *lab.Host) netip.Addr { return h.IPv4 })
+	benchReply(b, vip4a, func(h *labnet.Host) netip.Addr { return h.IPv4 })
 }
 
 // BenchmarkNDPReply is BenchmarkARPReply for Neighbor Solicitations.
 func BenchmarkNDPReply(b *testing.B) {
-	benchReply(b, vip6a, func(h *lab.Host) netip.Addr { return h.IPv6 })
+	benchReply(b, vip6a, func(h *labnet.Host) netip.Addr { return h.IPv6 })
 }
 
-func benchReply(b *testing.B, vip netip.Addr, own func(*lab.Host) netip.Addr) {
-	l := lab.NewForTest(b, lab.Options{Nodes: 1})
+func benchReply(b *testing.B, vip netip.Addr, own func(*labnet.Host) netip.Addr) {
+	l := labnet.NewForTest(b, labnet.Options{Nodes: 1})
 	node, client := l.Node(1), l.Client()
 	r := startResponder(b, node, Options{ReannounceInterval: -1}, vip)
 	p, err := newProber(client, vip.Is6())

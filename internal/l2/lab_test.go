@@ -12,7 +12,7 @@ import (
 
 	"github.com/mdlayher/packet"
 
-	"github.com/ironlb/ironlb/internal/lab"
+	"github.com/ironlb/ironlb/internal/labnet"
 )
 
 // Service addresses for the lab tests, inside the lab's LAN prefixes.
@@ -31,7 +31,7 @@ const askTimeout = 300 * time.Millisecond
 // startResponder opens a Responder on h's LAN interface (inside h's
 // namespace, where its sockets then stay), gives it addrs and runs it until
 // the test ends.
-func startResponder(t testing.TB, h *lab.Host, opts Options, addrs ...netip.Addr) *Responder {
+func startResponder(t testing.TB, h *labnet.Host, opts Options, addrs ...netip.Addr) *Responder {
 	t.Helper()
 	var r *Responder
 	err := h.Do(func() error {
@@ -65,7 +65,7 @@ func startResponder(t testing.TB, h *lab.Host, opts Options, addrs ...netip.Addr
 
 // ask has the client resolve addr with ARP or NDP and returns every MAC
 // that answered.
-func ask(t testing.TB, client *lab.Host, addr netip.Addr) []net.HardwareAddr {
+func ask(t testing.TB, client *labnet.Host, addr netip.Addr) []net.HardwareAddr {
 	t.Helper()
 	var (
 		macs []net.HardwareAddr
@@ -84,7 +84,7 @@ func ask(t testing.TB, client *lab.Host, addr netip.Addr) []net.HardwareAddr {
 
 // wantAnswer checks that exactly the given hosts answer for addr (none if
 // no host is given).
-func wantAnswer(t testing.TB, client *lab.Host, addr netip.Addr, hosts ...*lab.Host) {
+func wantAnswer(t testing.TB, client *labnet.Host, addr netip.Addr, hosts ...*labnet.Host) {
 	t.Helper()
 	got := ask(t, client, addr)
 	var want []string
@@ -125,7 +125,7 @@ func TestLabAnswersOnlyOwned(t *testing.T) {
 		addr netip.Addr
 	}{{"ARP", vip4a}, {"NDP", vip6a}} {
 		t.Run(tc.name, func(t *testing.T) {
-			l := lab.NewForTest(t, lab.Options{Nodes: 2})
+			l := labnet.NewForTest(t, labnet.Options{Nodes: 2})
 			node1, client := l.Node(1), l.Client()
 			r := startResponder(t, node1, Options{}, tc.addr)
 
@@ -160,7 +160,7 @@ func TestLabAnswersOnlyOwned(t *testing.T) {
 
 // inGroup reports whether h's LAN interface accepts the Ethernet multicast
 // group mac ("ip maddr").
-func inGroup(t testing.TB, h *lab.Host, mac string) bool {
+func inGroup(t testing.TB, h *labnet.Host, mac string) bool {
 	t.Helper()
 	out, err := h.Run(t.Context(), "ip", "maddr", "show", "dev", h.IfName)
 	if err != nil {
@@ -170,23 +170,23 @@ func inGroup(t testing.TB, h *lab.Host, mac string) bool {
 }
 
 func TestLabTwoResponders(t *testing.T) {
-	l := lab.NewForTest(t, lab.Options{Nodes: 2})
+	l := labnet.NewForTest(t, labnet.Options{Nodes: 2})
 	node1, node2, client := l.Node(1), l.Node(2), l.Client()
 	startResponder(t, node1, Options{}, vip4a, vip6a)
 	startResponder(t, node2, Options{}, vip4b, vip6b)
 
 	for _, tc := range []struct {
 		addr netip.Addr
-		want []*lab.Host
+		want []*labnet.Host
 	}{
-		{vip4a, []*lab.Host{node1}},
-		{vip4b, []*lab.Host{node2}},
+		{vip4a, []*labnet.Host{node1}},
+		{vip4b, []*labnet.Host{node2}},
 		{vip4c, nil},
-		{vip6a, []*lab.Host{node1}},
-		{vip6b, []*lab.Host{node2}},
+		{vip6a, []*labnet.Host{node1}},
+		{vip6b, []*labnet.Host{node2}},
 		// The nodes' own addresses are the kernel's business.
-		{node1.IPv4, []*lab.Host{node1}},
-		{node2.IPv6, []*lab.Host{node2}},
+		{node1.IPv4, []*labnet.Host{node1}},
+		{node2.IPv6, []*labnet.Host{node2}},
 	} {
 		wantAnswer(t, client, tc.addr, tc.want...)
 	}
@@ -196,10 +196,10 @@ func TestLabTwoResponders(t *testing.T) {
 // neighbor entry for a service IP moves from node-1's MAC to node-2's on
 // node-2's announcements alone, with no request from the client.
 func TestLabAnnouncementMovesClient(t *testing.T) {
-	l := lab.NewForTest(t, lab.Options{Nodes: 2, StrictARP: true})
+	l := labnet.NewForTest(t, labnet.Options{Nodes: 2, StrictARP: true})
 	node1, node2, client := l.Node(1), l.Node(2), l.Client()
 	for _, vip := range []netip.Addr{vip4a, vip6a} {
-		for _, n := range []*lab.Host{node1, node2} {
+		for _, n := range []*labnet.Host{node1, node2} {
 			// As kube-proxy in IPVS mode would, so the client's pings
 			// get answers; strictARP keeps the kernel from answering ARP.
 			if err := n.AddServiceIP(vip); err != nil {
@@ -207,7 +207,7 @@ func TestLabAnnouncementMovesClient(t *testing.T) {
 			}
 		}
 	}
-	for _, n := range []*lab.Host{node1, node2} {
+	for _, n := range []*labnet.Host{node1, node2} {
 		waitLocalRoute(t, n, vip6a)
 	}
 	// No periodic announcements, so that only the burst can move the client.
@@ -258,7 +258,7 @@ func TestLabAnnouncementMovesClient(t *testing.T) {
 // IPv6 address that is not at once: even without duplicate address
 // detection the kernel installs the local route from a work queue, and a
 // packet that arrives before then counts as Ip6InNoRoutes.
-func waitLocalRoute(t testing.TB, h *lab.Host, addr netip.Addr) {
+func waitLocalRoute(t testing.TB, h *labnet.Host, addr netip.Addr) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -276,7 +276,7 @@ func waitLocalRoute(t testing.TB, h *lab.Host, addr netip.Addr) {
 	}
 }
 
-func neighbor(t testing.TB, h *lab.Host, addr netip.Addr) net.HardwareAddr {
+func neighbor(t testing.TB, h *labnet.Host, addr netip.Addr) net.HardwareAddr {
 	t.Helper()
 	mac, err := h.Neighbor(addr)
 	if err != nil {
@@ -288,7 +288,7 @@ func neighbor(t testing.TB, h *lab.Host, addr netip.Addr) net.HardwareAddr {
 // TestLabLinkFlap checks that a Responder survives its link going down and
 // up, as in a failover test that cuts a node off.
 func TestLabLinkFlap(t *testing.T) {
-	l := lab.NewForTest(t, lab.Options{Nodes: 1})
+	l := labnet.NewForTest(t, labnet.Options{Nodes: 1})
 	node1, client := l.Node(1), l.Client()
 	r := startResponder(t, node1, Options{}, vip4a, vip6a)
 	wantAnswer(t, client, vip4a, node1)
@@ -319,7 +319,7 @@ func openFDs(t testing.TB) int {
 // readTimeout), and that every socket is released either way, and by
 // Close without Run.
 func TestLabStop(t *testing.T) {
-	l := lab.NewForTest(t, lab.Options{Nodes: 1})
+	l := labnet.NewForTest(t, labnet.Options{Nodes: 1})
 	node1, client := l.Node(1), l.Client()
 	// withConns: through NewWithConns on packet.Conns, which read through
 	// the Go runtime's network poller, rather than New.
@@ -419,7 +419,7 @@ func TestLabStop(t *testing.T) {
 // going down and up, which fails a pending read with ENETDOWN (packet(7)),
 // unlike a cut link (TestLabLinkFlap).
 func TestLabInterfaceDown(t *testing.T) {
-	l := lab.NewForTest(t, lab.Options{Nodes: 1})
+	l := labnet.NewForTest(t, labnet.Options{Nodes: 1})
 	node1, client := l.Node(1), l.Client()
 	r := startResponder(t, node1, Options{}, vip4a)
 	wantAnswer(t, client, vip4a, node1)

@@ -1,8 +1,13 @@
-// Package labcluster runs ironlb in the lab (internal/lab): a control plane
-// in the cp host, `ironlb controller` beside it and `ironlb speaker` in
-// every node host, with backends on the nodes standing in for IPVS
-// kube-proxy with strictARP. The end-to-end tests, the failover benchmark
-// and the demo all drive ironlb through it.
+// Package labcluster gives a test a cluster in the lab: on a lab network
+// (internal/labnet), a control plane in the cp host, `ironlb controller`
+// beside it and `ironlb speaker` in every node host, with backends on the
+// nodes standing in for IPVS kube-proxy with strictARP. The end-to-end
+// tests, the failover benchmark and the demo all drive ironlb through it.
+//
+// The other harnesses give less: internal/labnet the network alone (hosts,
+// probes, routers, a control plane when asked), internal/apiservertest an
+// API server with no network at all, internal/deptest no process, only
+// the dependency rules.
 package labcluster
 
 import (
@@ -21,9 +26,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
-	"github.com/ironlb/ironlb/internal/controller"
-	"github.com/ironlb/ironlb/internal/lab"
-	"github.com/ironlb/ironlb/internal/testenv"
+	"github.com/ironlb/ironlb/internal/apiservertest"
+	"github.com/ironlb/ironlb/internal/kube"
+	"github.com/ironlb/ironlb/internal/labnet"
 )
 
 // Ports the backends serve on each service address.
@@ -36,7 +41,7 @@ const (
 type Options struct {
 	// Lab are the lab's options; StrictARP is forced on (service addresses
 	// sit on the nodes' lo, as with IPVS kube-proxy and strictARP).
-	Lab lab.Options
+	Lab labnet.Options
 	// Bin is the ironlb binary; default <repo>/bin/ironlb.
 	Bin string
 	// ControllerArgs and SpeakerArgs are added to the daemons' flags.
@@ -47,16 +52,16 @@ type Options struct {
 
 // Cluster is ironlb running in a lab. Close it.
 type Cluster struct {
-	Lab        *lab.Lab
-	CP         *lab.ControlPlane
+	Lab        *labnet.Lab
+	CP         *labnet.ControlPlane
 	Client     client.Client
-	Controller *lab.Process
+	Controller *labnet.Process
 
 	bin         string
 	speakerArgs []string
 
 	mu       sync.Mutex
-	speakers map[string]*lab.Process
+	speakers map[string]*labnet.Process
 }
 
 // Start builds the lab, starts the control plane, the controller and a
@@ -64,7 +69,7 @@ type Cluster struct {
 func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	bin := opts.Bin
 	if bin == "" {
-		root, err := testenv.RepoRoot()
+		root, err := apiservertest.RepoRoot()
 		if err != nil {
 			return nil, err
 		}
@@ -74,7 +79,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, fmt.Errorf("%s not found: run `make build`", bin)
 	}
 	opts.Lab.StrictARP = true
-	l, err := lab.New(opts.Lab)
+	l, err := labnet.New(opts.Lab)
 	if err != nil {
 		return nil, err
 	}
@@ -87,18 +92,18 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	// start aborts it.
 	cpCtx, abort := context.WithCancel(context.Background())
 	stop := context.AfterFunc(ctx, abort)
-	cp, err := l.StartControlPlane(cpCtx, lab.ControlPlaneOptions{})
+	cp, err := l.StartControlPlane(cpCtx, labnet.ControlPlaneOptions{})
 	if !stop() {
 		err = errors.Join(err, fmt.Errorf("start the control plane: %w", ctx.Err()))
 	}
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.New(cp.Config, client.Options{Scheme: controller.Scheme()})
+	c, err := client.New(cp.Config, client.Options{Scheme: kube.Scheme()})
 	if err != nil {
 		return nil, err
 	}
-	cl := &Cluster{Lab: l, CP: cp, Client: c, bin: bin, speakerArgs: opts.SpeakerArgs, speakers: map[string]*lab.Process{}}
+	cl := &Cluster{Lab: l, CP: cp, Client: c, bin: bin, speakerArgs: opts.SpeakerArgs, speakers: map[string]*labnet.Process{}}
 	args := append([]string{"controller", "--kubeconfig", cp.Kubeconfig, "--leader-elect=false",
 		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--log-level=debug"}, opts.ControllerArgs...)
 	if cl.Controller, err = l.CP().Start(context.Background(), bin, args...); err != nil {
@@ -120,7 +125,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 // still there.
 func (c *Cluster) Close() error {
 	c.mu.Lock()
-	procs := []*lab.Process{c.Controller}
+	procs := []*labnet.Process{c.Controller}
 	for _, p := range c.speakers {
 		procs = append(procs, p)
 	}
@@ -137,7 +142,7 @@ func (c *Cluster) Close() error {
 }
 
 // StartSpeaker starts the speaker of node name, with extra flags.
-func (c *Cluster) StartSpeaker(name string, args ...string) (*lab.Process, error) {
+func (c *Cluster) StartSpeaker(name string, args ...string) (*labnet.Process, error) {
 	h, err := c.Host(name)
 	if err != nil {
 		return nil, err
@@ -155,14 +160,14 @@ func (c *Cluster) StartSpeaker(name string, args ...string) (*lab.Process, error
 }
 
 // Speaker is the last speaker process started on node name.
-func (c *Cluster) Speaker(name string) *lab.Process {
+func (c *Cluster) Speaker(name string) *labnet.Process {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.speakers[name]
 }
 
 // Host returns the lab host called name.
-func (c *Cluster) Host(name string) (*lab.Host, error) {
+func (c *Cluster) Host(name string) (*labnet.Host, error) {
 	for _, h := range c.Lab.Hosts() {
 		if h.Name == name {
 			return h, nil

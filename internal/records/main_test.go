@@ -17,12 +17,12 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
-	"github.com/ironlb/ironlb/internal/testenv"
+	"github.com/ironlb/ironlb/internal/apiservertest"
 )
 
-var env *testenv.Env
+var env *apiservertest.Env
 
-func TestMain(m *testing.M) { testenv.Main(m, &env, testenv.Options{}) }
+func TestMain(m *testing.M) { apiservertest.Main(m, &env, apiservertest.Options{}) }
 
 // svc is the tests' record of a Service: two fields its readers care
 // about, which equalSvc compares, and one they do not, which it ignores,

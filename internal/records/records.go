@@ -1,6 +1,7 @@
 // Package records keeps a small record of each object of one kind in the
 // cluster, for a process that reads a few fields of many objects: the
-// speaker reads five fields of every Service and EndpointSlice.
+// speaker reads five fields of every Service and EndpointSlice, the
+// controller a parsed request and a few fields of every Service.
 //
 // An informer keeps the objects themselves, and lists them in one piece:
 // at 10,000 Services its list held every decoded Service at once before

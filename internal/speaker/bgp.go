@@ -12,6 +12,7 @@ import (
 
 	"github.com/ironlb/ironlb/internal/bgp"
 	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/kube"
 )
 
 // passwordTTL is how long a BGP password read from a Secret is reused
@@ -125,7 +126,7 @@ func (b *bgpMode) addresses(v View, node Node) map[string][]netip.Addr {
 	if !node.Ready {
 		return out
 	}
-	if _, excluded := node.Labels[ExcludeLabel]; excluded {
+	if kube.Excluded(node.Labels) {
 		return out
 	}
 	seen := map[netip.Addr]bool{} // shared addresses are announced once

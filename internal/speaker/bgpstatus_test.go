@@ -19,7 +19,7 @@ import (
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/bgp"
-	"github.com/ironlb/ironlb/internal/controller"
+	"github.com/ironlb/ironlb/internal/kube"
 )
 
 func TestSessionName(t *testing.T) {
@@ -205,7 +205,7 @@ func TestSessionWriter(t *testing.T) {
 			writes[o.GetName()]++
 			mu.Unlock()
 		}
-		c := fake.NewClientBuilder().WithScheme(controller.Scheme()).
+		c := fake.NewClientBuilder().WithScheme(kube.Scheme()).
 			WithObjects(
 				obj("node-1", "router", v1alpha1.BGPStateEstablished), // adopted
 				obj("node-1", "old-router", v1alpha1.BGPStateActive),  // its peer is gone

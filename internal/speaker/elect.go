@@ -7,13 +7,11 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/election"
+	"github.com/ironlb/ironlb/internal/kube"
 )
-
-// ExcludeLabel on a node keeps it from announcing any Service address, as
-// for cloud load balancers.
-const ExcludeLabel = "node.kubernetes.io/exclude-from-external-load-balancers"
 
 // Node is what the election needs of a Kubernetes Node.
 type Node struct {
@@ -156,8 +154,8 @@ func (v View) eligible(n Node, anns []*config.L2Announcement, local []*Service, 
 	if !n.Ready {
 		return false, "not Ready"
 	}
-	if _, ok := n.Labels[ExcludeLabel]; ok {
-		return false, "labelled " + ExcludeLabel
+	if kube.Excluded(n.Labels) {
+		return false, "labelled " + v1alpha1.LabelExcludeFromLoadBalancers
 	}
 	if v.Alive != nil && !v.Alive[n.Name] {
 		return false, "speaker not running or unreachable"

@@ -93,7 +93,7 @@ func TestDecide(t *testing.T) {
 		{name: "dead current moves", ip: ip1, owner: election.Owner(ip1, keys(withoutOwner)),
 			view: View{Nodes: three, Alive: withoutOwner, Ifaces: ifaces, Current: map[netip.Addr]string{ip1: hashOwner}, Services: []Service{svc("a/x", ip1)}}},
 		{name: "not ready loses even if alive", ip: ip1, owner: "node-3",
-			view: View{Nodes: nodes(Node{Name: "node-1", Labels: map[string]string{"l2": "yes"}}, ready("node-2", ExcludeLabel+"="), ready("node-3")), Alive: all, Ifaces: ifaces, Services: []Service{svc("a/x", ip1)}}},
+			view: View{Nodes: nodes(Node{Name: "node-1", Labels: map[string]string{"l2": "yes"}}, ready("node-2", v1alpha1.LabelExcludeFromLoadBalancers+"="), ready("node-3")), Alive: all, Ifaces: ifaces, Services: []Service{svc("a/x", ip1)}}},
 		{name: "node selector", ip: ip1, owner: "node-2",
 			view: View{Nodes: nodes(Node{Name: "node-1", Ready: true}, ready("node-2")), Alive: all, Ifaces: ifaces, Services: []Service{svc("a/x", ip1)}}},
 		{name: "interface missing", ip: ip1, owner: "node-2", wantIfaces: []string{"eth1"},

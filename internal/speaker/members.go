@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ironlb/ironlb/internal/election"
+	"github.com/ironlb/ironlb/internal/kube"
 )
 
 // startMembers prepares this node's membership: nil (and no error) when
@@ -30,7 +31,7 @@ func (s *Speaker) startMembers(ctx context.Context) (*election.Members, error) {
 	var self netip.Addr
 	var others []netip.Addr
 	for _, n := range nodes.Items {
-		ip := internalIP(&n)
+		ip := kube.InternalIP(&n)
 		if !ip.IsValid() {
 			continue
 		}
@@ -93,27 +94,6 @@ func bindAddr(flag string, node netip.Addr) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(node, port), nil
 }
 
-// internalIP is the node's first InternalIP, IPv4 preferred.
-func internalIP(n *corev1.Node) netip.Addr {
-	var v6 netip.Addr
-	for _, a := range n.Status.Addresses {
-		if a.Type != corev1.NodeInternalIP {
-			continue
-		}
-		ip, err := netip.ParseAddr(a.Address)
-		if err != nil {
-			continue
-		}
-		if ip.Is4() {
-			return ip
-		}
-		if !v6.IsValid() {
-			v6 = ip
-		}
-	}
-	return v6
-}
-
 // secretKey reads the memberlist key from the Secret, creating the Secret
 // with a random key if there is none (the first speaker to start wins;
 // the others read its key).
@@ -124,12 +104,12 @@ func (s *Speaker) secretKey(ctx context.Context) ([]byte, error) {
 		var sec corev1.Secret
 		err := r.Get(ctx, name, &sec)
 		if err == nil {
-			key := sec.Data[secretKey]
+			key := sec.Data[kube.MemberlistSecretKey]
 			switch len(key) {
 			case 16, 24, 32:
 				return key, nil
 			}
-			return nil, fmt.Errorf("secret %s: key %q is %d bytes, want 16, 24 or 32", name, secretKey, len(key))
+			return nil, fmt.Errorf("secret %s: key %q is %d bytes, want 16, 24 or 32", name, kube.MemberlistSecretKey, len(key))
 		}
 		if !apierrors.IsNotFound(err) {
 			return nil, fmt.Errorf("read memberlist key from secret %s: %w", name, err)
@@ -138,7 +118,7 @@ func (s *Speaker) secretKey(ctx context.Context) ([]byte, error) {
 		rand.Read(key)
 		sec = corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Namespace: name.Namespace, Name: name.Name},
-			Data:       map[string][]byte{secretKey: key},
+			Data:       map[string][]byte{kube.MemberlistSecretKey: key},
 		}
 		switch err := s.c.Create(ctx, &sec); {
 		case err == nil:

@@ -13,6 +13,7 @@ import (
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	discoveryv1client "k8s.io/client-go/kubernetes/typed/discovery/v1"
 
+	"github.com/ironlb/ironlb/internal/kube"
 	"github.com/ironlb/ironlb/internal/records"
 )
 
@@ -28,7 +29,7 @@ import (
 type svcRecord struct {
 	uid types.UID
 	// ips are the addresses in status.loadBalancer.ingress, sorted, each
-	// once (ingressIPs).
+	// once.
 	ips   []netip.Addr
 	local bool // externalTrafficPolicy: Local
 }
@@ -36,40 +37,24 @@ type svcRecord struct {
 // reduceService keeps a Service of type LoadBalancer of the speaker's
 // class that has an address: nothing else is announced.
 func reduceService(svc *corev1.Service, class string) (svcRecord, bool) {
-	if !serves(svc, class) {
+	if !kube.Serves(svc, class) {
 		return svcRecord{}, false
 	}
-	ips := ingressIPs(svc)
+	ips := kube.IngressIPs(svc)
+	slices.SortFunc(ips, netip.Addr.Compare)
+	ips = slices.Compact(ips)
 	if len(ips) == 0 {
 		return svcRecord{}, false
 	}
 	return svcRecord{
 		uid:   svc.UID,
 		ips:   slices.Clip(ips),
-		local: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
+		local: kube.LocalTraffic(svc),
 	}, true
 }
 
 func (a svcRecord) equal(b svcRecord) bool {
 	return a.uid == b.uid && a.local == b.local && slices.Equal(a.ips, b.ips)
-}
-
-// serves reports whether svc is a LoadBalancer Service of class.
-func serves(svc *corev1.Service, class string) bool {
-	return svc.Spec.Type == corev1.ServiceTypeLoadBalancer &&
-		(svc.Spec.LoadBalancerClass == nil || *svc.Spec.LoadBalancerClass == class)
-}
-
-// ingressIPs are the addresses in svc's status, sorted.
-func ingressIPs(svc *corev1.Service) []netip.Addr {
-	var out []netip.Addr
-	for _, in := range svc.Status.LoadBalancer.Ingress {
-		if ip, err := netip.ParseAddr(in.IP); err == nil {
-			out = append(out, ip.Unmap())
-		}
-	}
-	slices.SortFunc(out, netip.Addr.Compare)
-	return slices.Compact(out)
 }
 
 // sliceRecord is what a speaker keeps of an EndpointSlice: the Service it
@@ -83,13 +68,13 @@ type sliceRecord struct {
 // reduceSlice keeps a slice of a Service that has a ready endpoint on a
 // node: a slice with none adds no node to its Service's.
 func reduceSlice(es *discoveryv1.EndpointSlice) (sliceRecord, bool) {
-	svc, ok := es.Labels[discoveryv1.LabelServiceName]
+	svc, ok := kube.SliceService(es)
 	if !ok {
 		return sliceRecord{}, false
 	}
 	var nodes []string
 	for _, ep := range es.Endpoints {
-		if ep.NodeName != nil && endpointReady(ep) && !slices.Contains(nodes, *ep.NodeName) {
+		if ep.NodeName != nil && kube.EndpointReady(ep) && !slices.Contains(nodes, *ep.NodeName) {
 			// A cluster has few node names and every slice repeats them.
 			nodes = append(nodes, unique.Make(*ep.NodeName).Value())
 		}
@@ -103,12 +88,6 @@ func reduceSlice(es *discoveryv1.EndpointSlice) (sliceRecord, bool) {
 
 func (a sliceRecord) equal(b sliceRecord) bool {
 	return a.service == b.service && slices.Equal(a.nodes, b.nodes)
-}
-
-// endpointReady reports whether ep is ready: a nil Ready condition is
-// (EndpointSlice API: "nil should be interpreted as true").
-func endpointReady(ep discoveryv1.Endpoint) bool {
-	return ep.Conditions.Ready == nil || *ep.Conditions.Ready
 }
 
 // serviceRecords lists and watches the Services a speaker serves.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ironlb/ironlb/internal/kube"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -29,10 +30,10 @@ func TestSlimTransform(t *testing.T) {
 
 	t.Run("node", func(t *testing.T) {
 		got := mustSlim[*corev1.Node](t, node)
-		if !nodeReady(got) {
+		if !kube.NodeReady(got) {
 			t.Error("the slim node is not Ready")
 		}
-		if ip := internalIP(got); ip != netip.MustParseAddr("198.51.100.11") {
+		if ip := kube.InternalIP(got); ip != netip.MustParseAddr("198.51.100.11") {
 			t.Errorf("InternalIP %v", ip)
 		}
 		if !reflect.DeepEqual(got.Labels, node.Labels) {

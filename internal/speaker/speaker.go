@@ -31,8 +31,8 @@ import (
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/config"
-	"github.com/ironlb/ironlb/internal/controller"
 	"github.com/ironlb/ironlb/internal/election"
+	"github.com/ironlb/ironlb/internal/kube"
 	"github.com/ironlb/ironlb/internal/l2"
 	"github.com/ironlb/ironlb/internal/records"
 )
@@ -46,9 +46,8 @@ import (
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create,namespace=ironlb-system
 
-// Defaults for Options' zero values.
+// Defaults for Options' zero values, and how syncs are paced.
 const (
-	DefaultSecretName    = "ironlb-memberlist"
 	DefaultHandoverGrace = time.Second
 	// minSyncInterval spaces syncs caused by API changes, so a burst of
 	// Service updates costs a few syncs, not one per update. Membership
@@ -64,9 +63,6 @@ const (
 	// resyncInterval is a safety net: a sync runs at least this often.
 	resyncInterval = 30 * time.Second
 )
-
-// secretKey is the data key of the memberlist key in the Secret.
-const secretKey = "secretkey"
 
 // Options configures a Speaker. NodeName is required.
 type Options struct {
@@ -165,16 +161,16 @@ func New(cfg *rest.Config, opts Options) (*Speaker, error) {
 		return nil, errors.New("speaker: node name is required (--node-name or $NODE_NAME)")
 	}
 	if opts.Namespace == "" {
-		opts.Namespace = "ironlb-system"
+		opts.Namespace = kube.DefaultNamespace
 	}
 	if opts.ConfigMapName == "" {
-		opts.ConfigMapName = "config"
+		opts.ConfigMapName = kube.DefaultConfigMapName
 	}
 	if opts.LoadBalancerClass == "" {
 		opts.LoadBalancerClass = v1alpha1.DefaultLoadBalancerClass
 	}
 	if opts.SecretName == "" {
-		opts.SecretName = DefaultSecretName
+		opts.SecretName = kube.DefaultMemberlistSecret
 	}
 	if opts.HandoverGrace == 0 {
 		opts.HandoverGrace = DefaultHandoverGrace
@@ -197,7 +193,7 @@ func New(cfg *rest.Config, opts Options) (*Speaker, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.DisableCompression = true
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 controller.Scheme(),
+		Scheme:                 kube.Scheme(),
 		Logger:                 logr.FromSlogHandler(log.Handler()),
 		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
 		HealthProbeBindAddress: opts.HealthAddr,

@@ -14,7 +14,7 @@ import (
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/config"
-	"github.com/ironlb/ironlb/internal/controller"
+	"github.com/ironlb/ironlb/internal/kube"
 )
 
 // sync reads the cluster and the membership, elects the owner of every
@@ -155,7 +155,7 @@ func (s *Speaker) reclaim(v View, owned map[netip.Addr]bool) {
 // open the BGP sessions.
 func (s *Speaker) configView(ctx context.Context) (View, error) {
 	c := s.mgr.GetCache()
-	in, err := controller.ReadInput(ctx, c, types.NamespacedName{Namespace: s.opts.Namespace, Name: s.opts.ConfigMapName})
+	in, err := kube.ReadInput(ctx, c, types.NamespacedName{Namespace: s.opts.Namespace, Name: s.opts.ConfigMapName})
 	if err != nil {
 		return View{}, err
 	}
@@ -169,9 +169,9 @@ func (s *Speaker) configView(ctx context.Context) (View, error) {
 	}
 	for i := range nodes.Items {
 		n := &nodes.Items[i]
-		v.Nodes[n.Name] = Node{Name: n.Name, Ready: nodeReady(n), Labels: n.Labels}
+		v.Nodes[n.Name] = Node{Name: n.Name, Ready: kube.NodeReady(n), Labels: n.Labels}
 		if n.Name == s.opts.NodeName {
-			s.nodeIP = internalIP(n)
+			s.nodeIP = kube.InternalIP(n)
 		}
 	}
 	return v, nil
@@ -265,15 +265,6 @@ func (s *Speaker) endpointNodes() map[string]map[string]bool {
 		return true
 	})
 	return out
-}
-
-func nodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // reports builds the ServiceAnnouncements this node writes: those of the

@@ -16,8 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
-	"github.com/ironlb/ironlb/internal/lab"
-	"github.com/ironlb/ironlb/internal/testenv"
+	"github.com/ironlb/ironlb/internal/apiservertest"
+	"github.com/ironlb/ironlb/internal/labnet"
 )
 
 // TestBGPSessionStatus checks what a user sees of BGP sessions: FRR peers
@@ -36,7 +36,7 @@ func TestBGPSessionStatus(t *testing.T) {
 			node3 = h.IPv4
 		}
 	}
-	r, _ := c.startFRR(func(n *lab.RouterNeighbor) {
+	r, _ := c.startFRR(func(n *labnet.RouterNeighbor) {
 		if n.Address == node3 {
 			n.Password = "ironlb-md5"
 		}
@@ -52,14 +52,14 @@ func TestBGPSessionStatus(t *testing.T) {
 			NodeSelectors: hostIn("node-1", "node-2")},
 	})
 	c.apply(&corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: lab.SystemNamespace, Name: "router-md5"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: labnet.SystemNamespace, Name: "router-md5"},
 		Data:       map[string][]byte{"password": []byte("wrong")},
 	})
 	c.apply(&v1alpha1.BGPPeer{
 		ObjectMeta: metav1.ObjectMeta{Name: "router-md5"},
 		Spec: v1alpha1.BGPPeerSpec{MyASN: nodeASN, PeerASN: routerASN, PeerAddress: r.Host.IPv4.String(),
 			NodeSelectors:  hostIn("node-3"),
-			PasswordSecret: &corev1.SecretReference{Namespace: lab.SystemNamespace, Name: "router-md5"}},
+			PasswordSecret: &corev1.SecretReference{Namespace: labnet.SystemNamespace, Name: "router-md5"}},
 	})
 	c.apply(&v1alpha1.BGPAnnouncement{
 		ObjectMeta: metav1.ObjectMeta{Name: "routed"},
@@ -81,7 +81,7 @@ func TestBGPSessionStatus(t *testing.T) {
 	// sessions returns the BGPSessionStates by "node/peer".
 	sessions := func() (map[string]v1alpha1.BGPSessionStateStatus, error) {
 		var list v1alpha1.BGPSessionStateList
-		if err := c.c.List(c.ctx(), &list, client.InNamespace(lab.SystemNamespace)); err != nil {
+		if err := c.c.List(c.ctx(), &list, client.InNamespace(labnet.SystemNamespace)); err != nil {
 			return nil, err
 		}
 		out := map[string]v1alpha1.BGPSessionStateStatus{}
@@ -116,8 +116,8 @@ func TestBGPSessionStatus(t *testing.T) {
 	})
 
 	// What the user types.
-	kubectl := c.tool("kubectl", "get", "bgpsess", "-n", lab.SystemNamespace, "-o", "wide")
-	t.Logf("kubectl get bgpsess -n %s -o wide:\n%s", lab.SystemNamespace, kubectl)
+	kubectl := c.tool("kubectl", "get", "bgpsess", "-n", labnet.SystemNamespace, "-o", "wide")
+	t.Logf("kubectl get bgpsess -n %s -o wide:\n%s", labnet.SystemNamespace, kubectl)
 	lines := strings.Split(strings.TrimSpace(kubectl), "\n")
 	if h := strings.Fields(lines[0]); !slices.Equal(h, []string{"NAME", "NODE", "PEER", "ADDRESS", "STATE", "BFD", "PREFIXES", "SINCE", "AGE", "ERROR"}) {
 		t.Errorf("kubectl's columns: %v", h)
@@ -191,7 +191,7 @@ func TestBGPSessionStatus(t *testing.T) {
 // user at the control plane would, and returns its output.
 func (c *cluster) tool(name string, args ...string) string {
 	c.t.Helper()
-	root, err := testenv.RepoRoot()
+	root, err := apiservertest.RepoRoot()
 	if err != nil {
 		c.t.Fatal(err)
 	}

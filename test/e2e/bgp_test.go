@@ -12,7 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
-	"github.com/ironlb/ironlb/internal/lab"
+	"github.com/ironlb/ironlb/internal/labnet"
 )
 
 // The lab router's AS and the nodes' in the BGP tests.
@@ -22,16 +22,16 @@ const routerASN, nodeASN = 64500, 64512
 // neighbour as tweak, if not nil, leaves it), and creates what the BGP
 // tests announce from: the namespace "shop" and the IPPool "routed"
 // (203.0.113.96/28).
-func (c *cluster) startFRR(tweak func(*lab.RouterNeighbor)) (*lab.Router, *lab.FRR) {
+func (c *cluster) startFRR(tweak func(*labnet.RouterNeighbor)) (*labnet.Router, *labnet.FRR) {
 	t := c.t
 	t.Helper()
 	r, err := c.Lab.AddRouter(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc := lab.RouterConfig{ASN: routerASN}
+	rc := labnet.RouterConfig{ASN: routerASN}
 	for _, h := range c.Lab.Nodes() {
-		n := lab.RouterNeighbor{Address: h.IPv4, ASN: nodeASN}
+		n := labnet.RouterNeighbor{Address: h.IPv4, ASN: nodeASN}
 		if tweak != nil {
 			tweak(&n)
 		}

@@ -20,8 +20,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
-	"github.com/ironlb/ironlb/internal/lab"
 	"github.com/ironlb/ironlb/internal/labcluster"
+	"github.com/ironlb/ironlb/internal/labnet"
 )
 
 // cluster is labcluster.Cluster with failures reported to a test.
@@ -34,16 +34,16 @@ type cluster struct {
 // newCluster starts ironlb in a lab of n nodes; the test's end removes it.
 func newCluster(t *testing.T, n int) *cluster {
 	t.Helper()
-	lab.Require(t)
+	labnet.Require(t)
 	cl, err := labcluster.Start(context.Background(), labcluster.Options{
-		Lab: lab.Options{Nodes: n, Dir: t.ArtifactDir(), StopGrace: 5 * time.Second},
+		Lab: labnet.Options{Nodes: n, Dir: t.ArtifactDir(), StopGrace: 5 * time.Second},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			lab.LogTails(t, cl.Lab.Dir())
+			labnet.LogTails(t, cl.Lab.Dir())
 		}
 		if err := cl.Close(); err != nil {
 			t.Errorf("lab: %v", err)
@@ -60,9 +60,9 @@ func (c *cluster) startSpeaker(name string, args ...string) {
 	}
 }
 
-func (c *cluster) speaker(name string) *lab.Process { return c.Speaker(name) }
+func (c *cluster) speaker(name string) *labnet.Process { return c.Speaker(name) }
 
-func (c *cluster) host(name string) *lab.Host {
+func (c *cluster) host(name string) *labnet.Host {
 	c.t.Helper()
 	h, err := c.Host(name)
 	if err != nil {
@@ -117,7 +117,7 @@ func (c *cluster) namespace(name string) {
 // legacyConfig applies the legacy ConfigMap with this config text.
 func (c *cluster) legacyConfig(text string) {
 	c.apply(&corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Namespace: lab.SystemNamespace, Name: "config"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: labnet.SystemNamespace, Name: "config"},
 		Data:       map[string]string{"config": text},
 	})
 }

@@ -17,8 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
-	"github.com/ironlb/ironlb/internal/lab"
-	"github.com/ironlb/ironlb/internal/speaker"
+	"github.com/ironlb/ironlb/internal/kube"
+	"github.com/ironlb/ironlb/internal/labnet"
 )
 
 // scenarioConfig is the user's ConfigMap (SCENARIO.md) with the range
@@ -122,9 +122,9 @@ func (c *cluster) testScenario(t *testing.T) {
 
 	// The speakers made their gossip key.
 	var sec corev1.Secret
-	if err := c.c.Get(c.ctx(), types.NamespacedName{Namespace: lab.SystemNamespace, Name: speaker.DefaultSecretName}, &sec); err != nil {
+	if err := c.c.Get(c.ctx(), types.NamespacedName{Namespace: labnet.SystemNamespace, Name: kube.DefaultMemberlistSecret}, &sec); err != nil {
 		t.Errorf("memberlist key: %v", err)
-	} else if n := len(sec.Data["secretkey"]); n != 32 {
+	} else if n := len(sec.Data[kube.MemberlistSecretKey]); n != 32 {
 		t.Errorf("memberlist key is %d bytes, want 32", n)
 	}
 
@@ -236,7 +236,7 @@ func (c *cluster) testExcludedNode(t *testing.T) {
 	c.t = t
 	ip := netip.MustParseAddr("198.51.100.88")
 	was := c.waitAnnouncer("istio-system", "istio-ingressgateway", ip).Node
-	c.label(was, speaker.ExcludeLabel, "")
+	c.label(was, v1alpha1.LabelExcludeFromLoadBalancers, "")
 	var now string
 	c.eventually(10*time.Second, ip.String()+" leaves "+was, func() error {
 		a, err := c.announcer("istio-system", "istio-ingressgateway", ip)
@@ -247,7 +247,7 @@ func (c *cluster) testExcludedNode(t *testing.T) {
 		return err
 	})
 	c.checkAnswer("istio-system", "istio-ingressgateway", ip)
-	c.label(was, speaker.ExcludeLabel, "-")
+	c.label(was, v1alpha1.LabelExcludeFromLoadBalancers, "-")
 	time.Sleep(time.Second)
 	if a := c.waitAnnouncer("istio-system", "istio-ingressgateway", ip); a.Node != now {
 		t.Errorf("%s moved back to %s when the label went; want it to stay on %s", ip, a.Node, now)
@@ -339,9 +339,9 @@ func (c *cluster) failoverTarget() (netip.Addr, string) {
 
 // probe runs f while the client sends a UDP probe to ip every 10 ms, and
 // returns what the client saw.
-func (c *cluster) probe(ip netip.Addr, f func()) lab.ProbeResult {
+func (c *cluster) probe(ip netip.Addr, f func()) labnet.ProbeResult {
 	c.t.Helper()
-	p, err := c.Lab.Client().ProbeUDP(context.Background(), netip.AddrPortFrom(ip, 9000), lab.DefaultProbeInterval)
+	p, err := c.Lab.Client().ProbeUDP(context.Background(), netip.AddrPortFrom(ip, 9000), labnet.DefaultProbeInterval)
 	if err != nil {
 		c.t.Fatal(err)
 	}

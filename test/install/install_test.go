@@ -38,7 +38,7 @@ var (
 )
 
 // install installs dist/ironlb.yaml once per test run, on a cluster as a
-// user has it: testenv's API server comes with ironlb's CRDs, which are
+// user has it: apiservertest's API server comes with ironlb's CRDs, which are
 // removed first. Tests that need ironlb installed call it first.
 func install(t *testing.T) *installation {
 	t.Helper()

@@ -2,7 +2,7 @@
 // by `make manifests` from config/), the Helm chart in charts/ironlb, the
 // sample configurations in config/samples and the Grafana dashboard. The
 // manifests are applied with kubectl, as the README says, to a real
-// kube-apiserver and etcd (internal/testenv); the components then run with
+// kube-apiserver and etcd (internal/apiservertest); the components then run with
 // the tokens of the ServiceAccounts the manifests create, which shows that
 // the RBAC is enough, and access reviews show that it is no more than that.
 package install
@@ -28,12 +28,12 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
-	"github.com/ironlb/ironlb/internal/testenv"
+	"github.com/ironlb/ironlb/internal/apiservertest"
 )
 
 var update = flag.Bool("update", false, "rewrite dist/ironlb.yaml and the chart's copies of generated files instead of comparing them")
 
-var env *testenv.Env
+var env *apiservertest.Env
 
 func TestMain(m *testing.M) {
 	s := runtime.NewScheme()
@@ -42,13 +42,13 @@ func TestMain(m *testing.M) {
 			panic(err)
 		}
 	}
-	testenv.Main(m, &env, testenv.Options{Scheme: s})
+	apiservertest.Main(m, &env, apiservertest.Options{Scheme: s})
 }
 
 // repo returns the path of a file in the repository.
 func repo(t *testing.T, elem ...string) string {
 	t.Helper()
-	root, err := testenv.RepoRoot()
+	root, err := apiservertest.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

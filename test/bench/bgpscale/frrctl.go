@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/ironlb/ironlb/internal/lab"
+	"github.com/ironlb/ironlb/internal/labnet"
 )
 
 // frrVTY is a connection to one FRR daemon's vty socket speaking vtysh's
@@ -98,7 +98,7 @@ const (
 	// (bgp_table_stats_rn, FRR 8.4). Printing the table itself
 	// (`show bgp ipv6 unicast json`) would be megabytes of JSON at
 	// 10,000 prefixes, and zebra's RIB (`show ipv6 route summary json`)
-	// is empty when bgpd runs with -n (lab.RouterConfig's NoKernel).
+	// is empty when bgpd runs with -n (labnet.RouterConfig's NoKernel).
 	frrStatistics = "show bgp ipv6 unicast statistics json"
 )
 
@@ -112,7 +112,7 @@ type frrCounter struct {
 
 // newFRRCounter connects to bgpd and checks that its table is empty
 // before the speakers start.
-func newFRRCounter(ctx context.Context, frr *lab.FRR, neighbors []netip.Addr) (*frrCounter, error) {
+func newFRRCounter(ctx context.Context, frr *labnet.FRR, neighbors []netip.Addr) (*frrCounter, error) {
 	vty, err := dialFRRVTY(filepath.Join(frr.Dir(), "bgpd.vty"))
 	if err != nil {
 		return nil, err

@@ -47,7 +47,7 @@
 // target_ lines keep their names and values. A BIRD run prints what it
 // always has.
 //
-// The daemon keeps the routes out of the router's kernel (lab.RouterConfig's
+// The daemon keeps the routes out of the router's kernel (labnet.RouterConfig's
 // NoKernel: BIRD's kernel protocol off, bgpd -n) unless -kernel: the figure
 // is the daemon's table, and installing 10,000 ECMP routes would only load
 // the two CPUs the speakers share.
@@ -79,9 +79,9 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
-	"github.com/ironlb/ironlb/internal/lab"
+	"github.com/ironlb/ironlb/internal/apiservertest"
 	"github.com/ironlb/ironlb/internal/labcluster"
-	"github.com/ironlb/ironlb/internal/testenv"
+	"github.com/ironlb/ironlb/internal/labnet"
 	"github.com/ironlb/ironlb/test/bench/benchbin"
 	"github.com/ironlb/ironlb/test/bench/benchstat"
 	"github.com/ironlb/ironlb/test/bench/procusage"
@@ -166,14 +166,14 @@ func main() {
 type bench struct {
 	opts   options
 	cl     *labcluster.Cluster
-	router *lab.Router
+	router *labnet.Router
 	out    io.Writer // `name value unit` lines
 	diag   io.Writer // `#` lines
 }
 
 // run runs the benchmark; interrupted reports whether a signal has come.
 func run(ctx context.Context, o options, out, diag io.Writer, interrupted func() bool) (err error) {
-	root, err := testenv.RepoRoot()
+	root, err := apiservertest.RepoRoot()
 	if err != nil {
 		return err
 	}
@@ -186,7 +186,7 @@ func run(ctx context.Context, o options, out, diag io.Writer, interrupted func()
 	fmt.Fprintln(diag, "# starting a lab of 3 nodes with a router, its control plane and the controller")
 	start := time.Now()
 	cl, err := labcluster.Start(ctx, labcluster.Options{
-		Lab: lab.Options{
+		Lab: labnet.Options{
 			Dir:       o.LogDir,
 			StopGrace: 10 * time.Second,
 			Logger:    slog.New(slog.NewTextHandler(diag, &slog.HandlerOptions{Level: slog.LevelWarn})),
@@ -282,7 +282,7 @@ func (b *bench) setUp(ctx context.Context) error {
 func (b *bench) forgetSessions(ctx context.Context) error {
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("BGPSessionState"))
-	err := b.cl.Client.DeleteAllOf(ctx, u, client.InNamespace(lab.SystemNamespace))
+	err := b.cl.Client.DeleteAllOf(ctx, u, client.InNamespace(labnet.SystemNamespace))
 	if err != nil && !meta.IsNoMatchError(err) {
 		return fmt.Errorf("delete BGPSessionStates: %w", err)
 	}

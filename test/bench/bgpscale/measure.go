@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ironlb/ironlb/internal/lab"
+	"github.com/ironlb/ironlb/internal/labnet"
 	"github.com/ironlb/ironlb/test/bench/benchstat"
 	"github.com/ironlb/ironlb/test/bench/procusage"
 )
@@ -108,10 +108,10 @@ func othersCPU(ws []watched, before map[string]time.Duration) map[string]time.Du
 // node back, for the next run.
 func (b *bench) runOnce(ctx context.Context, run int) (res runResult, err error) {
 	nodes := b.cl.Lab.Nodes()
-	rc := lab.RouterConfig{ASN: routerASN, NoKernel: !b.opts.Kernel, Debug: b.opts.RouterDebug,
-		BFD: lab.RouterBFD{Interval: bfdIntervalMS * time.Millisecond, Multiplier: bfdMultiplier}}
+	rc := labnet.RouterConfig{ASN: routerASN, NoKernel: !b.opts.Kernel, Debug: b.opts.RouterDebug,
+		BFD: labnet.RouterBFD{Interval: bfdIntervalMS * time.Millisecond, Multiplier: bfdMultiplier}}
 	for _, h := range nodes {
-		rc.Neighbors = append(rc.Neighbors, lab.RouterNeighbor{Address: h.IPv6, ASN: nodeASN, BFD: b.opts.BFD})
+		rc.Neighbors = append(rc.Neighbors, labnet.RouterNeighbor{Address: h.IPv6, ASN: nodeASN, BFD: b.opts.BFD})
 	}
 	rd, err := b.startRouter(ctx, rc)
 	if err != nil {
@@ -214,8 +214,8 @@ func (b *bench) runOnce(ctx context.Context, run int) (res runResult, err error)
 type nodeLoss struct {
 	run    int
 	view   *routerView
-	router lab.RouterDaemon
-	dead   *lab.Host
+	router labnet.RouterDaemon
+	dead   *labnet.Host
 	start  time.Time // the speakers' start
 }
 
@@ -276,7 +276,7 @@ type routerView struct {
 }
 
 // newRouterView is the view of the nodes' paths through c.
-func newRouterView(c routerCounter, nodes []*lab.Host) *routerView {
+func newRouterView(c routerCounter, nodes []*labnet.Host) *routerView {
 	v := &routerView{counter: c, addrs: map[string]netip.Addr{}}
 	for _, h := range nodes {
 		v.addrs[h.Name] = h.IPv6
@@ -314,7 +314,7 @@ func (v *routerView) table(ctx context.Context) (routeCount, error) {
 // the millisecond, from its monotonic clock, so that the same state
 // change may read a millisecond apart (a reset moves it by the seconds a
 // reconnection takes).
-func flapped(nb lab.BGPNeighbor, start time.Time, est time.Duration, ups int) bool {
+func flapped(nb labnet.BGPNeighbor, start time.Time, est time.Duration, ups int) bool {
 	if nb.Established > 0 {
 		return nb.Established != ups || nb.State != "Established"
 	}

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ironlb/ironlb/internal/lab"
+	"github.com/ironlb/ironlb/internal/labnet"
 )
 
 // TestFlapped checks the flap check after the node loss: FRR by its count
@@ -15,15 +15,15 @@ func TestFlapped(t *testing.T) {
 	est := 2860 * time.Millisecond
 	for _, tc := range []struct {
 		name string
-		nb   lab.BGPNeighbor
+		nb   labnet.BGPNeighbor
 		want bool
 	}{
-		{"frr: same count", lab.BGPNeighbor{State: "Established", Established: 1}, false},
-		{"frr: came up again", lab.BGPNeighbor{State: "Established", Established: 2}, true},
-		{"frr: down", lab.BGPNeighbor{State: "Active", Established: 1}, true},
-		{"bird: same time", lab.BGPNeighbor{State: "Established", Since: start.Add(est)}, false},
-		{"bird: a millisecond apart", lab.BGPNeighbor{State: "Established", Since: start.Add(est + time.Millisecond)}, false},
-		{"bird: reset", lab.BGPNeighbor{State: "Established", Since: start.Add(est + 2*time.Second)}, true},
+		{"frr: same count", labnet.BGPNeighbor{State: "Established", Established: 1}, false},
+		{"frr: came up again", labnet.BGPNeighbor{State: "Established", Established: 2}, true},
+		{"frr: down", labnet.BGPNeighbor{State: "Active", Established: 1}, true},
+		{"bird: same time", labnet.BGPNeighbor{State: "Established", Since: start.Add(est)}, false},
+		{"bird: a millisecond apart", labnet.BGPNeighbor{State: "Established", Since: start.Add(est + time.Millisecond)}, false},
+		{"bird: reset", labnet.BGPNeighbor{State: "Established", Since: start.Add(est + 2*time.Second)}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := flapped(tc.nb, start, est, 1); got != tc.want {

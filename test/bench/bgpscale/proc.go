@@ -4,14 +4,14 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ironlb/ironlb/internal/lab"
+	"github.com/ironlb/ironlb/internal/labnet"
 	"github.com/ironlb/ironlb/test/bench/procusage"
 )
 
 // watched is a process whose CPU quiesce follows.
 type watched struct {
 	name, comm string
-	proc       *lab.Process
+	proc       *labnet.Process
 }
 
 // quiesce waits until none of ps used more than perSecond of CPU in the

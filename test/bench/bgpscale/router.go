@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/ironlb/ironlb/internal/lab"
+	"github.com/ironlb/ironlb/internal/labnet"
 )
 
 // routerKind is the routing daemon on the lab's router (-router).
@@ -60,7 +60,7 @@ type routerCounter interface {
 
 // routerDaemon is one run's routing daemon on the router.
 type routerDaemon struct {
-	lab.RouterDaemon
+	labnet.RouterDaemon
 	counter routerCounter
 	// procs are the daemon's processes, whose CPU the diagnostics report.
 	procs []watched
@@ -68,7 +68,7 @@ type routerDaemon struct {
 
 // startRouter starts the -router daemon afresh with rc and connects to it.
 // Stop (which also closes the counter) stops it.
-func (b *bench) startRouter(ctx context.Context, rc lab.RouterConfig) (*routerDaemon, error) {
+func (b *bench) startRouter(ctx context.Context, rc labnet.RouterConfig) (*routerDaemon, error) {
 	var addrs []netip.Addr
 	for _, h := range b.cl.Lab.Nodes() {
 		addrs = append(addrs, h.IPv6)

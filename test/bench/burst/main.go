@@ -52,8 +52,8 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
-	"github.com/ironlb/ironlb/internal/controller"
-	"github.com/ironlb/ironlb/internal/testenv"
+	"github.com/ironlb/ironlb/internal/apiservertest"
+	"github.com/ironlb/ironlb/internal/kube"
 	"github.com/ironlb/ironlb/test/bench/benchbin"
 )
 
@@ -90,7 +90,7 @@ func apiServerArgs() map[string]string {
 }
 
 const (
-	controllerNamespace = "ironlb-system"
+	controllerNamespace = kube.DefaultNamespace
 	poolPrefix          = "198.18.0.0/15" // RFC 2544 benchmarking addresses; never sent a packet
 	readyTimeout        = 3 * time.Minute
 	stopGrace           = 30 * time.Second
@@ -141,7 +141,7 @@ type bench struct {
 }
 
 func run(ctx context.Context, o options, out, diag io.Writer) error {
-	root, err := testenv.RepoRoot()
+	root, err := apiservertest.RepoRoot()
 	if err != nil {
 		return err
 	}
@@ -174,7 +174,7 @@ func run(ctx context.Context, o options, out, diag io.Writer) error {
 	}
 
 	fmt.Fprintf(diag, "# starting etcd and kube-apiserver %v\n", apiServerArgs())
-	env, err := testenv.Start(testenv.Options{Scheme: controller.Scheme(), APIServerArgs: apiServerArgs()})
+	env, err := apiservertest.Start(apiservertest.Options{Scheme: kube.Scheme(), APIServerArgs: apiServerArgs()})
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ironlb/ironlb/internal/lab"
+	"github.com/ironlb/ironlb/internal/labnet"
 	"github.com/ironlb/ironlb/test/bench/benchstat"
 )
 
@@ -141,7 +141,7 @@ type arpTimer struct {
 }
 
 // openARPTimer opens the socket in h's namespace, on its LAN interface.
-func openARPTimer(h *lab.Host) (*arpTimer, error) {
+func openARPTimer(h *labnet.Host) (*arpTimer, error) {
 	fd, ifindex, err := openARPSocket(h)
 	if err != nil {
 		return nil, err
@@ -156,7 +156,7 @@ func openARPTimer(h *lab.Host) (*arpTimer, error) {
 // openARPSocket opens a packet socket for ARP frames on h's LAN
 // interface, with kernel receive timestamps and reads that give up after
 // arpWaitStep, and returns it with the interface's index.
-func openARPSocket(h *lab.Host) (fd, ifindex int, err error) {
+func openARPSocket(h *labnet.Host) (fd, ifindex int, err error) {
 	proto := bigEndian16(etherARP)
 	fd = -1
 	err = h.Do(func() error {
@@ -278,7 +278,7 @@ type claimWatch struct {
 
 // watchClaims starts recording, on h's LAN interface, every ARP frame
 // whose sender address is ip. End it with Stop.
-func watchClaims(h *lab.Host, ip netip.Addr) (*claimWatch, error) {
+func watchClaims(h *labnet.Host, ip netip.Addr) (*claimWatch, error) {
 	fd, _, err := openARPSocket(h)
 	if err != nil {
 		return nil, err

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ironlb/ironlb/internal/lab"
 	"github.com/ironlb/ironlb/internal/labcluster"
+	"github.com/ironlb/ironlb/internal/labnet"
 	"github.com/ironlb/ironlb/test/bench/benchstat"
 )
 
@@ -42,7 +42,7 @@ const (
 type failoverRun struct {
 	Planned  bool
 	From, To string // old and new owner
-	Probe    lab.ProbeResult
+	Probe    labnet.ProbeResult
 	// Switches is how often consecutive answers came from a different
 	// node than the one before: 1 for a clean failover.
 	Switches int
@@ -199,7 +199,7 @@ func (b *bench) failoverOnce(ctx context.Context, planned bool) (failoverRun, er
 		return r, err
 	}
 	defer claims.Stop()
-	p, err := b.cl.Lab.Client().ProbeUDP(ctx, netip.AddrPortFrom(failoverIP, labcluster.UDPPort), lab.DefaultProbeInterval)
+	p, err := b.cl.Lab.Client().ProbeUDP(ctx, netip.AddrPortFrom(failoverIP, labcluster.UDPPort), labnet.DefaultProbeInterval)
 	if err != nil {
 		return r, err
 	}
@@ -345,7 +345,7 @@ func (b *bench) claimList(r failoverRun) string {
 
 // bringBack reconnects h, starts its speaker again and waits until every
 // other speaker has seen it join, and then for its startup grace.
-func (b *bench) bringBack(ctx context.Context, h *lab.Host) error {
+func (b *bench) bringBack(ctx context.Context, h *labnet.Host) error {
 	if err := h.LinkUp(); err != nil {
 		return err
 	}
@@ -439,7 +439,7 @@ func gapWhen(r failoverRun) string {
 	if len(rs) == 0 {
 		return "no answers"
 	}
-	// As lab.ProbeResult counts it, but keeping the ends.
+	// As labnet.ProbeResult counts it, but keeping the ends.
 	from, to, before, after := rs[0].Sent, rs[0].Received, "start", rs[0].Node
 	for i := 1; i < len(rs); i++ {
 		if gap := rs[i].Received.Sub(rs[i-1].Received); gap > to.Sub(from) {
@@ -458,7 +458,7 @@ func gapsOf(rs []failoverRun) []time.Duration {
 }
 
 // switches counts the changes of answering node along replies.
-func switches(replies []lab.ProbeReply) int {
+func switches(replies []labnet.ProbeReply) int {
 	n := 0
 	for i := 1; i < len(replies); i++ {
 		if replies[i].Node != replies[i-1].Node {
@@ -471,7 +471,7 @@ func switches(replies []lab.ProbeReply) int {
 // nodeSequence is the answering nodes in order with their run lengths and
 // when each run began, from hit: "node-1 x120 from -1.200 s, node-2 x3
 // from +0.600 s, ...".
-func nodeSequence(replies []lab.ProbeReply, hit time.Time) string {
+func nodeSequence(replies []labnet.ProbeReply, hit time.Time) string {
 	var parts []string
 	for i := 0; i < len(replies); {
 		j := i
@@ -485,7 +485,7 @@ func nodeSequence(replies []lab.ProbeReply, hit time.Time) string {
 }
 
 // lostSpans lists the sequence numbers that got no answer, as ranges.
-func lostSpans(res lab.ProbeResult) string {
+func lostSpans(res labnet.ProbeResult) string {
 	answered := map[int]bool{}
 	for _, r := range res.Replies {
 		answered[r.Seq] = true
@@ -510,7 +510,7 @@ func lostSpans(res lab.ProbeResult) string {
 }
 
 // logSize is how far a process's log has come.
-func logSize(p *lab.Process) int64 {
+func logSize(p *labnet.Process) int64 {
 	st, err := os.Stat(p.LogPath)
 	if err != nil {
 		return 0
@@ -519,7 +519,7 @@ func logSize(p *lab.Process) int64 {
 }
 
 // logFrom is what a process has logged since offset off.
-func logFrom(p *lab.Process, off int64) (string, error) {
+func logFrom(p *labnet.Process, off int64) (string, error) {
 	f, err := os.Open(p.LogPath)
 	if err != nil {
 		return "", err

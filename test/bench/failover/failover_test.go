@@ -6,13 +6,13 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/ironlb/ironlb/internal/lab"
+	"github.com/ironlb/ironlb/internal/labnet"
 )
 
 // replies makes probe answers: one per node name, one sequence number
 // each, 10 ms apart, skipping the sequence numbers in skip.
-func replies(t0 time.Time, nodes []string, skip map[int]bool) []lab.ProbeReply {
-	var out []lab.ProbeReply
+func replies(t0 time.Time, nodes []string, skip map[int]bool) []labnet.ProbeReply {
+	var out []labnet.ProbeReply
 	seq := 0
 	for _, n := range nodes {
 		seq++
@@ -20,7 +20,7 @@ func replies(t0 time.Time, nodes []string, skip map[int]bool) []lab.ProbeReply {
 			seq++
 		}
 		at := t0.Add(time.Duration(seq) * 10 * time.Millisecond)
-		out = append(out, lab.ProbeReply{Seq: seq, Node: n, Sent: at, Received: at.Add(time.Millisecond)})
+		out = append(out, labnet.ProbeReply{Seq: seq, Node: n, Sent: at, Received: at.Add(time.Millisecond)})
 	}
 	return out
 }
@@ -28,7 +28,7 @@ func replies(t0 time.Time, nodes []string, skip map[int]bool) []lab.ProbeReply {
 func TestRunSummaries(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	back := replies(t0, []string{"node-3", "node-1", "node-3", "node-3"}, map[int]bool{2: true, 3: true})
-	res := lab.ProbeResult{Sent: 8, Received: 4, Replies: back} // answered: 1, 4, 5, 6
+	res := labnet.ProbeResult{Sent: 8, Received: 4, Replies: back} // answered: 1, 4, 5, 6
 	if got := switches(back); got != 2 {
 		t.Errorf("switches = %d, want 2", got)
 	}
@@ -40,9 +40,9 @@ func TestRunSummaries(t *testing.T) {
 	}
 
 	rs := []failoverRun{
-		{Probe: lab.ProbeResult{Sent: 10, Received: 10, LongestGap: 20 * time.Millisecond}, Switches: 1, MACsAfter: 1},
-		{Probe: lab.ProbeResult{Sent: 10, Received: 7, LongestGap: 3 * time.Second}, Switches: 3, MACsAfter: 1},
-		{Probe: lab.ProbeResult{Sent: 10, Received: 10, LongestGap: 30 * time.Millisecond}, Switches: 1, MACsAfter: 2},
+		{Probe: labnet.ProbeResult{Sent: 10, Received: 10, LongestGap: 20 * time.Millisecond}, Switches: 1, MACsAfter: 1},
+		{Probe: labnet.ProbeResult{Sent: 10, Received: 7, LongestGap: 3 * time.Second}, Switches: 3, MACsAfter: 1},
+		{Probe: labnet.ProbeResult{Sent: 10, Received: 10, LongestGap: 30 * time.Millisecond}, Switches: 1, MACsAfter: 2},
 	}
 	got := map[string]float64{}
 	for _, m := range runFigures("planned", rs) {

@@ -52,8 +52,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/ironlb/ironlb/internal/lab"
 	"github.com/ironlb/ironlb/internal/labcluster"
+	"github.com/ironlb/ironlb/internal/labnet"
 	"github.com/ironlb/ironlb/test/bench/benchstat"
 )
 
@@ -107,7 +107,7 @@ func main() {
 	// complains with a stack trace when none is set; nothing it says is
 	// needed here.
 	ctrllog.SetLogger(logr.Discard())
-	// The lab closes itself on SIGINT and SIGTERM (lab.Options'
+	// The lab closes itself on SIGINT and SIGTERM (labnet.Options'
 	// NoSignalHandler is left false) and then re-raises the signal; this
 	// only keeps the benchmark from reporting what that does to a run in
 	// progress as a failure of its own.
@@ -161,7 +161,7 @@ const (
 func run(ctx context.Context, o options, out, diag io.Writer, interrupted func() bool) (err error) {
 	fmt.Fprintf(diag, "# starting a lab of %d nodes, its control plane, the controller and %d speakers\n", o.Nodes, o.Nodes)
 	start := time.Now()
-	cl, err := labcluster.Start(ctx, labcluster.Options{Lab: lab.Options{
+	cl, err := labcluster.Start(ctx, labcluster.Options{Lab: labnet.Options{
 		Nodes: o.Nodes,
 		Dir:   o.LogDir,
 		// A stopping speaker leaves, keeps answering for its handover
@@ -220,7 +220,7 @@ func (b *bench) setUp(ctx context.Context) error {
 		}
 	}
 	cm := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Namespace: lab.SystemNamespace, Name: "config"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: labnet.SystemNamespace, Name: "config"},
 		Data:       map[string]string{"config": legacyConfig},
 	}
 	if err := c.Create(ctx, cm); err != nil {

@@ -14,9 +14,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
-	"github.com/ironlb/ironlb/internal/controller"
-	"github.com/ironlb/ironlb/internal/lab"
+	"github.com/ironlb/ironlb/internal/kube"
 	"github.com/ironlb/ironlb/internal/labcluster"
+	"github.com/ironlb/ironlb/internal/labnet"
 	"github.com/ironlb/ironlb/test/bench/benchstat"
 	"github.com/ironlb/ironlb/test/bench/procusage"
 )
@@ -230,7 +230,7 @@ type announceWatch struct {
 }
 
 func watchAnnouncements(ctx context.Context, cl *labcluster.Cluster, want int) (*announceWatch, error) {
-	wc, err := client.NewWithWatch(cl.CP.Config, client.Options{Scheme: controller.Scheme()})
+	wc, err := client.NewWithWatch(cl.CP.Config, client.Options{Scheme: kube.Scheme()})
 	if err != nil {
 		return nil, err
 	}
@@ -339,7 +339,7 @@ func speakerUsage(cl *labcluster.Cluster, node string) (procusage.Usage, error) 
 // quiesce waits until no speaker used more than 20 ms of CPU in the last
 // second, or at most limit, so the figures include the work that trails
 // the announcements (status writes, events).
-func quiesce(cl *labcluster.Cluster, nodes []*lab.Host, limit time.Duration) error {
+func quiesce(cl *labcluster.Cluster, nodes []*labnet.Host, limit time.Duration) error {
 	last := map[string]time.Duration{}
 	for end := time.Now().Add(limit); time.Now().Before(end); {
 		busy := false

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ironlb/ironlb/internal/lab"
+	"github.com/ironlb/ironlb/internal/labnet"
 )
 
 // Usage is what a process has used so far.
@@ -26,7 +26,7 @@ type Usage struct {
 // Of reads p's usage. The lab starts programs through `ip netns exec`,
 // which execs in place, so p's PID is the program's own; its command name
 // is checked against comm all the same (the kernel cuts it to 15 bytes).
-func Of(p *lab.Process, comm string) (Usage, error) {
+func Of(p *labnet.Process, comm string) (Usage, error) {
 	pid := strconv.Itoa(p.PID())
 	got, err := os.ReadFile("/proc/" + pid + "/comm")
 	if err != nil {

@@ -1,0 +1,70 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ironlb/ironlb/api/v1alpha1"
+	"github.com/ironlb/ironlb/internal/config"
+)
+
+// Names the daemons and ironlbctl default to. The install manifests use
+// the same (config/default, charts/ironlb).
+const (
+	// DefaultNamespace is where ironlb runs: the legacy ConfigMap, the
+	// memberlist Secret, the leader-election Lease and the
+	// ServiceAnnouncements and BGPSessionStates live there.
+	DefaultNamespace = "ironlb-system"
+	// DefaultConfigMapName is the legacy MetalLB-format ConfigMap.
+	DefaultConfigMapName = "config"
+	// DefaultMemberlistSecret holds the key that encrypts the speakers'
+	// gossip.
+	DefaultMemberlistSecret = "ironlb-memberlist"
+	// MemberlistSecretKey is the data key of that Secret.
+	MemberlistSecretKey = "secretkey"
+)
+
+// Scheme returns a scheme with the core types and ironlb's CRDs.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err) // static registration; cannot fail at run time
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// ReadInput lists every config object ironlb reads: the legacy ConfigMap
+// named cm (if present) and every ironlb CRD object. The controller, the
+// speakers and ironlbctl build their Config from it with config.Build.
+func ReadInput(ctx context.Context, c client.Reader, cm types.NamespacedName) (config.Input, error) {
+	var in config.Input
+	var cmObj corev1.ConfigMap
+	switch err := c.Get(ctx, cm, &cmObj); {
+	case err == nil:
+		in.ConfigMap = &cmObj
+	case !apierrors.IsNotFound(err):
+		return in, fmt.Errorf("get config map: %w", err)
+	}
+	var pools v1alpha1.IPPoolList
+	var l2 v1alpha1.L2AnnouncementList
+	var peers v1alpha1.BGPPeerList
+	var anns v1alpha1.BGPAnnouncementList
+	var bfd v1alpha1.BFDProfileList
+	for _, l := range []client.ObjectList{&pools, &l2, &peers, &anns, &bfd} {
+		if err := c.List(ctx, l); err != nil {
+			return in, fmt.Errorf("list config objects: %w", err)
+		}
+	}
+	in.Pools, in.L2, in.BGPPeers, in.BGPAnnouncements, in.BFDProfiles = pools.Items, l2.Items, peers.Items, anns.Items, bfd.Items
+	return in, nil
+}

@@ -1,0 +1,213 @@
+package labnet
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// defaultStopGrace is how long Stop waits after SIGTERM before SIGKILL.
+const defaultStopGrace = 5 * time.Second
+
+// Process is a long-running program the lab started inside a host's
+// namespace. The lab owns it: Close stops it if the test did not. Its
+// methods are safe for concurrent use.
+type Process struct {
+	// Host is where the process runs.
+	Host *Host
+	// Args is the command as given to Start, program first.
+	Args []string
+	// LogPath is the file that receives the process's stdout and stderr
+	// (unless StartCmd was given its own writers). It lives in the lab's
+	// directory.
+	LogPath string
+
+	cmd   *exec.Cmd
+	grace time.Duration
+	done  chan struct{}
+	err   error // result of Wait; read only after done is closed
+}
+
+// PID is the process ID. The lab signals the process only through its
+// pidfd-backed os.Process, never by name, so a recycled PID is never hit.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
+// Done is closed once the process has exited and been reaped.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Wait blocks until the process exits and returns its exit error (nil for
+// status 0; an *exec.ExitError otherwise, including after Stop).
+func (p *Process) Wait() error {
+	<-p.done
+	return p.err
+}
+
+// Stop asks the process to exit with SIGTERM, waits up to five seconds (or
+// Options.StopGrace), then sends SIGKILL, and returns once it has been
+// reaped. It returns an error only if the process could not be signalled;
+// how the process ended is Wait's business.
+func (p *Process) Stop() error {
+	return p.stop(syscall.SIGTERM, p.grace)
+}
+
+// Kill sends SIGKILL and returns once the process has been reaped: a crash,
+// as seen by the rest of the lab.
+func (p *Process) Kill() error {
+	return p.stop(syscall.SIGKILL, 0)
+}
+
+func (p *Process) stop(sig syscall.Signal, grace time.Duration) error {
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("signal process %d: %w", p.PID(), err)
+	}
+	if sig != syscall.SIGKILL {
+		select {
+		case <-p.done:
+			return nil
+		case <-time.After(grace):
+		}
+		if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			return fmt.Errorf("kill process %d: %w", p.PID(), err)
+		}
+	}
+	<-p.done
+	return nil
+}
+
+// Log returns what the process has written to its log file so far.
+func (p *Process) Log() ([]byte, error) {
+	b, err := os.ReadFile(p.LogPath)
+	if err != nil {
+		return nil, fmt.Errorf("read log: %w", err)
+	}
+	return b, nil
+}
+
+// Start runs a program inside the host's namespace (through `ip netns exec`,
+// which also gives it the namespace's view of /sys) and returns at once.
+// stdout and stderr go to a log file in the lab's directory. When ctx is
+// done the process is stopped as by Stop; the lab stops it on Close anyway.
+//
+// The process gets its own process group and SIGKILL as its parent-death
+// signal, so it dies with the test binary even if the binary is killed
+// outright. When the process itself exits, whatever is left of its process
+// group is killed too: programs that daemonize into the same group do not
+// survive their parent.
+func (h *Host) Start(ctx context.Context, name string, args ...string) (*Process, error) {
+	return h.StartCmd(ctx, exec.Command(name, args...))
+}
+
+// StartCmd is Start for a prepared command, so callers can set Env, Dir or
+// their own Stdout/Stderr. It rewrites cmd.Path and cmd.Args to go through
+// `ip netns exec` and sets cmd.SysProcAttr; cmd must not have been started.
+func (h *Host) StartCmd(ctx context.Context, cmd *exec.Cmd) (*Process, error) {
+	if cmd.Err != nil {
+		return nil, fmt.Errorf("start in %s: %w", h.Name, cmd.Err)
+	}
+	l := h.lab
+	p := &Process{
+		Host:  h,
+		Args:  append([]string{cmd.Path}, cmd.Args[1:]...),
+		grace: l.opts.stopGrace(),
+		done:  make(chan struct{}),
+	}
+	var logFile *os.File
+	if cmd.Stdout == nil || cmd.Stderr == nil {
+		p.LogPath = filepath.Join(l.dir, fmt.Sprintf("%s-%s-%d.log", h.Name, filepath.Base(cmd.Path), l.seq.Add(1)))
+		f, err := os.Create(p.LogPath)
+		if err != nil {
+			return nil, fmt.Errorf("start in %s: %w", h.Name, err)
+		}
+		logFile = f
+		if cmd.Stdout == nil {
+			cmd.Stdout = f
+		}
+		if cmd.Stderr == nil {
+			cmd.Stderr = f
+		}
+	}
+	h.wrap(cmd)
+	p.cmd = cmd
+
+	if err := l.spawn.start(cmd); err != nil {
+		closeIfNotNil(logFile)
+		return nil, fmt.Errorf("start %s in %s: %w", p.Args[0], h.Name, err)
+	}
+	// Registered only once started, so Close never sees a half-made
+	// Process; one that lost the race with Close is killed right here.
+	registered := l.addProcess(p)
+	go func() {
+		p.err = cmd.Wait()
+		// Take the rest of the group with it. The group ID cannot be
+		// recycled while any member lives, and if none does the kill
+		// finds nothing.
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		closeIfNotNil(logFile)
+		l.removeProcess(p)
+		close(p.done)
+	}()
+	if registered != nil {
+		p.Kill()
+		return nil, registered
+	}
+	go func() {
+		select {
+		case <-ctx.Done():
+			p.Stop()
+		case <-p.done:
+		}
+	}()
+	return p, nil
+}
+
+// Run runs a short command inside the host's namespace and returns its
+// combined stdout and stderr. ctx bounds it: when ctx is done the command
+// is killed.
+func (h *Host) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	if cmd.Err != nil {
+		return nil, fmt.Errorf("run in %s: %w", h.Name, cmd.Err)
+	}
+	var out bytes.Buffer // Stdout == Stderr: exec writes from one goroutine at a time
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.WaitDelay = time.Second // do not hang on pipes a grandchild holds
+	h.wrap(cmd)
+	if err := h.lab.spawn.start(cmd); err != nil {
+		return nil, fmt.Errorf("run %s in %s: %w", name, h.Name, err)
+	}
+	err := cmd.Wait()
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	if err != nil {
+		return out.Bytes(), fmt.Errorf("run %s in %s: %w: %s", name, h.Name, err, out.Bytes())
+	}
+	return out.Bytes(), nil
+}
+
+// wrap makes cmd run inside h's namespace, in its own process group, and
+// die with its parent.
+func (h *Host) wrap(cmd *exec.Cmd) {
+	cmd.Args = append([]string{"ip", "netns", "exec", h.NS, cmd.Path}, cmd.Args[1:]...)
+	cmd.Path = h.lab.ipPath
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+}
+
+func closeIfNotNil(f *os.File) {
+	if f != nil {
+		f.Close()
+	}
+}
