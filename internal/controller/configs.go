@@ -72,7 +72,7 @@ func (r *configReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	fp := fingerprint(in)
+	fp := kube.InputVersion(in)
 	if fp != r.lastInput {
 		problems := r.apply(in)
 		if err := r.writeValidity(ctx, in, problems); err != nil {
@@ -104,38 +104,6 @@ func (r *configReconciler) apply(in config.Input) []config.Problem {
 	}
 	r.metrics.configProblems.Set(float64(len(problems)))
 	return problems
-}
-
-// fingerprint identifies the input's versions; equal fingerprints mean
-// nothing the Config depends on has changed.
-func fingerprint(in config.Input) string {
-	var b strings.Builder
-	if in.ConfigMap != nil {
-		b.WriteString(in.ConfigMap.ResourceVersion)
-	}
-	add := func(o metav1.Object) {
-		b.WriteString("|" + o.GetName() + "@" + strconv.FormatInt(o.GetGeneration(), 10))
-		if o.GetDeletionTimestamp() != nil {
-			b.WriteString("-")
-		}
-	}
-	for i := range in.Pools {
-		add(&in.Pools[i])
-		b.WriteString(fmt.Sprint(in.Pools[i].Labels))
-	}
-	for i := range in.L2 {
-		add(&in.L2[i])
-	}
-	for i := range in.BGPPeers {
-		add(&in.BGPPeers[i])
-	}
-	for i := range in.BGPAnnouncements {
-		add(&in.BGPAnnouncements[i])
-	}
-	for i := range in.BFDProfiles {
-		add(&in.BFDProfiles[i])
-	}
-	return b.String()
 }
 
 // writeValidity sets the Valid condition on every config object and records

@@ -3,9 +3,12 @@ package kube
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -67,4 +70,40 @@ func ReadInput(ctx context.Context, c client.Reader, cm types.NamespacedName) (c
 	}
 	in.Pools, in.L2, in.BGPPeers, in.BGPAnnouncements, in.BFDProfiles = pools.Items, l2.Items, peers.Items, anns.Items, bfd.Items
 	return in, nil
+}
+
+// InputVersion identifies the versions of the objects in in: equal
+// values mean that nothing config.Build reads has changed (metadata.generation
+// moves with a custom resource's spec and deletion, the ConfigMap's
+// resourceVersion with its data; a pool's labels are read too, by
+// namespace-scoped selectors). Both daemons rebuild their Config only when
+// it changes: a status write, which bumps a resourceVersion, does not.
+func InputVersion(in config.Input) string {
+	var b strings.Builder
+	if in.ConfigMap != nil {
+		b.WriteString(in.ConfigMap.ResourceVersion)
+	}
+	add := func(o metav1.Object) {
+		b.WriteString("|" + o.GetName() + "@" + strconv.FormatInt(o.GetGeneration(), 10))
+		if o.GetDeletionTimestamp() != nil {
+			b.WriteString("-")
+		}
+	}
+	for i := range in.Pools {
+		add(&in.Pools[i])
+		b.WriteString(fmt.Sprint(in.Pools[i].Labels))
+	}
+	for i := range in.L2 {
+		add(&in.L2[i])
+	}
+	for i := range in.BGPPeers {
+		add(&in.BGPPeers[i])
+	}
+	for i := range in.BGPAnnouncements {
+		add(&in.BGPAnnouncements[i])
+	}
+	for i := range in.BFDProfiles {
+		add(&in.BFDProfiles[i])
+	}
+	return b.String()
 }
