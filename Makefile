@@ -10,10 +10,21 @@ GO ?= go
 GOTEST_FLAGS ?= -count=1 -timeout 40m
 export KUBEBUILDER_ASSETS := $(BIN)
 
-TOOLS := etcd kube-apiserver kube-proxy kubectl controller-gen staticcheck
-TOOLS_HASH := $(shell cat hack/tools/go.mod hack/tools/go.sum hack/tools/cmd/etcd/main.go | sha256sum | cut -c1-16)
-TOOLS_STAMP := $(BIN)/.tools-$(TOOLS_HASH)
+# Versions the tools report, set with -X as their own release builds set
+# them: a kube-apiserver built from the module says v0.0.0-master otherwise,
+# and helm then refuses the chart's kubeVersion. Both are read from
+# hack/tools/go.mod, so they cannot drift from the pins.
+KUBE_VERSION := $(shell awk '$$1=="k8s.io/kubernetes"{print $$2; exit}' hack/tools/go.mod)
+KUBE_MINOR := $(word 2,$(subst ., ,$(KUBE_VERSION)))
+HELM_VERSION := $(shell awk '$$1=="helm.sh/helm/v3"{print $$2; exit}' hack/tools/go.mod)
+KUBE_LDFLAGS := $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version, \
+	-X $(p).gitVersion=$(KUBE_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=$(KUBE_MINOR) -X $(p).gitTreeState=clean)
+HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	$(foreach p,helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules,-X $(p).k8sVersionMajor=1 -X $(p).k8sVersionMinor=$(KUBE_MINOR))
 
+TOOLS := etcd kube-apiserver kube-proxy kubectl controller-gen staticcheck helm
+TOOLS_HASH := $(shell { cat hack/tools/go.mod hack/tools/go.sum hack/tools/cmd/etcd/main.go; echo '$(KUBE_LDFLAGS) $(HELM_LDFLAGS)'; } | sha256sum | cut -c1-16)
+TOOLS_STAMP := $(BIN)/.tools-$(TOOLS_HASH)
 .PHONY: help
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -31,13 +42,14 @@ tools: $(TOOLS_STAMP) ## build the pinned tools in hack/tools into bin/ (skipped
 $(TOOLS_STAMP): hack/tools/go.mod hack/tools/go.sum hack/tools/cmd/etcd/main.go
 	@echo ">> building pinned tools ($(TOOLS)); kube-apiserver takes a few minutes the first time"
 	@mkdir -p $(BIN)
-	cd hack/tools && $(GO) build -trimpath -o $(BIN)/ \
+	cd hack/tools && $(GO) build -trimpath -ldflags '$(KUBE_LDFLAGS)' -o $(BIN)/ \
 		./cmd/etcd \
 		k8s.io/kubernetes/cmd/kube-apiserver \
 		k8s.io/kubernetes/cmd/kube-proxy \
 		k8s.io/kubernetes/cmd/kubectl \
 		sigs.k8s.io/controller-tools/cmd/controller-gen \
 		honnef.co/go/tools/cmd/staticcheck
+	cd hack/tools && $(GO) build -trimpath -ldflags '$(HELM_LDFLAGS)' -o $(BIN)/ helm.sh/helm/v3/cmd/helm
 	@rm -f $(BIN)/.tools-*
 	@touch $@
 

@@ -138,6 +138,9 @@ func TestAnnouncementAndBFDValidation(t *testing.T) {
 // TestDefaults checks what the API server fills in, which internal/config
 // also assumes when a field is missing (objects written before a default
 // existed, or by the legacy ConfigMap).
+// TestDefaults checks that the API server fills in the CRDs' defaults as
+// the constants in defaults.go state them, which internal/config and
+// ironlbctl convert use: the markers on the types cannot name a constant.
 func TestDefaults(t *testing.T) {
 	ctx := context.Background()
 	pool := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: name()}, Spec: v1alpha1.IPPoolSpec{Addresses: []string{"198.51.100.0/28"}}}
@@ -148,13 +151,13 @@ func TestDefaults(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if diff := cmp.Diff(new(true), pool.Spec.AutoAssign); diff != "" {
+	if diff := cmp.Diff(new(v1alpha1.DefaultAutoAssign), pool.Spec.AutoAssign); diff != "" {
 		t.Errorf("IPPool autoAssign (-want +got):\n%s", diff)
 	}
-	if peer.Spec.PeerPort != 179 {
-		t.Errorf("BGPPeer peerPort = %d, want 179", peer.Spec.PeerPort)
+	if peer.Spec.PeerPort != v1alpha1.DefaultPeerPort {
+		t.Errorf("BGPPeer peerPort = %d, want %d", peer.Spec.PeerPort, v1alpha1.DefaultPeerPort)
 	}
-	if diff := cmp.Diff([]*int32{new(int32(32)), new(int32(128))}, []*int32{ann.Spec.AggregationLength, ann.Spec.AggregationLengthV6}); diff != "" {
+	if diff := cmp.Diff([]*int32{new(int32(v1alpha1.DefaultAggregationLength)), new(int32(v1alpha1.DefaultAggregationLengthV6))}, []*int32{ann.Spec.AggregationLength, ann.Spec.AggregationLengthV6}); diff != "" {
 		t.Errorf("BGPAnnouncement aggregation lengths (-want +got):\n%s", diff)
 	}
 }

@@ -19,20 +19,9 @@ import (
 	"github.com/ironlb/ironlb/internal/ipam"
 )
 
-// Defaults that ironlb's CRDs and config.Build fill in; convert leaves a
-// field out when it holds its default, so the output says only what the
-// operator chose.
-const (
-	defaultPeerPort      = 179
-	defaultHoldTime      = 90 * time.Second
-	defaultKeepaliveTime = 30 * time.Second
-	defaultAggregation   = 32
-	defaultAggregationV6 = 128
-	defaultBFDInterval   = 300 * time.Millisecond
-	defaultBFDEcho       = 50 * time.Millisecond
-	defaultBFDMultiplier = 3
-	defaultBFDMinTTL     = 254
-)
+// convert leaves a field out when it holds the default that ironlb's CRDs
+// and config.Build fill in (api/v1alpha1's Default constants), so the
+// output says only what the operator chose.
 
 // fromLegacy converts the legacy ConfigMap. It is parsed and validated by
 // config.Build, the controller's own parser, and the resulting Config is
@@ -97,11 +86,11 @@ func (c *converter) fromLegacy(cm *corev1.ConfigMap) error {
 			TypeMeta:   typeMetaOf(v1alpha1.GroupVersion.String(), "BFDProfile"),
 			ObjectMeta: objectMeta("", bfdName[name]),
 			Spec: v1alpha1.BFDProfileSpec{
-				ReceiveInterval:  msUnlessDefault(p.ReceiveInterval, defaultBFDInterval),
-				TransmitInterval: msUnlessDefault(p.TransmitInterval, defaultBFDInterval),
-				EchoInterval:     msUnlessDefault(p.EchoInterval, defaultBFDEcho),
-				DetectMultiplier: unlessDefault(p.DetectMultiplier, defaultBFDMultiplier),
-				MinimumTTL:       unlessDefault(p.MinimumTTL, defaultBFDMinTTL),
+				ReceiveInterval:  msUnlessDefault(p.ReceiveInterval, v1alpha1.DefaultBFDInterval),
+				TransmitInterval: msUnlessDefault(p.TransmitInterval, v1alpha1.DefaultBFDInterval),
+				EchoInterval:     msUnlessDefault(p.EchoInterval, v1alpha1.DefaultBFDEchoInterval),
+				DetectMultiplier: unlessDefault(p.DetectMultiplier, v1alpha1.DefaultBFDDetectMultiplier),
+				MinimumTTL:       unlessDefault(p.MinimumTTL, v1alpha1.DefaultBFDMinimumTTL),
 				EchoMode:         p.EchoMode,
 				PassiveMode:      p.PassiveMode,
 			},
@@ -125,10 +114,10 @@ func (c *converter) fromLegacy(cm *corev1.ConfigMap) error {
 				BFDProfile:    bfdName[p.BFDProfile],
 			},
 		}
-		if p.PeerPort != defaultPeerPort {
+		if p.PeerPort != v1alpha1.DefaultPeerPort {
 			peer.Spec.PeerPort = p.PeerPort
 		}
-		if p.HoldTime != defaultHoldTime || p.KeepaliveTime != defaultKeepaliveTime {
+		if p.HoldTime != v1alpha1.DefaultHoldTime || p.KeepaliveTime != v1alpha1.DefaultHoldTime/3 {
 			peer.Spec.HoldTime = &metav1.Duration{Duration: p.HoldTime}
 			peer.Spec.KeepaliveTime = &metav1.Duration{Duration: p.KeepaliveTime}
 		}
@@ -166,10 +155,10 @@ func (c *converter) fromLegacy(cm *corev1.ConfigMap) error {
 				NodeSelectors: c.labelSelectors(a.NodeSelectors, src),
 			},
 		}
-		if a.AggregationLength != defaultAggregation {
+		if a.AggregationLength != v1alpha1.DefaultAggregationLength {
 			ann.Spec.AggregationLength = new(int32(a.AggregationLength))
 		}
-		if a.AggregationLengthV6 != defaultAggregationV6 {
+		if a.AggregationLengthV6 != v1alpha1.DefaultAggregationLengthV6 {
 			ann.Spec.AggregationLengthV6 = new(int32(a.AggregationLengthV6))
 		}
 		// Aliases from bgp-communities are resolved: ironlb's CRDs have
@@ -299,11 +288,13 @@ func addrString(a netip.Addr) string {
 	return a.String()
 }
 
-func msUnlessDefault(d, def time.Duration) *uint32 {
-	if d == def {
+// msUnlessDefault is d in milliseconds, nil when that is defMs.
+func msUnlessDefault(d time.Duration, defMs uint32) *uint32 {
+	ms := uint32(d / time.Millisecond)
+	if ms == defMs {
 		return nil
 	}
-	return new(uint32(d / time.Millisecond))
+	return new(ms)
 }
 
 func unlessDefault(v, def uint32) *uint32 {

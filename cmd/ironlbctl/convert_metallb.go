@@ -193,10 +193,10 @@ func (c *converter) fromMetalLBObjects() {
 					Peers:           s.Peers,
 				},
 			}
-			if s.AggregationLength != nil && *s.AggregationLength != defaultAggregation {
+			if s.AggregationLength != nil && *s.AggregationLength != v1alpha1.DefaultAggregationLength {
 				ann.Spec.AggregationLength = s.AggregationLength
 			}
-			if s.AggregationLengthV6 != nil && *s.AggregationLengthV6 != defaultAggregationV6 {
+			if s.AggregationLengthV6 != nil && *s.AggregationLengthV6 != v1alpha1.DefaultAggregationLengthV6 {
 				ann.Spec.AggregationLengthV6 = s.AggregationLengthV6
 			}
 			if s.LocalPref != 0 {
@@ -259,7 +259,7 @@ func (c *converter) peer(o metallbObject, s mlbBGPPeerSpec) *v1alpha1.BGPPeer {
 			EBGPMultiHop:  s.EBGPMultiHop,
 		},
 	}
-	if s.PeerPort != 0 && s.PeerPort != defaultPeerPort {
+	if s.PeerPort != 0 && s.PeerPort != v1alpha1.DefaultPeerPort {
 		p.Spec.PeerPort = s.PeerPort
 	}
 	p.Spec.HoldTime = c.duration(o, "holdTime", s.HoldTime)

@@ -24,18 +24,11 @@ import (
 // checks, and reports into r with paths built from at. Cross-object rules
 // are in build.go.
 
-// Defaults for unset fields. The BGP and BFD ones are those of common routers.
-const (
-	defaultPeerPort            = 179
-	defaultHoldTime            = 90 * time.Second
-	defaultAggregationLength   = 32
-	defaultAggregationLengthV6 = 128
-	defaultBFDInterval         = 300 // ms, receive and transmit
-	defaultBFDEchoInterval     = 50  // ms
-	defaultBFDDetectMultiplier = 3
-	defaultBFDMinimumTTL       = 254
-	maxMD5PasswordLen          = 80 // TCP_MD5SIG_MAXKEYLEN on Linux
-)
+// Unset fields take the defaults in api/v1alpha1 (defaults.go), the
+// same for CRDs and the legacy ConfigMap.
+
+// maxMD5PasswordLen is TCP_MD5SIG_MAXKEYLEN on Linux.
+const maxMD5PasswordLen = 80
 
 // poolItem is a parsed pool and what messages about it need.
 type poolItem struct {
@@ -55,12 +48,15 @@ func parsePool(name string, lbls map[string]string, spec *v1alpha1.IPPoolSpec, a
 		pool: &Pool{
 			Name:          name,
 			Source:        r.ref,
-			AutoAssign:    spec.AutoAssign == nil || *spec.AutoAssign,
+			AutoAssign:    v1alpha1.DefaultAutoAssign,
 			AvoidBuggyIPs: spec.AvoidBuggyIPs,
 			Labels:        maps.Clone(lbls),
 		},
 		at:     at,
 		nameAt: nameAt,
+	}
+	if spec.AutoAssign != nil {
+		pi.pool.AutoAssign = *spec.AutoAssign
 	}
 	if len(spec.Addresses) == 0 {
 		r.invalid(at.child("addresses"), "no addresses: list at least one CIDR (192.168.1.0/24), range (192.168.1.87-192.168.1.97) or address")
@@ -185,7 +181,7 @@ func parsePeer(name string, spec *v1alpha1.BGPPeerSpec, at fieldPath, r *report)
 		p.PeerAddress = a
 	}
 	if p.PeerPort == 0 {
-		p.PeerPort = defaultPeerPort
+		p.PeerPort = v1alpha1.DefaultPeerPort
 	}
 	if spec.SourceAddress != "" {
 		a, err := parseAddr(spec.SourceAddress)
@@ -209,7 +205,7 @@ func parsePeer(name string, spec *v1alpha1.BGPPeerSpec, at fieldPath, r *report)
 			p.RouterID = a
 		}
 	}
-	p.HoldTime = defaultHoldTime
+	p.HoldTime = v1alpha1.DefaultHoldTime
 	if spec.HoldTime != nil {
 		p.HoldTime = spec.HoldTime.Duration.Truncate(time.Second)
 		if p.HoldTime < 0 || p.HoldTime != 0 && (p.HoldTime < 3*time.Second || p.HoldTime > 65535*time.Second) {
@@ -259,11 +255,11 @@ func parseBFD(name string, spec *v1alpha1.BFDProfileSpec, at, nameAt fieldPath, 
 		profile: &BFDProfile{
 			Name:             name,
 			Source:           r.ref,
-			ReceiveInterval:  ms(get("receiveInterval", spec.ReceiveInterval, defaultBFDInterval, 10, 60000)),
-			TransmitInterval: ms(get("transmitInterval", spec.TransmitInterval, defaultBFDInterval, 10, 60000)),
-			EchoInterval:     ms(get("echoInterval", spec.EchoInterval, defaultBFDEchoInterval, 10, 60000)),
-			DetectMultiplier: get("detectMultiplier", spec.DetectMultiplier, defaultBFDDetectMultiplier, 2, 255),
-			MinimumTTL:       get("minimumTTL", spec.MinimumTTL, defaultBFDMinimumTTL, 1, 254),
+			ReceiveInterval:  ms(get("receiveInterval", spec.ReceiveInterval, v1alpha1.DefaultBFDInterval, 10, 60000)),
+			TransmitInterval: ms(get("transmitInterval", spec.TransmitInterval, v1alpha1.DefaultBFDInterval, 10, 60000)),
+			EchoInterval:     ms(get("echoInterval", spec.EchoInterval, v1alpha1.DefaultBFDEchoInterval, 10, 60000)),
+			DetectMultiplier: get("detectMultiplier", spec.DetectMultiplier, v1alpha1.DefaultBFDDetectMultiplier, 2, 255),
+			MinimumTTL:       get("minimumTTL", spec.MinimumTTL, v1alpha1.DefaultBFDMinimumTTL, 1, 254),
 			EchoMode:         spec.EchoMode,
 			PassiveMode:      spec.PassiveMode,
 		},
@@ -325,8 +321,8 @@ func parseBGPAnnouncement(spec *v1alpha1.BGPAnnouncementSpec, aliases map[string
 		Source:              r.ref,
 		IPPools:             parseNames(spec.IPPools, at.child("ipPools"), r),
 		IPPoolSelectors:     parseSelectors(spec.IPPoolSelectors, at.child("ipPoolSelectors"), r),
-		AggregationLength:   defaultAggregationLength,
-		AggregationLengthV6: defaultAggregationLengthV6,
+		AggregationLength:   v1alpha1.DefaultAggregationLength,
+		AggregationLengthV6: v1alpha1.DefaultAggregationLengthV6,
 		Peers:               parseNames(spec.Peers, at.child("peers"), r),
 		NodeSelectors:       parseSelectors(spec.NodeSelectors, at.child("nodeSelectors"), r),
 	}

@@ -2,61 +2,115 @@ package install
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
-	"path"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/engine"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
 
-// The chart is rendered with Helm's own engine (the code behind
-// `helm template` and `helm install`), in strict mode: a reference to a
-// value that does not exist is an error.
+// The chart is rendered by bin/helm, built from the pinned module in
+// hack/tools (`make tools`): the helm a user runs. Helm renders a reference
+// to a value that does not exist as nothing; TestChartValuesExist catches
+// those.
 
-func loadChart(t *testing.T) *chart.Chart {
+// helmPath is bin/helm, next to bin/kubectl.
+func helmPath(t *testing.T) string {
 	t.Helper()
-	c, err := loader.Load(repo(t, "charts", "ironlb"))
-	if err != nil {
-		t.Fatalf("load chart: %v", err)
+	p := filepath.Join(filepath.Dir(kubectlPath(t)), "helm")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("helm not found next to kubectl: run `make tools`")
 	}
-	return c
+	return p
+}
+
+// helm runs bin/helm with args, with its cache and configuration in a
+// directory of the test's own, and returns its stdout.
+func helm(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, helmPath(t), args...)
+	home := t.TempDir()
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+home, "HELM_CONFIG_HOME="+home, "HELM_DATA_HOME="+home)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("helm %s: %w\n%s", strings.Join(args, " "), err, errOut.String())
+	}
+	return out.String(), nil
+}
+
+// notesName names the ConfigMap that carries the rendered NOTES.txt out of
+// `helm template`, which renders NOTES.txt but does not print it (only
+// `helm install` does, and its dry runs need a cluster without ironlb on
+// it). chartWithNotes adds it to a copy of the chart.
+const notesName = "ironlb-test-notes"
+
+// chartWithNotes copies the chart and adds a template that renders
+// NOTES.txt with the release's own context (helm's tpl) into the ConfigMap
+// notesName.
+func chartWithNotes(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "ironlb")
+	if err := os.CopyFS(dir, os.DirFS(repo(t, "charts", "ironlb"))); err != nil {
+		t.Fatal(err)
+	}
+	notes, err := os.ReadFile(filepath.Join(dir, "templates", "NOTES.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "test-notes"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "test-notes", "NOTES.txt"), notes, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tmpl := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + notesName +
+		"\ndata:\n  notes: {{ tpl (.Files.Get \"test-notes/NOTES.txt\") . | toJson }}\n"
+	if err := os.WriteFile(filepath.Join(dir, "templates", notesName+".yaml"), []byte(tmpl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // renderChart renders the chart as release "ironlb" in namespace with
-// values over the chart's defaults, and returns its objects, CRDs first
-// (Helm installs crds/ before the templates), and NOTES.txt.
+// values over the chart's defaults (`helm template --include-crds`), and
+// returns its objects, CRDs first (Helm installs crds/ before the
+// templates), and NOTES.txt.
 func renderChart(t *testing.T, namespace string, values map[string]any) ([]*unstructured.Unstructured, string, error) {
 	t.Helper()
-	c := loadChart(t)
-	vals, err := chartutil.ToRenderValues(c, values, chartutil.ReleaseOptions{Name: "ironlb", Namespace: namespace, Revision: 1, IsInstall: true}, chartutil.DefaultCapabilities)
+	b, err := json.Marshal(values)
 	if err != nil {
-		return nil, "", err
+		t.Fatal(err)
 	}
-	files, err := engine.Engine{Strict: true}.Render(c, vals)
+	vals := filepath.Join(t.TempDir(), "values.json") // JSON is YAML
+	if err := os.WriteFile(vals, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := helm(t, "template", "ironlb", chartWithNotes(t), "--namespace", namespace, "--include-crds", "-f", vals)
 	if err != nil {
 		return nil, "", err
 	}
 	var objs []*unstructured.Unstructured
-	for _, crd := range c.CRDObjects() {
-		objs = append(objs, decode(t, crd.File.Data)...)
-	}
 	var notes string
-	for _, name := range slices.Sorted(maps.Keys(files)) {
-		switch {
-		case path.Base(name) == "NOTES.txt":
-			notes = files[name]
-		case strings.HasSuffix(name, ".yaml"):
-			objs = append(objs, decode(t, []byte(files[name]))...)
+	for _, o := range decode(t, []byte(out)) {
+		if o.GetKind() == "ConfigMap" && o.GetName() == notesName {
+			notes, _, _ = unstructured.NestedString(o.Object, "data", "notes")
+			continue
 		}
+		objs = append(objs, o)
 	}
 	return objs, notes, nil
 }
@@ -103,11 +157,16 @@ func TestChartMatchesDist(t *testing.T) {
 
 	// The chart's default tag is its appVersion; dist's is the release's.
 	objs, _ = mustRenderChart(t, systemNamespace, nil)
-	c := loadChart(t)
+	var chart struct {
+		AppVersion string `json:"appVersion"`
+	}
+	if err := yaml.Unmarshal(read(t, "charts", "ironlb", "Chart.yaml"), &chart); err != nil {
+		t.Fatal(err)
+	}
 	for _, o := range objs {
 		if o.GetKind() == "Deployment" || o.GetKind() == "DaemonSet" {
 			img, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
-			if got, want := img[0].(map[string]any)["image"], "ghcr.io/ironlb/ironlb:"+c.Metadata.AppVersion; got != want {
+			if got, want := img[0].(map[string]any)["image"], "ghcr.io/ironlb/ironlb:"+chart.AppVersion; got != want {
 				t.Errorf("%s runs %v by default, want %s", key(o), got, want)
 			}
 		}
@@ -289,4 +348,40 @@ func toYAML(t *testing.T, objs []*unstructured.Unstructured) []byte {
 		b.Write(y)
 	}
 	return b.Bytes()
+}
+
+// valueRef is a reference to a chart value in a template: .Values.a.b.
+var valueRef = regexp.MustCompile(`\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)`)
+
+// TestChartValuesExist checks that every value the templates name is in
+// values.yaml, where users look them up: helm renders a misspelt or
+// undocumented value as nothing, silently.
+func TestChartValuesExist(t *testing.T) {
+	var values map[string]any
+	if err := yaml.Unmarshal(read(t, "charts", "ironlb", "values.yaml"), &values); err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(repo(t, "charts", "ironlb", "templates", "*"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no templates: %v", err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range valueRef.FindAllStringSubmatch(string(b), -1) {
+			var cur any = values
+			for _, name := range strings.Split(strings.TrimPrefix(m[1], "."), ".") {
+				obj, ok := cur.(map[string]any)
+				if !ok {
+					break // below a value that is itself a map or list users fill in
+				}
+				if cur, ok = obj[name]; !ok {
+					t.Errorf("%s names .Values%s, which values.yaml does not have", filepath.Base(f), m[1])
+					break
+				}
+			}
+		}
+	}
 }
