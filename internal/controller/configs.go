@@ -22,6 +22,7 @@ import (
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/ipam"
 	"github.com/ironlb/ironlb/internal/kube"
+	"github.com/ironlb/ironlb/internal/records"
 )
 
 // PoolProtectionFinalizer keeps an IPPool whose addresses are still held by
@@ -40,17 +41,22 @@ const (
 // is always rebuilt whole, so one key stands for "something changed".
 var configKey = reconcile.Request{NamespacedName: types.NamespacedName{Name: "config"}}
 
-// configReconciler turns every config object into the Config in force and
-// reports on each object whether it is valid.
+// configReconciler turns every config object into the Config in force
+// (ledger.setConfig) and reports on each object whether it is valid; it
+// keeps the pool-protection finalizers and writes pool usage to the
+// IPPools' status. It runs with one worker, on one key (configKey): its
+// watches, a pool being deleted that may be free, and a change of pool
+// usage (see serviceReconciler.wake) all mean "look at the config again".
 type configReconciler struct {
 	client    client.Client
-	st        *state
+	ledger    *ledger
 	recorder  events.EventRecorder
 	log       *slog.Logger
 	configMap types.NamespacedName
 	metrics   *metrics
-	// wakeAll re-queues every Service, so pending ones see the new pools.
-	wakeAll func(ctx context.Context)
+	// services and serviceQueue serve requeueServices.
+	services     *records.Store[*svcRecord]
+	serviceQueue *workQueue
 
 	// Owned by Reconcile (one worker): what the last run saw, to skip work
 	// when only pool usage changed.
@@ -63,10 +69,8 @@ type configReconciler struct {
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
 
 func (r *configReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
-	select {
-	case <-r.st.ready:
-	case <-ctx.Done():
-		return reconcile.Result{}, ctx.Err()
+	if err := r.ledger.waitRestored(ctx); err != nil {
+		return reconcile.Result{}, err
 	}
 	in, err := kube.ReadInput(ctx, r.client, r.configMap)
 	if err != nil {
@@ -79,7 +83,7 @@ func (r *configReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (
 			return reconcile.Result{}, err
 		}
 		r.lastInput = fp
-		r.wakeAll(ctx)
+		r.requeueServices()
 	}
 	if err := r.protectPools(ctx, in.Pools); err != nil {
 		return reconcile.Result{}, err
@@ -87,18 +91,17 @@ func (r *configReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (
 	return reconcile.Result{}, r.writePoolStatus(ctx, in.Pools)
 }
 
+// requeueServices adds every LoadBalancer Service to the service
+// controller's queue, so that pending ones see the new pools.
+func (r *configReconciler) requeueServices() {
+	for _, s := range selectRecords(r.services, func(s *svcRecord) bool { return s.isLB }) {
+		r.serviceQueue.add(reconcile.Request{NamespacedName: s.nn})
+	}
+}
+
 // apply builds the new Config and puts it in force.
 func (r *configReconciler) apply(in config.Input) []config.Problem {
-	terminating := map[string]bool{}
-	for _, p := range in.Pools {
-		if !p.DeletionTimestamp.IsZero() {
-			terminating[p.Name] = true
-		}
-	}
-	r.st.mu.Lock()
-	cfg, problems := config.Build(in, r.st.cfg)
-	r.st.setConfig(cfg, terminating)
-	r.st.mu.Unlock()
+	problems := r.ledger.setConfig(in)
 	for _, p := range problems {
 		r.log.Warn("config problem", "object", p.Object.String(), "field", p.Field, "outcome", p.Outcome.String(), "message", p.Message)
 	}
@@ -213,10 +216,7 @@ func (r *configReconciler) protectPools(ctx context.Context, pools []v1alpha1.IP
 				return fmt.Errorf("add finalizer to IPPool/%s: %w", p.Name, err)
 			}
 		case deleting && has:
-			r.st.mu.Lock()
-			users := r.st.alloc.PoolUsers(p.Name)
-			r.st.mu.Unlock()
-			if len(users) > 0 {
+			if len(r.ledger.poolUsers(p.Name)) > 0 {
 				continue // writePoolStatus says who holds it up
 			}
 			patch := client.MergeFrom(p.DeepCopy())
@@ -231,20 +231,10 @@ func (r *configReconciler) protectPools(ctx context.Context, pools []v1alpha1.IP
 }
 
 // writePoolStatus writes each IPPool's address counts and, for a pool being
-// deleted, which Services hold it up. Metrics get the same counts.
+// deleted (in the Config in force, which apply made of the same objects),
+// which Services hold it up. Metrics get the same counts.
 func (r *configReconciler) writePoolStatus(ctx context.Context, pools []v1alpha1.IPPool) error {
-	r.st.mu.Lock()
-	stats := map[string]ipam.Stats{}
-	users := map[string][]string{}
-	for _, name := range r.st.alloc.Pools() {
-		stats[name] = r.st.alloc.Stats(name)
-	}
-	for i := range pools {
-		if !pools[i].DeletionTimestamp.IsZero() {
-			users[pools[i].Name] = r.st.alloc.PoolUsers(pools[i].Name)
-		}
-	}
-	r.st.mu.Unlock()
+	stats, users := r.ledger.poolUsage()
 	r.metrics.setPools(stats)
 
 	for i := range pools {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -18,7 +17,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -26,7 +24,6 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/kube"
@@ -147,7 +144,7 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 	// sharing metric names, and ours share them on purpose.
 	skipNameValidation := true
 
-	st := newState()
+	ledger := newLedger()
 	m := newMetrics(ctrlmetrics.Registry)
 	recorder := mgr.GetEventRecorder("ironlb-controller")
 	svcAPI, err := newServiceAPI(mgr.GetConfig())
@@ -158,47 +155,25 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 	if err := mgr.Add(serviceRecordsRunnable{store: services}); err != nil {
 		return nil, err
 	}
-	svcWake := make(chan event.TypedGenericEvent[types.NamespacedName], 1024)
-	cfgWake := make(chan event.GenericEvent, 1)
-
-	wake := func(keys []string) {
-		for _, k := range keys {
-			ns, name, _ := cutKey(k)
-			svcWake <- event.TypedGenericEvent[types.NamespacedName]{Object: types.NamespacedName{Namespace: ns, Name: name}}
-		}
-	}
-	wakeAll := func(context.Context) {
-		for _, s := range selectRecords(services, func(s *svcRecord) bool { return s.isLB }) {
-			svcWake <- event.TypedGenericEvent[types.NamespacedName]{Object: s.nn}
-		}
-	}
-	wakeConfig := func() {
-		select {
-		case cfgWake <- event.GenericEvent{Object: &corev1.ConfigMap{}}:
-		default: // one pending wake-up is enough
-		}
-	}
+	// The two controllers' queues, which each reconciler also reaches for
+	// the other's keys (see workQueue).
+	svcQueue, cfgQueue := &workQueue{}, &workQueue{}
 
 	svcRec := &serviceReconciler{
-		client: mgr.GetClient(), services: services, patchStatus: svcAPI.patchStatus, st: st, recorder: recorder, log: log,
-		class: opts.LoadBalancerClass, metrics: m, wake: wake,
-		poolsChanged: wakeConfig,
+		client: mgr.GetClient(), services: services, patchStatus: svcAPI.patchStatus, ledger: ledger, recorder: recorder, log: log,
+		class: opts.LoadBalancerClass, metrics: m, queue: svcQueue, configQueue: cfgQueue,
 	}
 	cfgRec := &configReconciler{
-		client: mgr.GetClient(), st: st, recorder: recorder, log: log,
+		client: mgr.GetClient(), ledger: ledger, recorder: recorder, log: log,
 		configMap: types.NamespacedName{Namespace: opts.Namespace, Name: opts.ConfigMapName},
-		metrics:   m, wakeAll: wakeAll,
+		metrics:   m, services: services, serviceQueue: svcQueue,
 	}
 
-	byName := handler.TypedFuncs[types.NamespacedName, reconcile.Request]{
-		GenericFunc: func(_ context.Context, e event.TypedGenericEvent[types.NamespacedName], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			q.Add(reconcile.Request{NamespacedName: e.Object})
-		},
-	}
 	err = builder.ControllerManagedBy(mgr).
 		Named("service"+opts.instance).
-		WatchesRawSource(source.Func(enqueueServices(services, m))).
-		WatchesRawSource(source.TypedChannel(svcWake, byName)).
+		// Every Service in the store as it starts, then every change: this
+		// covers any wake-up asked before the queue existed.
+		WatchesRawSource(svcQueue.source(enqueueServices(services, m))).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(servicesInNamespace(services))).
 		WithOptions(crcontroller.Options{MaxConcurrentReconciles: opts.Workers, SkipNameValidation: &skipNameValidation}).
 		Complete(svcRec)
@@ -210,8 +185,14 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 		return []reconcile.Request{configKey}
 	})
 	b := builder.ControllerManagedBy(mgr).Named("config"+opts.instance).
+		// One run as it starts, whatever config objects exist: it writes
+		// the restored pool usage, and covers any wake-up asked before the
+		// queue existed.
+		WatchesRawSource(cfgQueue.source(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+			q.Add(configKey)
+			return nil
+		})).
 		Watches(&corev1.ConfigMap{}, toConfig).
-		WatchesRawSource(source.Channel(cfgWake, toConfig)).
 		WithOptions(crcontroller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: &skipNameValidation})
 	// Only spec, label and deletion changes matter (deletion bumps a custom
 	// resource's generation); the controller's own status and finalizer
@@ -226,26 +207,8 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 		return nil, fmt.Errorf("set up config controller: %w", err)
 	}
 
-	restore := &restorer{cache: mgr.GetCache(), services: services, st: st, log: log, configMap: cfgRec.configMap, metrics: m, class: opts.LoadBalancerClass}
+	restore := &restorer{cache: mgr.GetCache(), services: services, ledger: ledger, log: log, configMap: cfgRec.configMap, class: opts.LoadBalancerClass}
 	if err := mgr.Add(restore); err != nil {
-		return nil, err
-	}
-	// Pool usage changes with every allocation; write it to IPPool status
-	// and metrics at most every few seconds rather than per Service.
-	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		t := time.NewTicker(3 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-t.C:
-				if svcRec.takePoolsDirty() {
-					wakeConfig()
-				}
-			}
-		}
-	})); err != nil {
 		return nil, err
 	}
 	return &Controller{mgr: mgr}, nil

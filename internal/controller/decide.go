@@ -28,100 +28,103 @@ type serviceInfo struct {
 	labels    map[string]string
 }
 
-// decide works out svc's addresses. It keeps what the Service holds unless
-// the Service's own request no longer matches it: nothing another Service
-// or a config change does can move an address. Callers hold s.mu.
-func (s *state) decide(si serviceInfo, req request, reqErr error) outcome {
-	before := s.alloc.IPs(si.key)
-	out := s.decideInner(si, req, reqErr, before)
-	after := s.alloc.IPs(si.key)
+// decideLocked works out the addresses of the Service si. It keeps what
+// the Service holds unless the Service's own request no longer matches it:
+// nothing another Service or a config change does can move an address. It
+// records the outcome: the request the addresses were given for, or what
+// the Service waits for. Callers hold l.mu, as for every ledger method in
+// this file: these are the allocation rules, run inside ledger.decide.
+func (l *ledger) decideLocked(si serviceInfo, req request, reqErr error) outcome {
+	before := l.alloc.IPs(si.key)
+	out := l.decideInner(si, req, reqErr, before)
+	after := l.alloc.IPs(si.key)
 	out.changed = !slices.Equal(before, after)
 	if len(after) > 0 {
-		s.requests[si.key] = req.addressKey()
+		l.requests[si.key] = req.addressKey()
 	} else {
-		delete(s.requests, si.key)
+		delete(l.requests, si.key)
 	}
 	if out.reason == v1alpha1.ReasonAllocated {
 		out.ips = inFamilyOrder(after, req.families)
-		delete(s.pending, si.key)
+		delete(l.pending, si.key)
 	} else {
-		s.pending[si.key] = s.waitFor(si, req, reqErr)
+		l.pending[si.key] = l.waitFor(si, req, reqErr)
 	}
 	// A Service displaced at restore keeps the explanation on its
 	// condition for as long as it holds the address it got instead.
-	if d, ok := s.displaced[si.key]; ok {
+	if d, ok := l.displaced[si.key]; ok {
 		if d.ips == nil && out.reason == v1alpha1.ReasonAllocated {
 			d.ips = out.ips
-			s.displaced[si.key] = d
+			l.displaced[si.key] = d
 		}
 		if d.ips == nil || slices.Equal(d.ips, out.ips) {
 			out.message = d.msg + " " + out.message
 		} else {
-			delete(s.displaced, si.key)
+			delete(l.displaced, si.key)
 		}
 	}
 	return out
 }
 
-func (s *state) decideInner(si serviceInfo, req request, reqErr error, held []netip.Addr) outcome {
+func (l *ledger) decideInner(si serviceInfo, req request, reqErr error, held []netip.Addr) outcome {
 	if reqErr != nil {
-		s.alloc.Release(si.key)
+		l.alloc.Release(si.key)
 		return outcome{reason: v1alpha1.ReasonInvalidRequest, message: reqErr.Error()}
 	}
 	// What a Service holds stays while its own request is unchanged,
 	// whatever the config does since (a pool that shrank leaves it alone);
 	// after the Service's own request changed, what it holds must match
 	// the new request under the config in force.
-	if len(held) > 0 && (s.requests[si.key] == req.addressKey() || s.keeps(held, req)) {
+	if len(held) > 0 && (l.requests[si.key] == req.addressKey() || l.keeps(held, req)) {
 		// Re-assert with the current sharing rules: the Service's own ports
 		// may have changed so that it now collides with a Service it shares
 		// with. Then, and only then, it must move.
-		if err := s.alloc.Assign(si.key, held, req.sharing, ipam.AssignOptions{}); err == nil {
+		if err := l.alloc.Assign(si.key, held, req.sharing, ipam.AssignOptions{}); err == nil {
 			missing := missingFamilies(held, req.families)
 			if len(missing) == 0 || len(req.ips) > 0 {
-				return s.allocated(si.key)
+				return l.allocated(si.key)
 			}
 			// PreferDualStack gaining a family: add it, keep the rest.
 			for _, f := range missing {
-				s.allocateFamily(si, req, f)
+				l.allocateFamily(si, req, f)
 			}
-			return s.allocated(si.key)
+			return l.allocated(si.key)
 		}
 	}
-	s.alloc.Release(si.key)
+	l.alloc.Release(si.key)
 
 	if len(req.ips) > 0 {
-		return s.assignRequested(si, req)
+		return l.assignRequested(si, req)
 	}
-	names, explicit, fail := s.candidatePools(si, req)
+	names, explicit, fail := l.candidatePools(si, req)
 	if fail != nil {
 		return *fail
 	}
 	var firstErr error
 	got := 0
 	for _, f := range req.families {
-		if _, err := s.alloc.Allocate(si.key, f, names, req.sharing, ipam.AllocateOptions{Explicit: explicit}); err != nil {
+		if _, err := l.alloc.Allocate(si.key, f, names, req.sharing, ipam.AllocateOptions{Explicit: explicit}); err != nil {
 			if firstErr == nil {
 				firstErr = err
 			}
 			if req.requireAll {
-				s.alloc.Release(si.key)
-				return s.failure(err, names)
+				l.alloc.Release(si.key)
+				return l.failure(err, names)
 			}
 			continue
 		}
 		got++
 	}
 	if got == 0 {
-		return s.failure(firstErr, names)
+		return l.failure(firstErr, names)
 	}
-	return s.allocated(si.key)
+	return l.allocated(si.key)
 }
 
 // keeps reports whether the addresses a Service holds answer its (changed)
 // request: the same requested addresses, the right families, and, if it
 // names a pool, addresses of that pool.
-func (s *state) keeps(held []netip.Addr, req request) bool {
+func (l *ledger) keeps(held []netip.Addr, req request) bool {
 	if len(req.ips) > 0 {
 		return req.requestsExactly(held)
 	}
@@ -130,7 +133,7 @@ func (s *state) keeps(held []netip.Addr, req request) bool {
 			return false
 		}
 		if req.pool != "" {
-			if p, _ := s.alloc.PoolOf(a); p != req.pool {
+			if p, _ := l.alloc.PoolOf(a); p != req.pool {
 				return false
 			}
 		}
@@ -138,38 +141,38 @@ func (s *state) keeps(held []netip.Addr, req request) bool {
 	return !req.requireAll || len(missingFamilies(held, req.families)) == 0
 }
 
-func (s *state) allocateFamily(si serviceInfo, req request, f ipam.Family) {
-	names, explicit, fail := s.candidatePools(si, req)
+func (l *ledger) allocateFamily(si serviceInfo, req request, f ipam.Family) {
+	names, explicit, fail := l.candidatePools(si, req)
 	if fail == nil {
-		s.alloc.Allocate(si.key, f, names, req.sharing, ipam.AllocateOptions{Explicit: explicit})
+		l.alloc.Allocate(si.key, f, names, req.sharing, ipam.AllocateOptions{Explicit: explicit})
 	}
 }
 
 // candidatePools returns the pools svc may take automatic addresses from, in
 // order, or the reason there are none.
-func (s *state) candidatePools(si serviceInfo, req request) (names []string, explicit bool, fail *outcome) {
+func (l *ledger) candidatePools(si serviceInfo, req request) (names []string, explicit bool, fail *outcome) {
 	if req.pool != "" {
-		p, ok := s.cfg.Pools[req.pool]
+		p, ok := l.cfg.Pools[req.pool]
 		switch {
-		case !ok || s.terminating[req.pool]:
+		case !ok || l.terminating[req.pool]:
 			return nil, false, &outcome{reason: v1alpha1.ReasonUnknownPool, message: fmt.Sprintf(
-				"the requested pool %q does not exist%s; pools: %s", req.pool, s.terminatingNote(req.pool), s.poolList())}
+				"the requested pool %q does not exist%s; pools: %s", req.pool, l.terminatingNote(req.pool), l.poolList())}
 		case !p.Allows(si.namespace, si.nsLabels, si.labels):
 			return nil, false, &outcome{reason: v1alpha1.ReasonPoolNotAllowed, message: fmt.Sprintf(
 				"pool %s does not serve Services in namespace %s with these labels (see its spec.serviceAllocation)", p.Name, si.namespace)}
 		}
 		return []string{p.Name}, true, nil
 	}
-	for _, p := range s.cfg.PoolsFor(si.namespace, si.nsLabels, si.labels) {
-		if !s.terminating[p.Name] {
+	for _, p := range l.cfg.PoolsFor(si.namespace, si.nsLabels, si.labels) {
+		if !l.terminating[p.Name] {
 			names = append(names, p.Name)
 		}
 	}
 	if len(names) == 0 {
 		msg := "no address pool is configured: create an IPPool or the legacy ConfigMap"
-		if len(s.cfg.Pools) > 0 {
+		if len(l.cfg.Pools) > 0 {
 			msg = fmt.Sprintf("no pool with autoAssign serves namespace %s (pools: %s); request a pool with the %s annotation or check the pools' serviceAllocation",
-				si.namespace, s.poolList(), "ironlb.io/address-pool")
+				si.namespace, l.poolList(), "ironlb.io/address-pool")
 		}
 		return nil, false, &outcome{reason: v1alpha1.ReasonNoPool, message: msg}
 	}
@@ -177,10 +180,10 @@ func (s *state) candidatePools(si serviceInfo, req request) (names []string, exp
 }
 
 // assignRequested claims the addresses the Service asked for by name.
-func (s *state) assignRequested(si serviceInfo, req request) outcome {
+func (l *ledger) assignRequested(si serviceInfo, req request) outcome {
 	var allowed []string
-	for name, p := range s.cfg.Pools {
-		if s.terminating[name] || (req.pool != "" && name != req.pool) {
+	for name, p := range l.cfg.Pools {
+		if l.terminating[name] || (req.pool != "" && name != req.pool) {
 			continue
 		}
 		if p.Allows(si.namespace, si.nsLabels, si.labels) {
@@ -191,18 +194,18 @@ func (s *state) assignRequested(si serviceInfo, req request) outcome {
 	if len(allowed) == 0 {
 		allowed = []string{""} // a pool name nobody has: everything is "not allowed"
 	}
-	err := s.alloc.Assign(si.key, req.ips, req.sharing, ipam.AssignOptions{RequirePool: true, Pools: allowed})
+	err := l.alloc.Assign(si.key, req.ips, req.sharing, ipam.AssignOptions{RequirePool: true, Pools: allowed})
 	if err != nil {
-		return s.failure(err, allowed)
+		return l.failure(err, allowed)
 	}
-	return s.allocated(si.key)
+	return l.allocated(si.key)
 }
 
-func (s *state) allocated(key string) outcome {
-	ips := s.alloc.IPs(key)
+func (l *ledger) allocated(key string) outcome {
+	ips := l.alloc.IPs(key)
 	var parts []string
 	for _, a := range ips {
-		if p, ok := s.alloc.PoolOf(a); ok {
+		if p, ok := l.alloc.PoolOf(a); ok {
 			parts = append(parts, fmt.Sprintf("%s from pool %s", a, p))
 		} else {
 			parts = append(parts, fmt.Sprintf("%s (outside every pool now: kept, not renumbered; add it back to a pool or move the Service)", a))
@@ -213,7 +216,7 @@ func (s *state) allocated(key string) outcome {
 
 // failure turns an allocator error into a reason and a message that tells
 // the operator what to do, with free addresses where that helps.
-func (s *state) failure(err error, pools []string) outcome {
+func (l *ledger) failure(err error, pools []string) outcome {
 	var (
 		conflict   *ipam.ConflictError
 		notInPool  *ipam.NotInPoolError
@@ -224,14 +227,14 @@ func (s *state) failure(err error, pools []string) outcome {
 	)
 	switch {
 	case errors.As(err, &conflict):
-		p, _ := s.alloc.PoolOf(conflict.Addr)
-		return outcome{reason: v1alpha1.ReasonIPInUse, message: err.Error() + s.freeHint(p, ipam.FamilyOf(conflict.Addr))}
+		p, _ := l.alloc.PoolOf(conflict.Addr)
+		return outcome{reason: v1alpha1.ReasonIPInUse, message: err.Error() + l.freeHint(p, ipam.FamilyOf(conflict.Addr))}
 	case errors.As(err, &notInPool):
-		return outcome{reason: v1alpha1.ReasonNotInPool, message: fmt.Sprintf("%s is not in any address pool; pools: %s", notInPool.Addr, s.poolList())}
+		return outcome{reason: v1alpha1.ReasonNotInPool, message: fmt.Sprintf("%s is not in any address pool; pools: %s", notInPool.Addr, l.poolList())}
 	case errors.As(err, &notAllowed):
-		return outcome{reason: v1alpha1.ReasonPoolNotAllowed, message: err.Error() + s.freeHintAny(pools, ipam.FamilyOf(notAllowed.Addr))}
+		return outcome{reason: v1alpha1.ReasonPoolNotAllowed, message: err.Error() + l.freeHintAny(pools, ipam.FamilyOf(notAllowed.Addr))}
 	case errors.As(err, &buggy):
-		return outcome{reason: v1alpha1.ReasonBuggyIP, message: err.Error() + s.freeHint(buggy.Pool, ipam.FamilyOf(buggy.Addr))}
+		return outcome{reason: v1alpha1.ReasonBuggyIP, message: err.Error() + l.freeHint(buggy.Pool, ipam.FamilyOf(buggy.Addr))}
 	case errors.As(err, &full):
 		return outcome{reason: v1alpha1.ReasonPoolExhausted, message: err.Error() + "; add addresses to the pool, or free some by deleting Services or switching them away from type LoadBalancer"}
 	case errors.As(err, &noPool):
@@ -240,33 +243,33 @@ func (s *state) failure(err error, pools []string) outcome {
 	return outcome{reason: v1alpha1.ReasonAllocationError, message: err.Error()}
 }
 
-func (s *state) freeHint(pool string, f ipam.Family) string {
+func (l *ledger) freeHint(pool string, f ipam.Family) string {
 	if pool == "" {
 		return ""
 	}
-	free := s.alloc.FreeRanges(pool, f, 4)
+	free := l.alloc.FreeRanges(pool, f, 4)
 	if len(free) == 0 {
 		return fmt.Sprintf("; pool %s has no free %s address", pool, f)
 	}
 	return fmt.Sprintf("; free in pool %s: %s", pool, joinRanges(free))
 }
 
-func (s *state) freeHintAny(pools []string, f ipam.Family) string {
+func (l *ledger) freeHintAny(pools []string, f ipam.Family) string {
 	for _, p := range pools {
-		if p != "" && len(s.alloc.FreeRanges(p, f, 1)) > 0 {
-			return s.freeHint(p, f)
+		if p != "" && len(l.alloc.FreeRanges(p, f, 1)) > 0 {
+			return l.freeHint(p, f)
 		}
 	}
 	return ""
 }
 
-func (s *state) poolList() string {
-	if len(s.cfg.Pools) == 0 {
+func (l *ledger) poolList() string {
+	if len(l.cfg.Pools) == 0 {
 		return "none configured"
 	}
 	var parts []string
-	for _, name := range sortedKeys(s.cfg.Pools) {
-		p := s.cfg.Pools[name]
+	for _, name := range sortedKeys(l.cfg.Pools) {
+		p := l.cfg.Pools[name]
 		rs := make([]string, len(p.Ranges))
 		for i, r := range p.Ranges {
 			rs[i] = r.String()
@@ -276,8 +279,8 @@ func (s *state) poolList() string {
 	return strings.Join(parts, "; ")
 }
 
-func (s *state) terminatingNote(pool string) string {
-	if s.terminating[pool] {
+func (l *ledger) terminatingNote(pool string) string {
+	if l.terminating[pool] {
 		return " (it is being deleted)"
 	}
 	return ""

@@ -188,7 +188,7 @@ func TestGivenUpAddressWaitsForStatus(t *testing.T) {
 // TestHeldBackAddressWakesWaiter: a Service waiting for the only address
 // of its pool, which another Service gave up but its status still shows,
 // gets it once that status is written: letting the address go wakes the
-// Services that may take it (state.waitingFor), and nothing else would.
+// Services that may take it (ledger.waitingFor), and nothing else would.
 func TestHeldBackAddressWakesWaiter(t *testing.T) {
 	const (
 		ns        = "heldback"

@@ -3,7 +3,6 @@ package controller
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -14,8 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
-	"github.com/ironlb/ironlb/internal/config"
-	"github.com/ironlb/ironlb/internal/ipam"
 	"github.com/ironlb/ironlb/internal/kube"
 	"github.com/ironlb/ironlb/internal/records"
 )
@@ -28,7 +25,7 @@ import (
 //
 // Two Services' status can claim one address they may not share. The
 // controller never writes that itself: it gives no Service an address
-// another's status still shows (see state.holdBack). So the two shared the
+// another's status still shows (see ledger.holdBack). So the two shared the
 // address, under one sharing key, and one of them has since changed its
 // spec (its request, its sharing key, its ports) while the controller was
 // down or before it got to rewrite that status. The one that changed is
@@ -44,15 +41,18 @@ import (
 //   - Among those alike, the oldest Service keeps the address.
 //
 // What a status shows but restore did not give its Service is held back
-// for the Service (see state.holdBack) until its Reconcile has rewritten
+// for the Service (see ledger.holdBack) until its Reconcile has rewritten
 // the status.
+//
+// The restorer reads the caches and orders the claims; the ledger
+// (ledger.restore) gives them the addresses and then lets the reconcilers
+// begin.
 type restorer struct {
 	cache     cache.Cache
 	services  *records.Store[*svcRecord]
-	st        *state
+	ledger    *ledger
 	log       *slog.Logger
 	configMap types.NamespacedName
-	metrics   *metrics
 	class     string
 }
 
@@ -70,71 +70,26 @@ func (r *restorer) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	type claim struct {
-		svc  *svcRecord
-		key  string
-		rank int
-	}
 	var claims []claim
-	rank := map[string]int{}
 	for _, s := range selectRecords(r.services, func(s *svcRecord) bool {
 		return len(s.ingress) > 0 && s.ours(r.class) && !s.deleting
 	}) {
-		c := claim{svc: s, key: s.nn.String(), rank: s.claimRank()}
-		claims = append(claims, c)
-		rank[c.key] = c.rank
+		claims = append(claims, claim{svc: s, key: s.nn.String(), rank: s.claimRank()})
 	}
 	slices.SortFunc(claims, func(a, b claim) int {
 		return cmp.Or(cmp.Compare(a.rank, b.rank), cmp.Compare(a.svc.created, b.svc.created),
 			cmp.Compare(a.svc.nn.Namespace, b.svc.nn.Namespace), cmp.Compare(a.svc.nn.Name, b.svc.nn.Name))
 	})
 
-	terminating := map[string]bool{}
-	for _, p := range in.Pools {
-		if !p.DeletionTimestamp.IsZero() {
-			terminating[p.Name] = true
-		}
+	res := r.ledger.restore(in, claims)
+	for _, d := range res.displaced {
+		r.log.Warn("address claimed twice", "service", d.key, "ips", d.ips, "error", d.err)
 	}
-	r.st.mu.Lock()
-	cfg, problems := config.Build(in, nil)
-	r.st.setConfig(cfg, terminating)
-	restored, displaced := 0, 0
-	// Held back only once every claim is in: holding back an address
-	// another Service keeps would refuse it to a later Service that shares
-	// it with that one.
-	var holdBack []claim
-	for _, c := range claims {
-		svc, key := c.svc, c.key
-		ips := svc.ingress
-		if svc.reqErr != nil || !svc.asksFor(ips) || !r.st.inRequestedPool(svc.req, ips) {
-			holdBack = append(holdBack, c)
-			continue
-		}
-		if err := r.st.alloc.Assign(key, ips, svc.req.sharing, ipam.AssignOptions{}); err != nil {
-			displaced++
-			why := "the older Service keeps the address"
-			var conflict *ipam.ConflictError
-			if errors.As(err, &conflict) && slices.ContainsFunc(conflict.Holders, func(h string) bool { return rank[h] < c.rank }) {
-				why = "its sharing key or ports may have changed since its status was written, and those of the Service that keeps the address have not"
-			}
-			r.st.displaced[key] = displacement{msg: fmt.Sprintf("Its status claimed %s, but %s; %s.", joinAddrs(ips), err, why)}
-			r.log.Warn("address claimed twice", "service", key, "ips", ips, "error", err)
-			holdBack = append(holdBack, c)
-			continue
-		}
-		r.st.requests[key] = svc.req.addressKey()
-		restored++
-	}
-	for _, c := range holdBack {
-		r.st.holdBack(c.key, c.svc.ingress)
-	}
-	r.st.mu.Unlock()
-	for _, p := range problems {
+	for _, p := range res.problems {
 		r.log.Warn("config problem", "object", p.Object.String(), "field", p.Field, "message", p.Message)
 	}
-	r.log.Info("allocations restored", "services", restored, "displaced", displaced,
-		"pools", len(cfg.Pools), "took", time.Since(start).Round(time.Millisecond))
-	close(r.st.ready)
+	r.log.Info("allocations restored", "services", res.restored, "displaced", len(res.displaced),
+		"pools", res.pools, "took", time.Since(start).Round(time.Millisecond))
 	<-ctx.Done()
 	return nil
 }
@@ -163,27 +118,6 @@ func (s *svcRecord) claimRank() int {
 // admits them.
 func (s *svcRecord) asksFor(ips []netip.Addr) bool {
 	return len(s.req.ips) == 0 || s.req.requestsExactly(ips)
-}
-
-// inRequestedPool reports whether ips may be what req, if it names a pool,
-// was given: each address is in that pool or in none. One in another pool
-// means the Service asked for another pool since its status was written
-// (while no controller ran): restoring it would record the new request as
-// met and keep the Service in the wrong pool for good. An address in no
-// pool is kept, as while the controller runs: its pool may have shrunk
-// under it, which moves nobody. (A range moved from one pool to another
-// while no controller ran looks like a changed request, and moves its
-// Services to their pool.)
-func (s *state) inRequestedPool(req request, ips []netip.Addr) bool {
-	if req.pool == "" {
-		return true
-	}
-	for _, a := range ips {
-		if p, ok := s.alloc.PoolOf(a); ok && p != req.pool {
-			return false
-		}
-	}
-	return true
 }
 
 func joinAddrs[T fmt.Stringer](xs []T) string {

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,41 +19,26 @@ import (
 )
 
 // serviceReconciler gives one LoadBalancer Service its addresses and writes
-// them, with the IPAllocated condition, to its status.
+// them, with the IPAllocated condition, to its status. The ledger decides;
+// the reconciler reads the Service's record, writes what the ledger
+// decided, and requeues what the ledger says a change concerns (wake). It
+// keeps no mutable state of its own, so its workers (Options.Workers) run
+// Reconcile concurrently, for different Services.
 type serviceReconciler struct {
 	client   client.Client
 	services *records.Store[*svcRecord]
 	// patchStatus applies a strategic merge patch to a Service's status
 	// (see statusPatch).
 	patchStatus func(ctx context.Context, nn types.NamespacedName, patch []byte) error
-	st          *state
+	ledger      *ledger
 	recorder    events.EventRecorder
 	log         *slog.Logger
 	class       string
 	metrics     *metrics
-	// wake re-queues Services; set by the controller setup.
-	wake func(keys []string)
-	// poolsChanged asks the config reconciler to look at pools again: a
-	// pool being deleted may now be free.
-	poolsChanged func()
-
-	mu         sync.Mutex
-	poolsDirty bool // pool usage changed since the last takePoolsDirty
-}
-
-// takePoolsDirty reports whether any allocation changed since the last call.
-func (r *serviceReconciler) takePoolsDirty() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	d := r.poolsDirty
-	r.poolsDirty = false
-	return d
-}
-
-func (r *serviceReconciler) markPoolsDirty() {
-	r.mu.Lock()
-	r.poolsDirty = true
-	r.mu.Unlock()
+	// queue is this controller's work queue, for Services woken by an
+	// address another one freed; configQueue the config controller's, for
+	// pool status and finalizers.
+	queue, configQueue *workQueue
 }
 
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
@@ -65,10 +48,8 @@ func (r *serviceReconciler) markPoolsDirty() {
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
 func (r *serviceReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	select {
-	case <-r.st.ready:
-	case <-ctx.Done():
-		return reconcile.Result{}, ctx.Err()
+	if err := r.ledger.waitRestored(ctx); err != nil {
+		return reconcile.Result{}, err
 	}
 	key := req.String()
 	svc, ok := r.services.Get(req.NamespacedName)
@@ -95,19 +76,8 @@ func (r *serviceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		si.nsLabels = ns.Labels
 	}
 
-	r.st.mu.Lock()
-	out := r.st.decide(si, svc.req, svc.reqErr)
-	// In the same critical section, before any other Service can be
-	// given what this one just gave up.
-	heldBack, freed := r.st.holdBack(key, svc.ingress)
-	r.st.mu.Unlock()
-	if len(freed) > 0 {
-		r.wakeWaiting(freed)
-	}
-
-	if out.changed {
-		r.markPoolsDirty()
-	}
+	out, heldBack, w := r.ledger.decide(si, svc.req, svc.reqErr, svc.ingress)
+	r.wake(w)
 	patch, changed := statusPatch(svc, out, time.Now())
 	if !changed {
 		r.metrics.done(key, "")
@@ -122,11 +92,7 @@ func (r *serviceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	}
 	if heldBack {
 		// The status no longer shows what the Service gave up.
-		r.st.mu.Lock()
-		freed := r.st.alloc.Reserved(key)
-		r.st.alloc.Reserve(key, nil)
-		r.st.mu.Unlock()
-		r.wakeWaiting(freed)
+		r.wake(r.ledger.statusWritten(key))
 	}
 	r.metrics.done(key, out.reason)
 	if ingressChanged, condChanged, _ := statusDiff(svc, out); ingressChanged || condChanged {
@@ -135,42 +101,27 @@ func (r *serviceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	return reconcile.Result{}, nil
 }
 
-// release frees key's addresses, held or held back, and, if that freed
-// any, wakes the Services waiting for one. It serves Services that are
-// gone, being deleted or not ironlb's: Restore disregards what their
-// status shows, so nothing need wait for it to be cleared.
+// release frees key's addresses and wakes whom that concerns (see
+// ledger.release).
 func (r *serviceReconciler) release(key string) {
-	r.st.mu.Lock()
-	freed := append(r.st.alloc.IPs(key), r.st.alloc.Reserved(key)...)
-	had := len(freed) > 0
-	r.st.alloc.Release(key)
-	r.st.alloc.Reserve(key, nil)
-	delete(r.st.pending, key)
-	delete(r.st.displaced, key)
-	delete(r.st.requests, key)
-	terminating := len(r.st.terminating) > 0
-	waiting := r.st.waitingFor(freed)
-	r.st.mu.Unlock()
-	if had {
-		r.markPoolsDirty()
-		if terminating && r.poolsChanged != nil {
-			r.poolsChanged()
-		}
-	}
-	if len(waiting) > 0 && r.wake != nil {
-		r.wake(waiting)
-	}
+	r.wake(r.ledger.release(key))
 }
 
-// wakeWaiting wakes the Services that may be waiting for one of freed,
-// addresses held back (see state.holdBack) and now let go.
-func (r *serviceReconciler) wakeWaiting(freed []netip.Addr) {
-	r.st.mu.Lock()
-	waiting := r.st.waitingFor(freed)
-	r.st.mu.Unlock()
-	r.markPoolsDirty()
-	if len(waiting) > 0 && r.wake != nil {
-		r.wake(waiting)
+// wake acts on what a change to the ledger asks: the Services that may
+// take a freed address go to this controller's queue; a pool being deleted
+// that may be free sends the config controller its key at once, a change
+// of pool usage after poolStatusInterval (the ledger reports only the
+// first change since the config reconciler last read the usage, so a
+// burst costs one write every interval).
+func (r *serviceReconciler) wake(w wakeups) {
+	for _, k := range w.services {
+		r.queue.add(serviceRequest(k))
+	}
+	switch {
+	case w.deletedPool:
+		r.configQueue.add(configKey)
+	case w.poolUsage:
+		r.configQueue.addAfter(configKey, poolStatusInterval)
 	}
 }
 
