@@ -200,14 +200,14 @@ func serviceRows(ctx context.Context, c client.Reader, cm types.NamespacedName) 
 		announcers[types.NamespacedName{Namespace: a.Namespace, Name: a.Name}] = a.Status.Announcers
 	}
 	var rows []statusRow
-	for _, s := range list.Items {
-		if s.Spec.Type != corev1.ServiceTypeLoadBalancer ||
-			(s.Spec.LoadBalancerClass != nil && *s.Spec.LoadBalancerClass != v1alpha1.DefaultLoadBalancerClass) {
+	for i := range list.Items {
+		s := &list.Items[i]
+		if !kube.Serves(s, v1alpha1.DefaultLoadBalancerClass) {
 			continue
 		}
 		r := statusRow{Namespace: s.Namespace, Name: s.Name, State: "Unknown",
 			Announcers: announcers[types.NamespacedName{Namespace: s.Namespace, Name: s.Name}],
-			local:      s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
+			local:      kube.LocalTraffic(s)}
 		modes := map[string]bool{}
 		for _, in := range s.Status.LoadBalancer.Ingress {
 			r.IPs = append(r.IPs, in.IP)

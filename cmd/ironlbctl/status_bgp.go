@@ -11,18 +11,19 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
+	"github.com/ironlb/ironlb/internal/announce"
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/kube"
 )
 
 // bgpAnnouncer is a node announcing a Service address to a BGP peer or,
 // with Node empty, why no node announces the address: the BGP counterpart
-// of v1alpha1.Announcer. ironlbctl computes it (see setBGPAnnouncers); the
-// speakers write nothing per Service in BGP mode.
+// of v1alpha1.Announcer. ironlbctl computes it with the speakers' rule
+// (see setBGPAnnouncers); the speakers write nothing per Service in BGP
+// mode.
 type bgpAnnouncer struct {
 	IP     string `json:"ip"`
 	Node   string `json:"node,omitempty"`
@@ -36,19 +37,12 @@ type bgpFacts struct {
 	cfg *config.Config
 	// sessions are the speakers' BGPSessionStates.
 	sessions []v1alpha1.BGPSessionStateStatus
-	// nodes by name.
-	nodes map[string]nodeFacts
-	// endpoints are, by Service, the nodes holding a ready endpoint of it.
-	// Read only when some Service announced over BGP has
-	// externalTrafficPolicy: Local.
-	endpoints map[types.NamespacedName]map[string]bool
-}
-
-// nodeFacts is what announcing over BGP depends on of a Node.
-type nodeFacts struct {
-	ready    bool
-	excluded bool // labelled v1alpha1.LabelExcludeFromLoadBalancers
-	labels   map[string]string
+	// nodes by name, as announce reads them.
+	nodes map[string]announce.Node
+	// endpoints are, by Service ("namespace/name"), the nodes holding a
+	// ready endpoint of it. Read only when some Service announced over
+	// BGP has externalTrafficPolicy: Local.
+	endpoints map[string]map[string]bool
 }
 
 // readBGPFacts reads what setBGPAnnouncers needs beyond the config and the
@@ -79,23 +73,23 @@ func readBGPFacts(ctx context.Context, c client.Reader, cfg *config.Config, rows
 	return newBGPFacts(cfg, sessions, nodes.Items, eps.Items), nil
 }
 
-// newBGPFacts keeps of nodes and eps what setBGPAnnouncers needs.
+// newBGPFacts keeps of nodes and eps what setBGPAnnouncers needs, read
+// with internal/kube as the speakers read them.
 func newBGPFacts(cfg *config.Config, sessions []v1alpha1.BGPSessionStateStatus, nodes []corev1.Node, eps []discoveryv1.EndpointSlice) bgpFacts {
-	f := bgpFacts{cfg: cfg, sessions: sessions, nodes: make(map[string]nodeFacts, len(nodes)),
-		endpoints: map[types.NamespacedName]map[string]bool{}}
-	for _, n := range nodes {
-		excluded := kube.Excluded(n.Labels)
-		f.nodes[n.Name] = nodeFacts{ready: kube.NodeReady(&n), excluded: excluded, labels: n.Labels}
+	f := bgpFacts{cfg: cfg, sessions: sessions, nodes: make(map[string]announce.Node, len(nodes)),
+		endpoints: map[string]map[string]bool{}}
+	for i := range nodes {
+		n := &nodes[i]
+		f.nodes[n.Name] = announce.Node{Name: n.Name, Ready: kube.NodeReady(n), Excluded: kube.Excluded(n.Labels), Labels: n.Labels}
 	}
-	for _, sl := range eps {
-		name, ok := sl.Labels[discoveryv1.LabelServiceName]
+	for i := range eps {
+		svc, ok := kube.SliceService(&eps[i])
 		if !ok {
 			continue
 		}
-		key := types.NamespacedName{Namespace: sl.Namespace, Name: name}
-		for _, ep := range sl.Endpoints {
-			// As kube-proxy and the speaker: nil means ready.
-			if ep.NodeName == nil || (ep.Conditions.Ready != nil && !*ep.Conditions.Ready) {
+		key := eps[i].Namespace + "/" + svc
+		for _, ep := range eps[i].Endpoints {
+			if ep.NodeName == nil || !kube.EndpointReady(ep) {
 				continue
 			}
 			if f.endpoints[key] == nil {
@@ -105,6 +99,27 @@ func newBGPFacts(cfg *config.Config, sessions []v1alpha1.BGPSessionStateStatus, 
 		}
 	}
 	return f
+}
+
+// view is the announce.View of rows: the one the speakers read, without
+// the membership (BGP does not read it).
+func (f bgpFacts) view(rows []statusRow) announce.View {
+	v := announce.View{Config: f.cfg, Nodes: f.nodes}
+	for _, r := range rows {
+		svc := announce.Service{Key: r.Namespace + "/" + r.Name, Local: r.local}
+		for _, s := range r.IPs {
+			if a, err := netip.ParseAddr(s); err == nil {
+				svc.IPs = append(svc.IPs, a)
+			}
+		}
+		if svc.Local {
+			svc.EndpointNodes = f.endpoints[svc.Key]
+		}
+		if len(svc.IPs) > 0 {
+			v.Services = append(v.Services, svc)
+		}
+	}
+	return v
 }
 
 // bgpAddr is a Service address in a pool that is announced over BGP.
@@ -132,111 +147,111 @@ func bgpAddrs(cfg *config.Config, ips []string) []bgpAddr {
 // nodePeer is one BGP session: a node's with a peer.
 type nodePeer struct{ node, peer string }
 
-// poolAnnouncers are the sessions on which a pool's addresses are
-// announced, sorted by node then peer; or, when there are none, why.
-type poolAnnouncers struct {
-	sessions []nodePeer
-	reason   string
-}
-
 // setBGPAnnouncers fills in the BGPAnnouncers of rows: for each address
 // announced over BGP, the nodes announcing it and to which peer, or why no
-// node does. It mirrors the speaker (internal/speaker bgpMode.addresses
-// and internal/bgp.RoutesFor): a node announces an address to a peer when
-// its session with the peer is Established, it is Ready and not labelled
-// v1alpha1.LabelExcludeFromLoadBalancers, a BGPAnnouncement covering the address's pool selects both
-// the node and the peer, and, unless a Service holding the address has
-// externalTrafficPolicy: Cluster, it holds a ready endpoint of one of the
-// Services holding the address.
+// node does. Whether a node may announce an address is the speakers' own
+// rule, announce.Round.BGP, asked for every node with an Established
+// session; a node announces the address to a peer when its session with
+// the peer is Established and one of the BGPAnnouncements that select the
+// node (BGPVerdict.Announcements) names the peer, as internal/bgp's
+// RoutesFor sends the routes.
 //
-// The work per address is linear in the number of sessions: what depends
-// only on the pool is computed once per pool.
+// When no node does, the reason names the furthest check that some node
+// with an Established session to a peer the pool is announced to passed:
+// the checks are made in announce.Reason's order, with the peer's
+// selection counted with the node's (NotSelected).
 func setBGPAnnouncers(rows []statusRow, f bgpFacts) {
-	// Who may announce a shared address depends on every Service holding
-	// it: the speaker announces it if any of them may be.
-	type use struct {
-		cluster bool                   // held by an externalTrafficPolicy: Cluster Service
-		local   []types.NamespacedName // the Local Services holding it
-	}
-	uses := map[netip.Addr]*use{}
-	addrs := make([][]bgpAddr, len(rows))
-	for i, r := range rows {
-		addrs[i] = bgpAddrs(f.cfg, r.IPs)
-		for _, a := range addrs[i] {
-			u := uses[a.ip]
-			if u == nil {
-				u = &use{}
-				uses[a.ip] = u
-			}
-			if r.local {
-				u.local = append(u.local, types.NamespacedName{Namespace: r.Namespace, Name: r.Name})
-			} else {
-				u.cluster = true
-			}
+	up := f.established()
+	round := announce.NewRound(f.view(rows))
+	verdicts := map[string]map[netip.Addr]announce.BGPVerdict{}
+	for _, s := range up {
+		if verdicts[s.node] != nil {
+			continue
 		}
+		m := map[netip.Addr]announce.BGPVerdict{}
+		for v := range round.BGP(s.node) {
+			m[v.IP] = v
+		}
+		verdicts[s.node] = m
 	}
-	pools := map[string]poolAnnouncers{}
+	pools := map[string][]*config.BGPAnnouncement{}
 	for i := range rows {
 		rows[i].BGPAnnouncers = nil
-		for _, a := range addrs[i] {
-			p, ok := pools[a.pool]
+		for _, a := range bgpAddrs(f.cfg, rows[i].IPs) {
+			anns, ok := pools[a.pool]
 			if !ok {
-				p = f.poolAnnouncers(a.pool)
-				pools[a.pool] = p
+				anns = f.cfg.BGPFor(a.pool)
+				pools[a.pool] = anns
 			}
-			u, ip := uses[a.ip], a.ip.String()
+			ip := a.ip.String()
+			furthest := announce.Eligible // no session to a peer of the pool
 			n := len(rows[i].BGPAnnouncers)
-			for _, s := range p.sessions {
-				if u.cluster || slices.ContainsFunc(u.local, func(svc types.NamespacedName) bool { return f.endpoints[svc][s.node] }) {
+			for _, s := range up {
+				if !selectsPeer(anns, s.peer) {
+					continue
+				}
+				switch why := sessionRefusal(verdicts[s.node][a.ip], s.peer); why {
+				case announce.Eligible:
 					rows[i].BGPAnnouncers = append(rows[i].BGPAnnouncers, bgpAnnouncer{IP: ip, Node: s.node, Peer: s.peer})
+				default:
+					furthest = max(furthest, why)
 				}
 			}
 			if len(rows[i].BGPAnnouncers) == n {
-				reason := p.reason
-				if reason == "" {
-					reason = "no node with a ready endpoint"
-				}
-				rows[i].BGPAnnouncers = append(rows[i].BGPAnnouncers, bgpAnnouncer{IP: ip, Reason: reason})
+				rows[i].BGPAnnouncers = append(rows[i].BGPAnnouncers, bgpAnnouncer{IP: ip, Reason: noBGPAnnouncer(furthest)})
 			}
 		}
 	}
 }
 
-// poolAnnouncers returns the sessions on which the addresses of pool are
-// announced when any node may announce them (externalTrafficPolicy:
-// Cluster), or why there are none: the reason names the first condition
-// that no session meets, in the order they are checked.
-func (f bgpFacts) poolAnnouncers(pool string) poolAnnouncers {
-	anns := f.cfg.BGPFor(pool)
+// established are the Established sessions, sorted by node then peer,
+// each once.
+func (f bgpFacts) established() []nodePeer {
 	var out []nodePeer
 	for _, s := range f.sessions {
-		if s.State == v1alpha1.BGPStateEstablished &&
-			slices.ContainsFunc(anns, func(a *config.BGPAnnouncement) bool { return a.SelectsPeer(s.Peer) }) {
+		if s.State == v1alpha1.BGPStateEstablished {
 			out = append(out, nodePeer{s.Node, s.Peer})
 		}
 	}
-	for _, step := range []struct {
-		keep   func(nodePeer) bool
-		reason string
-	}{
-		{nil, "no Established session"},
-		{func(s nodePeer) bool { return f.nodes[s.node].ready }, "no Established session on a Ready node"},
-		{func(s nodePeer) bool { return !f.nodes[s.node].excluded }, "no Established session on a node not labelled " + v1alpha1.LabelExcludeFromLoadBalancers},
-		{func(s nodePeer) bool {
-			return slices.ContainsFunc(anns, func(a *config.BGPAnnouncement) bool {
-				return a.SelectsNode(f.nodes[s.node].labels) && a.SelectsPeer(s.peer)
-			})
-		}, "no BGPAnnouncement selects a node with an Established session"},
-	} {
-		if step.keep != nil {
-			out = slices.DeleteFunc(out, func(s nodePeer) bool { return !step.keep(s) })
-		}
-		if len(out) == 0 {
-			return poolAnnouncers{reason: step.reason}
-		}
-	}
 	slices.SortFunc(out, func(a, b nodePeer) int { return cmp.Or(cmp.Compare(a.node, b.node), cmp.Compare(a.peer, b.peer)) })
-	return poolAnnouncers{sessions: slices.Compact(out)}
+	return slices.Compact(out)
+}
+
+// selectsPeer reports whether one of anns is announced to peer.
+func selectsPeer(anns []*config.BGPAnnouncement, peer string) bool {
+	return slices.ContainsFunc(anns, func(a *config.BGPAnnouncement) bool { return a.SelectsPeer(peer) })
+}
+
+// sessionRefusal is why a node's Established session with peer does not
+// carry the address v is about: v's refusal, with a peer that none of
+// the announcements selecting the node names counted as NotSelected, in
+// its place among the checks.
+func sessionRefusal(v announce.BGPVerdict, peer string) announce.Reason {
+	if why := v.Refusal.Reason; why != announce.Eligible && why < announce.NotSelected {
+		return why
+	}
+	if !selectsPeer(v.Announcements, peer) {
+		return announce.NotSelected
+	}
+	return v.Refusal.Reason
+}
+
+// noBGPAnnouncer says why no node announces an address, given the
+// furthest check a node with an Established session to one of the pool's
+// peers got to (Eligible: there is no such session).
+func noBGPAnnouncer(furthest announce.Reason) string {
+	switch furthest {
+	case announce.Eligible:
+		return "no Established session"
+	case announce.NotReady:
+		return "no Established session on a Ready node"
+	case announce.Excluded:
+		return "no Established session on a node not labelled " + v1alpha1.LabelExcludeFromLoadBalancers
+	case announce.NotSelected:
+		return "no BGPAnnouncement selects a node with an Established session"
+	default:
+		return "no node with a ready endpoint"
+	}
 }
 
 // bgpAnnouncedBy is the BGP part of the ANNOUNCED BY column: the nodes

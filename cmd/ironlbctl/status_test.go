@@ -320,9 +320,10 @@ func TestStatusBGP(t *testing.T) {
 }
 
 // TestBGPAnnouncers checks who the ANNOUNCED BY column says announces a
-// Service's address over BGP, or why no node does: the speaker's rules
-// (internal/speaker bgpMode.addresses, internal/bgp.RoutesFor) applied to
-// the sessions, Nodes, BGPAnnouncements and EndpointSlices.
+// Service's address over BGP, or why no node does: the speakers' rule
+// (internal/announce Round.BGP, with the peers internal/bgp.RoutesFor
+// sends routes to) applied to the sessions, Nodes, BGPAnnouncements and
+// EndpointSlices.
 func TestBGPAnnouncers(t *testing.T) {
 	const ip = "203.0.113.1"
 	node := func(name, rack string, ready bool, labels ...string) corev1.Node {
@@ -429,6 +430,15 @@ func TestBGPAnnouncers(t *testing.T) {
 			f.endpoints = []discoveryv1.Endpoint{endpoint("node-3", &ready), endpoint("node-1", &notReady)}
 		}, "none (no node with a ready endpoint)", ""},
 		{"externalTrafficPolicy Local, no endpoint", func(f *fixture) { f.local = true }, "none (no node with a ready endpoint)", ""},
+		{"externalTrafficPolicy Local, endpoint only on a node the announcement does not select", func(f *fixture) {
+			f.local = true
+			f.anns = []v1alpha1.BGPAnnouncementSpec{announce(nil, "b")}
+			f.endpoints = []discoveryv1.Endpoint{endpoint("node-1", &ready)}
+		}, "none (no node with a ready endpoint)", ""},
+		{"a node selected for another peer only", func(f *fixture) {
+			f.sessions = []v1alpha1.BGPSessionStateStatus{session("node-1", "router", est), session("node-1", "router-b", est)}
+			f.anns = []v1alpha1.BGPAnnouncementSpec{announce([]string{"router"}, "b"), announce([]string{"router-b"}, "")}
+		}, "node-1", "node-1 (router-b)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := base()

@@ -2,17 +2,18 @@ package speaker
 
 import (
 	"context"
+	"log/slog"
 	"net/netip"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/ironlb/ironlb/internal/announce"
 	"github.com/ironlb/ironlb/internal/bgp"
 	"github.com/ironlb/ironlb/internal/config"
-	"github.com/ironlb/ironlb/internal/kube"
 )
 
 // passwordTTL is how long a BGP password read from a Secret is reused
@@ -20,19 +21,41 @@ import (
 // need to read every Secret of the cluster).
 const passwordTTL = 30 * time.Second
 
-// bgpMode is the speaker's BGP half: one embedded BGP speaker, started
-// when a BGPPeer first selects this node, fed the sessions and routes of
-// every sync.
-type bgpMode struct {
-	s *Speaker
+// bgpOptions are what newBGP needs.
+type bgpOptions struct {
+	Node string
+	// Namespace holds this node's BGPSessionStates.
+	Namespace string
+	Logger    *slog.Logger
+	Metrics   *metrics
+	// Client writes the BGPSessionStates; APIReader reads the password
+	// Secrets and the BGPSessionStates, bypassing the cache (the speaker
+	// caches neither).
+	Client    client.Client
+	APIReader client.Reader
+	// Run starts a function in the background until the speaker stops
+	// (GoBGP and the session writer).
+	Run func(func(context.Context))
+}
 
-	mu        sync.Mutex
+// bgpAnnouncer is the BGP announcer: one embedded BGP speaker, started
+// when a BGPPeer first selects this node, fed the sessions and routes of
+// every turn. Every node that may announce an address announces it, so
+// there is no election and no per-Service report: the session writer
+// reports the sessions. Used by the sync loop only.
+type bgpAnnouncer struct {
+	node, ns string
+	log      *slog.Logger
+	metrics  *metrics
+	c        client.Client
+	api      client.Reader
+	run      func(func(context.Context))
+
 	speaker   *bgp.Speaker // nil until a peer selects this node
 	routerID  netip.Addr
 	passwords map[types.NamespacedName]password
 	problems  string // last reported, to log each change once
-	// sessions writes the BGPSessionStates; nil until the first sync
-	// that can start it.
+	// sessions writes the BGPSessionStates; nil until the first report.
 	sessions *sessionWriter
 }
 
@@ -41,145 +64,130 @@ type password struct {
 	read  time.Time
 }
 
-// sync applies cfg to the BGP speaker: the sessions the BGPPeers selecting
-// this node ask for, and a route for each address of a BGP pool this node
-// may announce.
-func (b *bgpMode) sync(ctx context.Context, run func(func(context.Context)), v View, node Node, nodeIP netip.Addr) {
-	cfg := v.Config
+// newBGP sets the BGP announcer up; it starts nothing.
+func newBGP(o bgpOptions) *bgpAnnouncer {
+	return &bgpAnnouncer{
+		node: o.Node, ns: o.Namespace, log: o.Logger, metrics: o.Metrics,
+		c: o.Client, api: o.APIReader, run: o.Run,
+		passwords: map[types.NamespacedName]password{},
+	}
+}
+
+// announce applies the turn to the BGP speaker: the sessions the BGPPeers
+// selecting this node ask for, and a route for each address of a BGP
+// pool this node may announce (announce.Round's BGP).
+func (b *bgpAnnouncer) announce(ctx context.Context, t *turn) {
+	cfg := t.view.Config
 	if cfg == nil {
 		return
 	}
+	node := t.view.Nodes[b.node]
 	peers, problems := bgp.PeersFor(cfg, node.Labels, b.readPasswords(ctx, cfg))
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	defer b.reportSessions(run, v)
 	if b.speaker == nil {
 		if len(peers) == 0 {
 			return
 		}
-		id, errs := bgp.RouterIDFor(cfg, node.Labels, nodeIP)
+		id, errs := bgp.RouterIDFor(cfg, node.Labels, t.nodeIP)
 		problems = append(problems, errs...)
-		sp, err := bgp.New(bgp.Options{RouterID: id, Logger: b.s.log.With("component", "bgp")})
+		sp, err := bgp.New(bgp.Options{RouterID: id, Logger: b.log.With("component", "bgp")})
 		if err != nil {
-			b.s.log.Error("cannot start BGP", "error", err)
+			b.log.Error("cannot start BGP", "error", err)
 			return
 		}
 		b.speaker, b.routerID = sp, id
-		run(func(ctx context.Context) {
+		b.run(func(ctx context.Context) {
 			if err := sp.Run(ctx); err != nil {
-				b.s.log.Error("BGP stopped", "error", err)
+				b.log.Error("BGP stopped", "error", err)
 			}
 		})
-		b.s.log.Info("BGP started", "routerID", id)
+		b.log.Info("BGP started", "routerID", id)
 	}
 	if msg := joinErrors(problems); msg != b.problems {
 		if msg != "" {
-			b.s.log.Warn("BGP configuration problems", "problems", msg)
+			b.log.Warn("BGP configuration problems", "problems", msg)
 		}
 		b.problems = msg
 	}
 	if err := b.speaker.SetPeers(peers); err != nil {
-		b.s.log.Error("set BGP peers", "error", err)
+		b.log.Error("set BGP peers", "error", err)
 	}
-	if err := b.speaker.SetRoutes(bgp.RoutesFor(cfg, node.Labels, b.addresses(v, node))); err != nil {
-		b.s.log.Error("set BGP routes", "error", err)
+	if err := b.speaker.SetRoutes(bgp.RoutesFor(cfg, node.Labels, b.addresses(t.round))); err != nil {
+		b.log.Error("set BGP routes", "error", err)
 	}
-	b.s.metrics.observeBGP(b.speaker.Status())
+	b.metrics.observeBGP(b.speaker.Status())
 }
 
-// reportSessions hands the session writer (started on first use) what this
-// sync learnt: whether there is a BGP speaker and, on the node that cleans
-// up after others, the cluster's nodes. It is called with mu held.
-func (b *bgpMode) reportSessions(run func(func(context.Context)), v View) {
-	if run == nil {
+// addresses are the Service addresses this node announces over BGP, by
+// pool (see announce.Round.BGP for which).
+func (b *bgpAnnouncer) addresses(r *announce.Round) map[string][]netip.Addr {
+	out := map[string][]netip.Addr{}
+	for v := range r.BGP(b.node) {
+		if !v.Refusal.Refused() {
+			out[v.Pool] = append(out[v.Pool], v.IP)
+		}
+	}
+	return out
+}
+
+// report hands the session writer (started on first use) what this turn
+// learnt: whether there is a BGP speaker and, on the janitor, the
+// cluster's nodes.
+func (b *bgpAnnouncer) report(t *turn) {
+	if t.view.Config == nil {
 		return
 	}
 	if b.sessions == nil {
 		b.sessions = newSessionWriter(sessionWriterOptions{
-			Client: b.s.c, APIReader: b.s.mgr.GetAPIReader(),
-			Namespace: b.s.opts.Namespace, Node: b.s.opts.NodeName,
-			Logger: b.s.log.With("component", "bgp-status"),
+			Client: b.c, APIReader: b.api, Namespace: b.ns, Node: b.node,
+			Logger: b.log.With("component", "bgp-status"),
 		})
-		run(b.sessions.run)
+		b.run(b.sessions.run)
 	}
 	var sessions func() []bgp.PeerStatus
 	if b.speaker != nil {
 		sessions = b.speaker.Status
 	}
 	var nodes map[string]bool
-	if janitor(v) == b.s.opts.NodeName {
-		nodes = make(map[string]bool, len(v.Nodes))
-		for name := range v.Nodes {
+	if t.janitor == b.node {
+		nodes = make(map[string]bool, len(t.view.Nodes))
+		for name := range t.view.Nodes {
 			nodes[name] = true
 		}
 	}
 	b.sessions.set(sessions, nodes)
 }
 
-// addresses are the Service addresses this node announces over BGP, by
-// pool: none when the node is not Ready or is excluded from load
-// balancers; with externalTrafficPolicy: Local only those of Services with
-// a ready endpoint here, since traffic for them is not forwarded to other
-// nodes.
-func (b *bgpMode) addresses(v View, node Node) map[string][]netip.Addr {
-	out := map[string][]netip.Addr{}
-	if !node.Ready {
-		return out
-	}
-	if kube.Excluded(node.Labels) {
-		return out
-	}
-	seen := map[netip.Addr]bool{} // shared addresses are announced once
-	for _, svc := range v.Services {
-		if svc.Local && !svc.EndpointNodes[node.Name] {
-			continue
-		}
-		for _, ip := range svc.IPs {
-			if seen[ip] {
-				continue
-			}
-			if p := v.Config.PoolFor(ip); p != nil && len(v.Config.BGPFor(p.Name)) > 0 {
-				out[p.Name] = append(out[p.Name], ip)
-				seen[ip] = true
-			}
-		}
-	}
-	return out
-}
+// handover does nothing: no node takes BGP routes over, every eligible
+// node announces them already, and the routers drop this node's routes
+// when its sessions close.
+func (b *bgpAnnouncer) handover() int { return 0 }
 
 // readPasswords reads the Secrets the BGPPeers name, reusing what was read
 // less than passwordTTL ago. Secrets that cannot be read are left out, and
 // bgp.PeersFor reports their peers.
-func (b *bgpMode) readPasswords(ctx context.Context, cfg *config.Config) bgp.Passwords {
+func (b *bgpAnnouncer) readPasswords(ctx context.Context, cfg *config.Config) bgp.Passwords {
 	out := bgp.Passwords{}
 	for _, p := range cfg.BGPPeers {
 		if p.PasswordSecret == nil {
 			continue
 		}
 		name := *p.PasswordSecret
-		b.mu.Lock()
 		pw, ok := b.passwords[name]
-		b.mu.Unlock()
 		if !ok || time.Since(pw.read) > passwordTTL {
 			var sec corev1.Secret
-			err := b.s.mgr.GetAPIReader().Get(ctx, name, &sec)
+			err := b.api.Get(ctx, name, &sec)
 			switch {
 			case err == nil:
 				pw = password{value: string(sec.Data["password"]), read: time.Now()}
 			case apierrors.IsNotFound(err) || apierrors.IsForbidden(err):
-				b.s.log.Warn("cannot read the BGP password", "secret", name, "error", err)
+				b.log.Warn("cannot read the BGP password", "secret", name, "error", err)
 				continue
 			default:
 				if !ok {
 					continue
 				}
 			}
-			b.mu.Lock()
-			if b.passwords == nil {
-				b.passwords = map[types.NamespacedName]password{}
-			}
 			b.passwords[name] = pw
-			b.mu.Unlock()
 		}
 		out[name] = pw.value
 	}

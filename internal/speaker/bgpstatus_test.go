@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
+	"github.com/ironlb/ironlb/internal/announce"
 	"github.com/ironlb/ironlb/internal/bgp"
 	"github.com/ironlb/ironlb/internal/kube"
 )
@@ -154,7 +155,7 @@ func TestSessionStatus(t *testing.T) {
 }
 
 func TestJanitor(t *testing.T) {
-	v := View{Nodes: map[string]Node{"node-1": {Name: "node-1"}, "node-2": {Name: "node-2", Ready: true}, "node-3": {Name: "node-3", Ready: true}}}
+	v := announce.View{Nodes: map[string]announce.Node{"node-1": {Name: "node-1"}, "node-2": {Name: "node-2", Ready: true}, "node-3": {Name: "node-3", Ready: true}}}
 	if got := janitor(v); got != "node-2" {
 		t.Errorf("janitor %q, want node-2 (node-1 is not Ready)", got)
 	}

@@ -5,6 +5,8 @@ import (
 	"net"
 	"slices"
 	"strings"
+
+	"github.com/ironlb/ironlb/internal/announce"
 )
 
 // skipPrefixes are interface names that are never the node's LAN: pod
@@ -20,12 +22,12 @@ var skipPrefixes = []string{
 // least one address, and not named like a pod or tunnel interface. If
 // only is not empty, exactly the interfaces named there that qualify are
 // returned (the --interfaces flag), whatever their names.
-func LocalIfaces(only []string) ([]Iface, error) {
+func LocalIfaces(only []string) ([]announce.Iface, error) {
 	all, err := net.Interfaces()
 	if err != nil {
 		return nil, fmt.Errorf("list interfaces: %w", err)
 	}
-	var out []Iface
+	var out []announce.Iface
 	for _, ifi := range all {
 		if ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagLoopback != 0 ||
 			ifi.Flags&net.FlagBroadcast == 0 || len(ifi.HardwareAddr) != 6 {
@@ -41,7 +43,7 @@ func LocalIfaces(only []string) ([]Iface, error) {
 		if addrs, err := ifi.Addrs(); err != nil || len(addrs) == 0 {
 			continue
 		}
-		out = append(out, Iface{Name: ifi.Name, MAC: ifi.HardwareAddr.String()})
+		out = append(out, announce.Iface{Name: ifi.Name, MAC: ifi.HardwareAddr.String()})
 	}
 	return out, nil
 }
@@ -49,7 +51,7 @@ func LocalIfaces(only []string) ([]Iface, error) {
 // encodeIfaces is the membership metadata a speaker publishes: its
 // interfaces as "eth0=aa:bb:cc:dd:ee:ff,eth1=...". Interfaces are dropped
 // from the end if the list does not fit in max bytes.
-func encodeIfaces(ifaces []Iface, max int) string {
+func encodeIfaces(ifaces []announce.Iface, max int) string {
 	var b strings.Builder
 	for _, i := range ifaces {
 		item := i.Name + "=" + i.MAC
@@ -65,12 +67,12 @@ func encodeIfaces(ifaces []Iface, max int) string {
 }
 
 // decodeIfaces reads encodeIfaces' output; malformed items are skipped.
-func decodeIfaces(s string) []Iface {
-	out := []Iface{}
+func decodeIfaces(s string) []announce.Iface {
+	out := []announce.Iface{}
 	for item := range strings.SplitSeq(s, ",") {
 		name, mac, ok := strings.Cut(item, "=")
 		if ok && name != "" {
-			out = append(out, Iface{Name: name, MAC: mac})
+			out = append(out, announce.Iface{Name: name, MAC: mac})
 		}
 	}
 	return out

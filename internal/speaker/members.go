@@ -120,7 +120,7 @@ func (s *Speaker) secretKey(ctx context.Context) ([]byte, error) {
 			ObjectMeta: metav1.ObjectMeta{Namespace: name.Namespace, Name: name.Name},
 			Data:       map[string][]byte{kube.MemberlistSecretKey: key},
 		}
-		switch err := s.c.Create(ctx, &sec); {
+		switch err := s.mgr.GetClient().Create(ctx, &sec); {
 		case err == nil:
 			s.log.Info("created the memberlist key", "secret", name)
 			return key, nil

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ironlb/ironlb/internal/announce"
 	"github.com/ironlb/ironlb/internal/bgp"
 	"github.com/ironlb/ironlb/internal/election"
 )
@@ -76,7 +77,9 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	return c
 }
 
-func (m *metrics) observe(v View, ds map[netip.Addr]*Decision, owned map[netip.Addr]bool, members *election.Members) {
+// observeLayer2 records a Layer 2 turn: the addresses this node owns and
+// those no node may announce.
+func (m *metrics) observeLayer2(ds map[netip.Addr]*announce.Decision, owned map[netip.Addr]bool) {
 	m.announced.Set(float64(len(owned)))
 	n := 0
 	for _, d := range ds {
@@ -85,6 +88,10 @@ func (m *metrics) observe(v View, ds map[netip.Addr]*Decision, owned map[netip.A
 		}
 	}
 	m.unannounced.Set(float64(n))
+}
+
+// observeMembers records the membership as v saw it.
+func (m *metrics) observeMembers(v announce.View, members *election.Members) {
 	if v.Alive == nil {
 		m.members.Set(-1)
 	} else {

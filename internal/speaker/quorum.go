@@ -1,8 +1,11 @@
 package speaker
 
 import (
+	"context"
 	"fmt"
 	"time"
+
+	"github.com/ironlb/ironlb/internal/announce"
 )
 
 // startupGrace bounds how long a starting speaker stays silent when it can
@@ -26,7 +29,7 @@ const startupGrace = 10 * time.Second
 // claim the addresses of those still unheard of. v.Alive must be nil only
 // when the speaker runs without membership, not while its membership is
 // still starting (the caller waits for that).
-func settled(v View, joined bool, since time.Duration) bool {
+func settled(v announce.View, joined bool, since time.Duration) bool {
 	if v.Alive == nil || joined || since >= startupGrace {
 		return true
 	}
@@ -51,7 +54,7 @@ func settled(v View, joined bool, since time.Duration) bool {
 // ask: a two-node cluster keeps answering on both sides of a cut
 // (availability over uniqueness), as without the rule. Without membership
 // (v.Alive nil) node readiness decides and there is nothing to count.
-func quorum(v View, self string, seen map[string]bool) (bool, string) {
+func quorum(v announce.View, self string, seen map[string]bool) (bool, string) {
 	if v.Alive == nil {
 		return true, ""
 	}
@@ -68,4 +71,71 @@ func quorum(v View, self string, seen map[string]bool) (bool, string) {
 		return true, ""
 	}
 	return false, fmt.Sprintf("this speaker reaches %d of the %d speakers it knows, not a majority: it answers for nothing until it reaches more, so that no address is answered by two nodes", alive, known)
+}
+
+// standing is what this speaker knows of its place among the others,
+// kept from one sync to the next by the sync loop.
+type standing struct {
+	// seen are the members seen alive since the start (quorum).
+	seen map[string]bool
+	// started is when the membership was first seen running; settled
+	// turns true once this speaker has joined the others (see settled);
+	// quorate says whether it reached a majority at the last sync (see
+	// quorum).
+	started time.Time
+	settled bool
+	quorate bool
+}
+
+// stand updates the speaker's standing from v and reports whether it may
+// answer: it has settled among the others and reaches their majority. On
+// settling, it reads v.Current from the API server itself: the cache may
+// be older than a takeover made while this speaker was away (its lists
+// are served from the API server's watch cache), and announcing here on
+// a stale record would pull addresses back from the node that took them
+// over.
+func (s *Speaker) stand(ctx context.Context, v *announce.View) (bool, error) {
+	st := &s.standing
+	for name := range v.Alive {
+		st.seen[name] = true
+	}
+	st.seen[s.opts.NodeName] = true
+	if !st.settled {
+		st.settled = s.isSettled(*v)
+		if st.settled {
+			if err := s.readCurrent(ctx, v); err != nil {
+				st.settled = false
+				return false, err
+			}
+		}
+	}
+	ok, why := quorum(*v, s.opts.NodeName, st.seen)
+	if ok != st.quorate {
+		if ok {
+			s.log.Info("reaching a majority of the speakers again")
+		} else {
+			s.log.Warn("cut off from the other speakers", "why", why, "alive", v.Alive)
+		}
+		st.quorate = ok
+	}
+	// When it may not, the Layer 2 announcer answers and reports nothing:
+	// this speaker's view is not one the others share.
+	return st.settled && ok, nil
+}
+
+// isSettled reports whether this speaker has joined the others (see
+// settled). While its membership is configured but not yet running, it
+// has not: it knows no member, not even itself, and must not mistake that
+// for running without membership.
+func (s *Speaker) isSettled(v announce.View) bool {
+	st := &s.standing
+	if s.members != nil && !s.membersDown.Load() {
+		if v.Alive == nil {
+			return false
+		}
+		if st.started.IsZero() {
+			st.started = time.Now()
+		}
+	}
+	return settled(v, s.members != nil && s.members.Joined(), time.Since(st.started))
 }

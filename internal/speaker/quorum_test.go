@@ -3,11 +3,13 @@ package speaker
 import (
 	"testing"
 	"time"
+
+	"github.com/ironlb/ironlb/internal/announce"
 )
 
 func TestQuorum(t *testing.T) {
-	v := func(alive ...string) View {
-		v := View{Nodes: nodes(ready("node-1"), ready("node-2"), ready("node-3"), ready("node-4"), Node{Name: "gone"}), Alive: map[string]bool{}}
+	v := func(alive ...string) announce.View {
+		v := announce.View{Nodes: nodes(ready("node-1"), ready("node-2"), ready("node-3"), ready("node-4"), announce.Node{Name: "gone"}), Alive: map[string]bool{}}
 		for _, a := range alive {
 			v.Alive[a] = true
 		}
@@ -22,7 +24,7 @@ func TestQuorum(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		view View
+		view announce.View
 		seen map[string]bool
 		want bool
 	}{
@@ -33,7 +35,7 @@ func TestQuorum(t *testing.T) {
 		{"two-node cluster keeps answering alone", v("node-1"), set("node-1", "node-2"), true},
 		{"NotReady nodes do not count", v("node-1", "node-2"), set("node-1", "node-2", "node-3", "gone"), true},
 		{"never-seen nodes do not count", v("node-1"), set("node-1"), true},
-		{"no membership", View{}, set("node-1", "node-2", "node-3"), true},
+		{"no membership", announce.View{}, set("node-1", "node-2", "node-3"), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,9 +47,9 @@ func TestQuorum(t *testing.T) {
 }
 
 func TestSettled(t *testing.T) {
-	three := nodes(ready("node-1"), ready("node-2"), ready("node-3"), Node{Name: "node-4"})
-	alive := func(names ...string) View {
-		v := View{Nodes: three, Alive: map[string]bool{}}
+	three := nodes(ready("node-1"), ready("node-2"), ready("node-3"), announce.Node{Name: "node-4"})
+	alive := func(names ...string) announce.View {
+		v := announce.View{Nodes: three, Alive: map[string]bool{}}
 		for _, n := range names {
 			v.Alive[n] = true
 		}
@@ -55,7 +57,7 @@ func TestSettled(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		view   View
+		view   announce.View
 		joined bool
 		since  time.Duration
 		want   bool
@@ -66,8 +68,8 @@ func TestSettled(t *testing.T) {
 		{"joined one other: it knows the whole membership", alive("node-1", "node-3"), true, 0, true},
 		{"every Ready node joined", alive("node-1", "node-2", "node-3"), false, 0, true},
 		{"alone, grace over", alive("node-1"), false, startupGrace, true},
-		{"no membership", View{Nodes: three}, false, 0, true},
-		{"single-node cluster", View{Nodes: nodes(ready("node-1")), Alive: map[string]bool{"node-1": true}}, false, 0, true},
+		{"no membership", announce.View{Nodes: three}, false, 0, true},
+		{"single-node cluster", announce.View{Nodes: nodes(ready("node-1")), Alive: map[string]bool{"node-1": true}}, false, 0, true},
 	}
 	for _, tt := range tests {
 		if got := settled(tt.view, tt.joined, tt.since); got != tt.want {

@@ -103,10 +103,10 @@ func sliceRecords(c discoveryv1client.EndpointSlicesGetter) *records.Store[slice
 
 // serviceObject is the Service key ("namespace/name") as an object that
 // carries only its identity: what events and owner references need. Nil
-// if the speaker keeps no record of it.
-func (s *Speaker) serviceObject(key string) *corev1.Service {
+// if services keeps no record of it.
+func serviceObject(services *records.Store[svcRecord], key string) *corev1.Service {
 	ns, name, _ := strings.Cut(key, "/")
-	r, ok := s.services.Get(types.NamespacedName{Namespace: ns, Name: name})
+	r, ok := services.Get(types.NamespacedName{Namespace: ns, Name: name})
 	if !ok {
 		return nil
 	}

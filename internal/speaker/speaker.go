@@ -20,7 +20,6 @@ import (
 	discoveryv1client "k8s.io/client-go/kubernetes/typed/discovery/v1"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,7 +29,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
-	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/announce"
 	"github.com/ironlb/ironlb/internal/election"
 	"github.com/ironlb/ironlb/internal/kube"
 	"github.com/ironlb/ironlb/internal/l2"
@@ -98,13 +97,13 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Speaker makes the Service addresses its node owns reachable on the LAN.
+// Speaker makes the Service addresses its node may announce reachable:
+// a thin loop (sync) that reads the view of the cluster, hands it to one
+// announcer per mode, and lets them report.
 type Speaker struct {
 	opts    Options
 	log     *slog.Logger
 	mgr     ctrl.Manager
-	c       client.Client
-	rec     events.EventRecorder
 	metrics *metrics
 
 	// services and slices are what the speaker keeps of the cluster's
@@ -112,37 +111,19 @@ type Speaker struct {
 	services *records.Store[svcRecord]
 	slices   *records.Store[sliceRecord]
 
-	kick       chan struct{} // API objects changed
-	prevConfig *config.Config
+	kick chan struct{} // API objects changed
 
-	ifaces     []Iface
-	responders map[string]*l2.Responder
+	// The rest is owned by Start's goroutine, which runs the sync loop.
+	config     configCache
+	ifaces     []announce.Iface
+	nodeIP     netip.Addr        // this node's InternalIP (IPv4 preferred)
 	members    *election.Members // nil: no membership
+	announcers [numModes]announcer
+	standing   standing
 	// membersDown is set when members stopped for good: node readiness
 	// decides from then on (see Start).
 	membersDown atomic.Bool
-
-	bgp    bgpMode
-	nodeIP netip.Addr // this node's InternalIP (IPv4 preferred)
-	// runBG starts a function in the background for as long as the
-	// speaker answers (set by Start).
-	runBG func(func(context.Context))
-
-	owned map[netip.Addr]bool // addresses this node answered for at the last sync
-	// claimedBy is, for each owned address, the announcer its
-	// ServiceAnnouncement named when this node last announced it (see
-	// reclaim).
-	claimedBy map[netip.Addr]string
-	seen      map[string]bool // members seen alive since the start (quorum)
-	// started is when the membership was first seen running; settled
-	// turns true once this speaker has joined the others (see settled);
-	// quorate says whether it reached a majority at the last sync (see
-	// quorum).
-	started time.Time
-	settled bool
-	quorate bool
-	status  *statusWriter
-	synced  atomic.Bool // a sync has run: the readiness check passes
+	synced      atomic.Bool // a sync has run: the readiness check passes
 }
 
 // readyErr is the readiness check: ready once the speaker answers for
@@ -225,23 +206,15 @@ func New(cfg *rest.Config, opts Options) (*Speaker, error) {
 		return nil, fmt.Errorf("endpoint slice client: %w", err)
 	}
 	s := &Speaker{
-		services:   serviceRecords(core, opts.LoadBalancerClass),
-		slices:     sliceRecords(discovery),
-		opts:       opts,
-		log:        log,
-		mgr:        mgr,
-		c:          mgr.GetClient(),
-		rec:        mgr.GetEventRecorder("ironlb-speaker"),
-		metrics:    newMetrics(crmetrics.Registry),
-		kick:       make(chan struct{}, 1),
-		responders: map[string]*l2.Responder{},
-		owned:      map[netip.Addr]bool{},
-		claimedBy:  map[netip.Addr]string{},
-		seen:       map[string]bool{},
-		quorate:    true,
+		services: serviceRecords(core, opts.LoadBalancerClass),
+		slices:   sliceRecords(discovery),
+		opts:     opts,
+		log:      log,
+		mgr:      mgr,
+		metrics:  newMetrics(crmetrics.Registry),
+		kick:     make(chan struct{}, 1),
+		standing: standing{seen: map[string]bool{}, quorate: true},
 	}
-	s.status = newStatusWriter(s.c, log)
-	s.bgp.s = s
 	if err := mgr.AddReadyzCheck("synced", func(*http.Request) error { return s.readyErr() }); err != nil {
 		return nil, err
 	}
@@ -260,7 +233,8 @@ func (s *Speaker) Run(ctx context.Context) error {
 }
 
 // Start is the speaker's manager.Runnable: it runs once the manager's
-// caches are started.
+// caches are started. It sets the announcers up, runs the sync loop
+// until ctx ends, then hands this node's addresses over.
 func (s *Speaker) Start(ctx context.Context) error {
 	configSynced, allSynced, err := s.watch(ctx)
 	if err != nil {
@@ -276,8 +250,14 @@ func (s *Speaker) Start(ctx context.Context) error {
 		stopResponders()
 		wg.Wait()
 	}()
-	s.runBG = func(f func(context.Context)) { wg.Go(func() { f(rctx) }) }
+	run := func(f func(context.Context)) { wg.Go(func() { f(rctx) }) }
 
+	bgpA := newBGP(bgpOptions{
+		Node: s.opts.NodeName, Namespace: s.opts.Namespace,
+		Logger: s.log, Metrics: s.metrics,
+		Client: s.mgr.GetClient(), APIReader: s.mgr.GetAPIReader(), Run: run,
+	})
+	s.announcers[modeBGP] = bgpA
 	// Open the BGP sessions as soon as the configuration is read, with no
 	// route yet: a session takes GoBGP a second or two to open, which
 	// then overlaps reading the cluster's Services and EndpointSlices
@@ -288,7 +268,9 @@ func (s *Speaker) Start(ctx context.Context) error {
 	if v, err := s.configView(ctx); err != nil {
 		s.log.Error("read the configuration", "error", err)
 	} else {
-		s.bgp.sync(ctx, s.runBG, v, v.Nodes[s.opts.NodeName], s.nodeIP)
+		t := &turn{view: v, round: announce.NewRound(v), janitor: janitor(v), nodeIP: s.nodeIP}
+		bgpA.announce(ctx, t)
+		bgpA.report(t)
 	}
 	if !toolscache.WaitForCacheSync(ctx.Done(), allSynced) {
 		return errors.New("speaker: caches did not sync")
@@ -302,6 +284,13 @@ func (s *Speaker) Start(ctx context.Context) error {
 		s.log.Warn("no interface to answer on", "interfaces", s.opts.Interfaces)
 	}
 	s.ifaces = ifaces
+	responders := map[string]responder{}
+	var opened []*l2.Responder
+	defer func() {
+		for _, r := range opened {
+			r.Close()
+		}
+	}()
 	for _, i := range ifaces {
 		ifi, err := net.InterfaceByName(i.Name)
 		if err != nil {
@@ -311,7 +300,8 @@ func (s *Speaker) Start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("speaker: answer on %s: %w", i.Name, err)
 		}
-		s.responders[i.Name] = r
+		responders[i.Name] = r
+		opened = append(opened, r)
 		wg.Go(func() {
 			if err := r.Run(rctx); err != nil {
 				s.log.Error("responder stopped", "interface", i.Name, "error", err)
@@ -319,6 +309,11 @@ func (s *Speaker) Start(ctx context.Context) error {
 		})
 	}
 	s.log.Info("answering on", "interfaces", ifaces)
+	s.announcers[modeLayer2] = newLayer2(layer2Options{
+		Node: s.opts.NodeName, Logger: s.log, Metrics: s.metrics,
+		Recorder: s.mgr.GetEventRecorder("ironlb-speaker"), Client: s.mgr.GetClient(),
+		Services: s.services, Ifaces: ifaces, Responders: responders, Run: run,
+	})
 
 	var changes <-chan struct{}
 	if m, err := s.startMembers(ctx); err != nil {
@@ -334,29 +329,25 @@ func (s *Speaker) Start(ctx context.Context) error {
 			s.kickSync()
 		})
 	}
-	wg.Go(func() { s.status.run(rctx) })
 	s.loop(ctx, changes)
 
 	// Planned handover: leave first, so the others take the addresses
 	// over and announce them, and keep answering meanwhile.
-	if s.members != nil && len(s.owned) > 0 {
-		s.log.Info("handing over", "addresses", len(s.owned), "grace", s.opts.HandoverGrace)
-		// Keep answering, but announce nothing more: the new owners do,
-		// and an announcement from here (a periodic one falling in the
-		// grace) would pull clients back to this node just before it goes.
-		for _, r := range s.responders {
-			r.Quiet()
+	if s.members != nil {
+		held := 0
+		for _, a := range s.announcers {
+			held += a.handover()
 		}
-		if err := s.members.Leave(s.opts.HandoverGrace); err != nil {
-			s.log.Warn("leave", "error", err)
+		if held > 0 {
+			s.log.Info("handing over", "addresses", held, "grace", s.opts.HandoverGrace)
+			if err := s.members.Leave(s.opts.HandoverGrace); err != nil {
+				s.log.Warn("leave", "error", err)
+			}
+			time.Sleep(s.opts.HandoverGrace)
 		}
-		time.Sleep(s.opts.HandoverGrace)
 	}
 	stopMembers()
 	stopResponders()
-	for _, r := range s.responders {
-		r.Close()
-	}
 	return nil
 }
 

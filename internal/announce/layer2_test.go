@@ -1,69 +1,21 @@
-package speaker
+package announce
 
 import (
 	"net/netip"
 	"strings"
 	"testing"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
-	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/election"
 )
 
-// testConfig has pool "l2" (198.51.100.80/28, 2001:db8:1::80/124),
-// announced by an L2Announcement for nodes labelled l2=yes on eth0 or
-// eth1, and pool "bgp" (203.0.113.0/28) with no L2Announcement.
-func testConfig(t *testing.T) *config.Config {
-	t.Helper()
-	in := config.Input{
-		Pools: []v1alpha1.IPPool{
-			{ObjectMeta: metav1.ObjectMeta{Name: "l2", UID: "1"}, Spec: v1alpha1.IPPoolSpec{Addresses: []string{"198.51.100.80/28", "2001:db8:1::80/124"}}},
-			{ObjectMeta: metav1.ObjectMeta{Name: "bgp", UID: "2"}, Spec: v1alpha1.IPPoolSpec{Addresses: []string{"203.0.113.0/28"}}},
-		},
-		L2: []v1alpha1.L2Announcement{{
-			ObjectMeta: metav1.ObjectMeta{Name: "lan", UID: "3"},
-			Spec: v1alpha1.L2AnnouncementSpec{
-				IPPools:       []string{"l2"},
-				NodeSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"l2": "yes"}}},
-				Interfaces:    []string{"eth0", "eth1"},
-			},
-		}},
-	}
-	cfg, problems := config.Build(in, nil)
-	if len(problems) > 0 {
-		t.Fatal(problems)
-	}
-	return cfg
+func decide(v View) map[netip.Addr]*Decision {
+	return NewRound(v).Layer2(election.StickyOwner)
 }
 
-func nodes(ns ...Node) map[string]Node {
-	out := map[string]Node{}
-	for _, n := range ns {
-		out[n.Name] = n
-	}
-	return out
-}
-
-func ready(name string, labels ...string) Node {
-	l := map[string]string{"l2": "yes"}
-	for _, kv := range labels {
-		k, v, _ := strings.Cut(kv, "=")
-		l[k] = v
-	}
-	return Node{Name: name, Ready: true, Labels: l}
-}
-
-func eth0(mac string) []Iface { return []Iface{{Name: "eth0", MAC: mac}} }
-
-var (
-	ip1   = netip.MustParseAddr("198.51.100.88")
-	ip6   = netip.MustParseAddr("2001:db8:1::88")
-	bgpIP = netip.MustParseAddr("203.0.113.5")
-)
-
-func TestDecide(t *testing.T) {
+func TestLayer2(t *testing.T) {
 	cfg := testConfig(t)
 	three := nodes(ready("node-1"), ready("node-2"), ready("node-3"))
 	all := map[string]bool{"node-1": true, "node-2": true, "node-3": true}
@@ -85,6 +37,7 @@ func TestDecide(t *testing.T) {
 		owner      string // "-" : no decision at all
 		reason     string // substring, when owner is ""
 		wantIfaces []string
+		wantAnns   []string // Announcements, when the owner's interfaces are unknown
 	}{
 		{name: "hash over alive eligible nodes", ip: ip1, owner: hashOwner, wantIfaces: []string{"eth0"},
 			view: View{Nodes: three, Alive: all, Ifaces: ifaces, Services: []Service{svc("a/x", ip1)}}},
@@ -93,13 +46,14 @@ func TestDecide(t *testing.T) {
 		{name: "dead current moves", ip: ip1, owner: election.Owner(ip1, keys(withoutOwner)),
 			view: View{Nodes: three, Alive: withoutOwner, Ifaces: ifaces, Current: map[netip.Addr]string{ip1: hashOwner}, Services: []Service{svc("a/x", ip1)}}},
 		{name: "not ready loses even if alive", ip: ip1, owner: "node-3",
-			view: View{Nodes: nodes(Node{Name: "node-1", Labels: map[string]string{"l2": "yes"}}, ready("node-2", v1alpha1.LabelExcludeFromLoadBalancers+"="), ready("node-3")), Alive: all, Ifaces: ifaces, Services: []Service{svc("a/x", ip1)}}},
+			view: View{Nodes: nodes(Node{Name: "node-1", Labels: map[string]string{"l2": "yes"}}, excluded(ready("node-2")), ready("node-3")), Alive: all, Ifaces: ifaces, Services: []Service{svc("a/x", ip1)}}},
 		{name: "node selector", ip: ip1, owner: "node-2",
 			view: View{Nodes: nodes(Node{Name: "node-1", Ready: true}, ready("node-2")), Alive: all, Ifaces: ifaces, Services: []Service{svc("a/x", ip1)}}},
 		{name: "interface missing", ip: ip1, owner: "node-2", wantIfaces: []string{"eth1"},
 			view: View{Nodes: nodes(ready("node-1"), ready("node-2")), Alive: all, Ifaces: map[string][]Iface{"node-1": {{Name: "wlan0"}}, "node-2": {{Name: "eth1"}, {Name: "eth9"}}}, Services: []Service{svc("a/x", ip1)}}},
 		{name: "no membership: readiness decides, interfaces unknown", ip: ip1, owner: election.Owner(ip1, []string{"node-1", "node-2", "node-3"}),
-			view: View{Nodes: three, Services: []Service{svc("a/x", ip1)}}},
+			wantAnns: []string{"eth0", "eth1"},
+			view:     View{Nodes: three, Services: []Service{svc("a/x", ip1)}}},
 		{name: "eTP Local: only endpoint nodes", ip: ip1, owner: "node-3",
 			view: View{Nodes: three, Alive: all, Ifaces: ifaces, Services: []Service{{Key: "a/x", IPs: []netip.Addr{ip1}, Local: true, EndpointNodes: map[string]bool{"node-3": true}}}}},
 		{name: "eTP Local without endpoints: none, with reason", ip: ip1, owner: "", reason: "no ready endpoint of a/x",
@@ -116,7 +70,7 @@ func TestDecide(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.view.Config = cfg
-			ds := Decide(tt.view)
+			ds := decide(tt.view)
 			d := ds[tt.ip]
 			if tt.owner == "-" {
 				if d != nil {
@@ -142,6 +96,61 @@ func TestDecide(t *testing.T) {
 					t.Errorf("interfaces %v, want %v", got, tt.wantIfaces)
 				}
 			}
+			if tt.wantAnns != nil {
+				if d.Ifaces != nil {
+					t.Errorf("interfaces %v, want none (unknown)", d.Ifaces)
+				}
+				if diff := cmp.Diff(tt.wantAnns, d.Announcements); diff != "" {
+					t.Errorf("announcements (-want +got):\n%s", diff)
+				}
+			}
+		})
+	}
+}
+
+// TestLayer2Reason checks the whole message a Service carries when no
+// node may answer for its address: every node with the first check it
+// fails, grouped by reason in the order the reasons first appear (nodes
+// by name), at most three names per reason.
+func TestLayer2Reason(t *testing.T) {
+	cfg := testConfig(t)
+	local := Service{Key: "a/x", IPs: []netip.Addr{ip1}, Local: true, EndpointNodes: map[string]bool{"node-1": true}}
+	for _, tt := range []struct {
+		name string
+		view View
+		want string
+	}{
+		{"no nodes", View{Services: []Service{local}}, "no node may announce it: the cluster has no nodes"},
+		{"each check", View{
+			Nodes: nodes(
+				Node{Name: "node-1", Labels: map[string]string{"l2": "yes"}},
+				excluded(ready("node-2")),
+				ready("node-3"),
+				Node{Name: "node-4", Ready: true},
+				ready("node-5"),
+				ready("node-6"),
+			),
+			Alive:    map[string]bool{"node-1": true, "node-2": true, "node-4": true, "node-5": true, "node-6": true},
+			Ifaces:   map[string][]Iface{"node-5": {{Name: "wlan0"}}},
+			Services: []Service{local},
+		}, "no node may announce it (node-1: not Ready; node-2: labelled " + v1alpha1.LabelExcludeFromLoadBalancers +
+			"; node-3: speaker not running or unreachable; node-4: not selected by any L2Announcement's nodeSelectors" +
+			"; node-5: has none of the announced interfaces; node-6: no ready endpoint of a/x (externalTrafficPolicy: Local))"},
+		{"more than three nodes", View{
+			Nodes:    nodes(ready("node-1"), ready("node-2"), ready("node-3"), ready("node-4"), ready("node-5")),
+			Alive:    map[string]bool{},
+			Services: []Service{{Key: "a/x", IPs: []netip.Addr{ip1}}},
+		}, "no node may announce it (node-1, node-2, node-3 and 2 more: speaker not running or unreachable)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.view.Config = cfg
+			d := decide(tt.view)[ip1]
+			if d == nil || d.Owner != "" {
+				t.Fatalf("decision %+v, want one with no owner", d)
+			}
+			if d.Reason != tt.want {
+				t.Errorf("reason\n%q, want\n%q", d.Reason, tt.want)
+			}
 		})
 	}
 }
@@ -157,9 +166,15 @@ func TestSharedIPOneOwner(t *testing.T) {
 			{Key: "a/udp", IPs: []netip.Addr{ip1}, Local: true, EndpointNodes: map[string]bool{"node-2": true, "node-3": true}},
 		},
 	}
-	ds := Decide(v)
+	ds := decide(v)
 	if len(ds) != 1 || ds[ip1].Owner != "node-2" || strings.Join(ds[ip1].Services, " ") != "a/tcp a/udp" {
 		t.Fatalf("got %+v", ds[ip1])
+	}
+	// In Layer 2 one node gets the address's traffic for every Service:
+	// a Cluster Service sharing it does not lift the Local one's rule.
+	v.Services[1] = Service{Key: "a/udp", IPs: []netip.Addr{ip1}}
+	if d := decide(v)[ip1]; d.Owner != "node-2" {
+		t.Fatalf("shared with a Cluster Service: got %+v", d)
 	}
 }
 
@@ -173,29 +188,4 @@ func TestMine(t *testing.T) {
 	if len(got["eth1"]) != 2 || len(got["eth0"]) != 1 || got["eth0"][0] != ip6 {
 		t.Fatalf("got %v", got)
 	}
-}
-
-func TestIfacesMeta(t *testing.T) {
-	in := []Iface{{Name: "eth0", MAC: "02:00:00:00:00:01"}, {Name: "eth1", MAC: "02:00:00:00:00:02"}}
-	s := encodeIfaces(in, election.MaxMeta)
-	out := decodeIfaces(s)
-	if len(out) != 2 || out[1] != in[1] {
-		t.Fatalf("round trip %q: %v", s, out)
-	}
-	if s := encodeIfaces(in, 25); s != "eth0=02:00:00:00:00:01" {
-		t.Fatalf("truncated to %q", s)
-	}
-	if out := decodeIfaces(""); len(out) != 0 || out == nil {
-		t.Fatalf("empty meta gives %#v, want an empty list (a node with no interface)", out)
-	}
-}
-
-func keys(m map[string]bool) []string {
-	var out []string
-	for k, v := range m {
-		if v {
-			out = append(out, k)
-		}
-	}
-	return out
 }

@@ -1,0 +1,245 @@
+package announce
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+
+	"github.com/ironlb/ironlb/internal/config"
+)
+
+// OwnerFunc chooses the node that answers for ip among candidates, the
+// nodes that may, given current, the node that answers for it now ("" if
+// none). The speaker passes election.StickyOwner. It is passed in rather
+// than imported because package election also holds the speakers'
+// memberlist, which ironlbctl, a user of this package, must not link
+// (cmd/ironlbctl/deps_test.go).
+type OwnerFunc func(ip netip.Addr, candidates []string, current string) string
+
+// Decision is the Layer 2 outcome for one address.
+type Decision struct {
+	IP netip.Addr
+	// Services using IP, sorted ("namespace/name").
+	Services []string
+	// Owner is the node that answers for IP; "" when no node may, and
+	// Reason says why.
+	Owner  string
+	Reason string
+	// Ifaces are the interfaces the owner answers on; nil Ifaces with an
+	// owner means "whichever interfaces the announcement names" (the owner
+	// published none). Decisions of one pool share the slice: read only.
+	Ifaces []Iface
+	// Announcements names the owner's interfaces when Ifaces is nil: the
+	// union of the matching L2Announcements' interface lists (empty: all).
+	Announcements []string
+}
+
+// layer2Nodes are the nodes that may answer for a pool's addresses as
+// far as the pool decides: every check but the endpoints of Local
+// Services, which depend on the address.
+type layer2Nodes struct {
+	candidates []string           // sorted
+	refused    map[string]Refusal // the others, and why
+	// ifaces are the interfaces each candidate would answer on, for the
+	// candidates whose interfaces are known (View.Ifaces).
+	ifaces map[string][]Iface
+	// announced are, for the other candidates, the interfaces the
+	// announcements selecting them name (nil: all); see
+	// Decision.Announcements.
+	announced map[string][]string
+}
+
+// Layer2 elects an owner for every Layer 2 address of the view: one whose
+// pool an L2Announcement covers. An address outside every pool, or in a
+// pool that only BGPAnnouncements cover, gets no Decision.
+//
+// A node may answer for an address when it is Ready, not excluded, an
+// alive member (when there is a membership), selected by one of the
+// pool's L2Announcements, has one of the interfaces they name (when its
+// interfaces are known), and holds a ready endpoint of every
+// externalTrafficPolicy: Local Service using the address: one node gets
+// all of the address's traffic, for every Service sharing it. owner picks
+// among those nodes; with none, the Decision says why of each node.
+func (r *Round) Layer2(owner OwnerFunc) map[netip.Addr]*Decision {
+	out := map[netip.Addr]*Decision{}
+	for i := range r.addrs {
+		a := &r.addrs[i]
+		if a.rules == nil || len(a.rules.l2) == 0 {
+			continue
+		}
+		nodes := r.layer2Nodes(a.rules)
+		d := &Decision{IP: a.ip, Services: a.keys()}
+		out[a.ip] = d
+		candidates := nodes.candidates
+		if local := a.local(); len(local) > 0 {
+			candidates = slices.DeleteFunc(slices.Clone(candidates), func(n string) bool {
+				return endpointRefusal(local, n).Refused()
+			})
+		}
+		if len(candidates) == 0 {
+			d.Reason = r.layer2Reason(a, nodes)
+			continue
+		}
+		d.Owner = owner(a.ip, candidates, r.view.Current[a.ip])
+		d.Ifaces = nodes.ifaces[d.Owner]
+		d.Announcements = nodes.announced[d.Owner]
+	}
+	return out
+}
+
+// layer2Nodes makes, once per pool, the checks that depend only on the
+// pool and the node.
+func (r *Round) layer2Nodes(p *poolRules) *layer2Nodes {
+	if p.layer2 != nil {
+		return p.layer2
+	}
+	ln := &layer2Nodes{refused: map[string]Refusal{}, ifaces: map[string][]Iface{}, announced: map[string][]string{}}
+	for _, name := range r.sortedNames() {
+		n := r.node(name)
+		ifaces, why := r.layer2Node(n, p.l2)
+		if why.Refused() {
+			ln.refused[name] = why
+			continue
+		}
+		ln.candidates = append(ln.candidates, name)
+		if _, known := r.view.Ifaces[name]; known {
+			ln.ifaces[name] = ifaces
+		} else {
+			ln.announced[name] = announcedIfaces(p.l2, n.Labels)
+		}
+	}
+	p.layer2 = ln
+	return ln
+}
+
+// layer2Node reports whether node n may answer for the addresses of a
+// pool covered by anns, and on which interfaces (nil when its interfaces
+// are not known), or why not.
+func (r *Round) layer2Node(n Node, anns []*config.L2Announcement) ([]Iface, Refusal) {
+	if why := nodeRefusal(n); why.Refused() {
+		return nil, why
+	}
+	if r.view.Alive != nil && !r.view.Alive[n.Name] {
+		return nil, Refusal{Reason: NotAlive}
+	}
+	var selected bool
+	var matched []Iface
+	own, known := r.view.Ifaces[n.Name]
+	for _, a := range anns {
+		if !a.SelectsNode(n.Labels) {
+			continue
+		}
+		selected = true
+		for _, i := range own {
+			if len(a.Interfaces) == 0 || slices.Contains(a.Interfaces, i.Name) {
+				matched = append(matched, i)
+			}
+		}
+	}
+	if !selected {
+		return nil, Refusal{Reason: NotSelected, Mode: config.Layer2}
+	}
+	if !known {
+		return nil, Refusal{}
+	}
+	if len(matched) == 0 {
+		return nil, Refusal{Reason: NoInterface}
+	}
+	slices.SortFunc(matched, func(a, b Iface) int { return cmp.Compare(a.Name, b.Name) })
+	return slices.CompactFunc(matched, func(a, b Iface) bool { return a.Name == b.Name }), Refusal{}
+}
+
+// layer2Reason says why no node may answer for a: each node's first
+// failed check, nodes in name order.
+func (r *Round) layer2Reason(a *address, nodes *layer2Nodes) string {
+	var why refusals
+	local := a.local()
+	for _, name := range r.sortedNames() {
+		if w, ok := nodes.refused[name]; ok {
+			why.add(w, name)
+		} else if w := endpointRefusal(local, name); w.Refused() {
+			why.add(w, name)
+		}
+	}
+	return why.String()
+}
+
+// endpointRefusal refuses node unless it holds a ready endpoint of every
+// Service in local (Layer 2: the owner gets every Service's traffic). It
+// names the first Service without one.
+func endpointRefusal(local []*Service, node string) Refusal {
+	for _, s := range local {
+		if !s.EndpointNodes[node] {
+			return Refusal{Reason: NoEndpoint, Services: s.Key}
+		}
+	}
+	return Refusal{}
+}
+
+// keys are the Services using a, sorted, each once.
+func (a *address) keys() []string {
+	out := make([]string, 0, 1+len(a.more))
+	for s := range a.services {
+		out = append(out, s.Key)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// local are the externalTrafficPolicy: Local Services using a, in View
+// order.
+func (a *address) local() []*Service {
+	var out []*Service
+	for s := range a.services {
+		if s.Local {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// announcedIfaces is the union of the interface lists of the
+// announcements in anns that select a node with labels; nil if any of them
+// names none (every interface).
+func announcedIfaces(anns []*config.L2Announcement, labels map[string]string) []string {
+	var out []string
+	for _, a := range anns {
+		if !a.SelectsNode(labels) {
+			continue
+		}
+		if len(a.Interfaces) == 0 {
+			return nil
+		}
+		out = append(out, a.Interfaces...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Mine returns, per interface name, the addresses node answers for
+// according to ds. A decision that names no interfaces (the owner
+// published none) uses the interfaces in its Announcements, or all of all
+// when that is empty.
+func Mine(ds map[netip.Addr]*Decision, node string, all []Iface) map[string][]netip.Addr {
+	out := map[string][]netip.Addr{}
+	for ip, d := range ds {
+		if d.Owner != node {
+			continue
+		}
+		ifaces := d.Ifaces
+		if ifaces == nil {
+			for _, i := range all {
+				if len(d.Announcements) == 0 || slices.Contains(d.Announcements, i.Name) {
+					ifaces = append(ifaces, i)
+				}
+			}
+		}
+		for _, i := range ifaces {
+			out[i.Name] = append(out[i.Name], ip)
+		}
+	}
+	for _, ips := range out {
+		slices.SortFunc(ips, netip.Addr.Compare)
+	}
+	return out
+}

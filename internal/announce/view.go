@@ -1,0 +1,65 @@
+package announce
+
+import (
+	"net/netip"
+
+	"github.com/ironlb/ironlb/internal/config"
+)
+
+// Node is what the rule needs of a Kubernetes Node. The caller reads the
+// facts with internal/kube (NodeReady, Excluded), so that the speaker and
+// ironlbctl read them alike.
+type Node struct {
+	Name  string
+	Ready bool
+	// Excluded: the node is labelled
+	// v1alpha1.LabelExcludeFromLoadBalancers and announces nothing.
+	Excluded bool
+	// Labels are matched by the announcements' node selectors.
+	Labels map[string]string
+}
+
+// Service is what the rule needs of a LoadBalancer Service that has
+// addresses.
+type Service struct {
+	// Key is "namespace/name".
+	Key string
+	IPs []netip.Addr
+	// Local is externalTrafficPolicy: Local: kube-proxy forwards the
+	// Service's external traffic only to endpoints on the node that
+	// received it, so a node without one would drop it.
+	Local bool
+	// EndpointNodes are the nodes with a ready endpoint; read only when
+	// Local.
+	EndpointNodes map[string]bool
+}
+
+// Iface is a network interface a node may answer on.
+type Iface struct {
+	Name string
+	MAC  string
+}
+
+// View is everything one round reads. Every speaker builds it from the
+// same API objects and the same membership, so every speaker reaches the
+// same decisions; ironlbctl builds it from the same objects, with no
+// membership, to say who announces what.
+type View struct {
+	Config *config.Config
+	// Nodes by name.
+	Nodes map[string]Node
+	// Alive are the members memberlist reports alive. nil means there is
+	// no membership (disabled, not running, or ironlbctl): node readiness
+	// alone decides, as the API server reports it. Only Layer 2 reads it:
+	// in BGP mode the routers' sessions tell a dead node apart.
+	Alive map[string]bool
+	// Ifaces are the interfaces of each node, as its speaker publishes
+	// them. A node missing here (no membership, or it published nothing)
+	// is taken to have whichever interface an announcement names.
+	Ifaces map[string][]Iface
+	// Current maps an address to the node that announces it now, as
+	// reported in the ServiceAnnouncements; the Layer 2 owner choice keeps
+	// addresses where they are (see OwnerFunc).
+	Current  map[netip.Addr]string
+	Services []Service
+}

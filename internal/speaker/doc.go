@@ -1,0 +1,54 @@
+// Package speaker is the per-node daemon that makes Service addresses
+// reachable: it answers ARP and NDP for the Layer 2 addresses its node
+// owns and announces routes to the BGP addresses its node may announce.
+// It decides nothing itself: who may announce what is internal/announce's
+// rule, shared with ironlbctl.
+//
+// # One address, from the Service status to the wire
+//
+//  1. The controller writes the address into the Service's
+//     status.loadBalancer.ingress. The speaker's Service records
+//     (records.go: serviceRecords, reduceService, with kube.IngressIPs)
+//     keep it, and the change kicks a sync (Speaker.watch).
+//  2. Speaker.loop runs Speaker.sync. Speaker.view reads the view
+//     (announce.View): the Config, rebuilt only when the config objects
+//     changed (configCache, kube.InputVersion); the Nodes (kube.NodeReady,
+//     kube.Excluded); the membership's alive speakers and their
+//     interfaces (election.Members); the Services from the records with,
+//     for externalTrafficPolicy: Local, the nodes holding a ready endpoint
+//     (the EndpointSlice records); and who announces each address now,
+//     from the ServiceAnnouncements.
+//  3. Speaker.stand (quorum.go) says whether this speaker may take part
+//     in the Layer 2 election: it has settled among the others and
+//     reaches their majority.
+//  4. announce.NewRound groups the view's addresses by pool, and sync
+//     hands the turn to each announcer in mode order.
+//  5. Layer 2 (layer2.go): layer2.announce asks the round for the owners
+//     (announce.Round.Layer2, with election.StickyOwner), takes this
+//     node's addresses per interface (announce.Mine), and gives each
+//     interface's l2.Responder its set (SetAddrs). The responder sends
+//     gratuitous ARP and unsolicited NA for a new address, and answers
+//     each ARP request and Neighbor Solicitation for it with this node's
+//     MAC: the ARP reply.
+//  6. BGP (bgp.go): bgpAnnouncer.announce asks the round for this node's
+//     addresses (announce.Round.BGP), turns them into routes
+//     (bgp.RoutesFor) and hands them to the embedded BGP speaker
+//     (bgp.Speaker.SetRoutes), which sends the BGP UPDATE on each
+//     Established session whose peer the announcement names.
+//  7. Then each announcer reports, in its own goroutine so that a slow API
+//     server never delays an answer: layer2.report hands statusWriter
+//     (status.go) the ServiceAnnouncements this node writes, naming the
+//     owner, its interface and MAC; bgpAnnouncer.report keeps
+//     sessionWriter (bgpstatus.go) writing this node's BGPSessionStates.
+//
+// # Shape
+//
+// Speaker is the thin loop: it owns the records, the caches, the
+// membership and the goroutines. Each mode is an announcer (announcer.go)
+// built with what it needs passed in (logger, metrics, clients, node
+// name, a function to start goroutines with), never the Speaker itself.
+// On a planned stop, Start asks each announcer to hand over (the Layer 2
+// responders go quiet), leaves the membership so the others take over,
+// keeps answering for Options.HandoverGrace, and only then stops the
+// responders and GoBGP.
+package speaker
