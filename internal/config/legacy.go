@@ -201,6 +201,16 @@ func parseLegacy(cm *corev1.ConfigMap, r *report) *fragment {
 			}
 			for j, ad := range ads {
 				adAt := at.child("bgp-advertisements").index(j)
+				// MetalLB refuses both repeats: an advertisement written
+				// twice, a community listed twice in one advertisement.
+				if k := slices.IndexFunc(ads[:j], ad.equal); k >= 0 {
+					r.invalid(adAt, "is the same as bgp-advertisements[%d]; list each advertisement once", k)
+				}
+				for m, c := range ad.Communities {
+					if k := slices.Index(ad.Communities[:m], c); k >= 0 {
+						r.invalid(adAt.child("communities").index(m), "%q is already listed as communities[%d]", c, k)
+					}
+				}
 				spec := v1alpha1.BGPAnnouncementSpec{
 					IPPools:             []string{lp.Name},
 					AggregationLength:   ad.AggregationLength,
@@ -224,6 +234,19 @@ func parseLegacy(cm *corev1.ConfigMap, r *report) *fragment {
 		return nil
 	}
 	return f
+}
+
+// equal reports whether a and b are written the same, MetalLB's test for a
+// repeated advertisement.
+func (a legacyBGPAdvertisement) equal(b legacyBGPAdvertisement) bool {
+	return ptrEqual(a.AggregationLength, b.AggregationLength) &&
+		ptrEqual(a.AggregationLengthV6, b.AggregationLengthV6) &&
+		ptrEqual(a.LocalPref, b.LocalPref) &&
+		slices.Equal(a.Communities, b.Communities)
+}
+
+func ptrEqual[T comparable](a, b *T) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
 }
 
 // parseLegacyDuration parses a legacy duration ("90s"); empty means unset.

@@ -112,6 +112,27 @@ func TestLegacyRules(t *testing.T) {
 			`ConfigMap metallb-system/config: bfd-profiles[1].name: "a" is already defined by bfd-profiles[0]`,
 			`ConfigMap metallb-system/config: bfd-profiles[2].name: missing: every BFD profile needs a name`,
 		}},
+		// Repeated entries: refused where MetalLB (v0.12) refused them,
+		// accepted where it accepted them and they do no harm.
+		{name: "same address twice in a pool", data: "address-pools:\n- name: a\n  protocol: layer2\n  addresses: [198.51.100.0/28, 198.51.100.64/28, ' 198.51.100.0/28']\n",
+			want: []string{`ConfigMap metallb-system/config: address-pools[0].addresses[2]: "198.51.100.0/28" is already listed as address-pools[0].addresses[0]`}},
+		{name: "same range written two ways", data: "address-pools:\n- name: a\n  protocol: layer2\n  addresses: [10.0.0.1, 10.0.0.1/32]\n",
+			want: []string{`ConfigMap metallb-system/config: address-pools[0].addresses[1]: 10.0.0.1/32 overlaps 10.0.0.1 (address-pools[0].addresses[0]) of the same pool`}},
+		{name: "same bad address twice", data: "address-pools:\n- name: a\n  protocol: layer2\n  addresses: [10.0.0.300, 10.0.0.300]\n", want: []string{
+			`ConfigMap metallb-system/config: address-pools[0].addresses[0]: invalid IP address "10.0.0.300"`,
+			`ConfigMap metallb-system/config: address-pools[0].addresses[1]: invalid IP address "10.0.0.300"`,
+		}},
+		{name: "same community twice", data: "bgp-communities: {lan: '64500:1'}\naddress-pools:\n- name: a\n  protocol: bgp\n  addresses: [10.0.0.1]\n  bgp-advertisements:\n  - communities: [no-export, lan, '64500:2', lan, no-export]\n", want: []string{
+			`ConfigMap metallb-system/config: address-pools[0].bgp-advertisements[0].communities[3]: "lan" is already listed as communities[1]`,
+			`ConfigMap metallb-system/config: address-pools[0].bgp-advertisements[0].communities[4]: "no-export" is already listed as communities[0]`,
+		}},
+		{name: "one community written two ways", data: "bgp-communities: {lan: '64500:1'}\naddress-pools:\n- name: a\n  protocol: bgp\n  addresses: [10.0.0.1]\n  bgp-advertisements:\n  - communities: [lan, '64500:1', no-export, '65535:65281']\n"},
+		{name: "same advertisement twice", data: "address-pools:\n- name: a\n  protocol: bgp\n  addresses: [10.0.0.0/24]\n  bgp-advertisements:\n  - {aggregation-length: 24, communities: [no-export]}\n  - {localpref: 100}\n  - {aggregation-length: 24, communities: [no-export]}\n  - {}\n  - {}\n", want: []string{
+			`ConfigMap metallb-system/config: address-pools[0].bgp-advertisements[2]: is the same as bgp-advertisements[0]; list each advertisement once`,
+			`ConfigMap metallb-system/config: address-pools[0].bgp-advertisements[4]: is the same as bgp-advertisements[3]; list each advertisement once`,
+		}},
+		{name: "advertisements that differ in writing", data: "address-pools:\n- name: a\n  protocol: bgp\n  addresses: [10.0.0.0/24]\n  bgp-advertisements:\n  - {}\n  - {aggregation-length: 32}\n  - {communities: [no-export, no-advertise]}\n  - {communities: [no-advertise, no-export]}\n"},
+		{name: "same node selector twice", data: "peers:\n- peer-address: 10.0.0.1\n  peer-asn: 1\n  my-asn: 2\n  node-selectors:\n  - match-labels: {rack: '1'}\n  - match-labels: {rack: '1'}\n"},
 		{name: "missing bfd profile is a warning", data: "peers:\n- {peer-address: 10.0.0.1, peer-asn: 1, my-asn: 2, bfd-profile: fast}\n",
 			want: []string{`warning: ConfigMap metallb-system/config: peers[0].bfd-profile: no BFD profile named "fast"; the session runs without BFD until one exists`}},
 	}

@@ -68,7 +68,12 @@ func parsePool(name string, lbls map[string]string, spec *v1alpha1.IPPoolSpec, a
 			continue
 		}
 		if j := slices.IndexFunc(pi.pool.Ranges, rg.Overlaps); j >= 0 {
-			r.invalid(at.child("addresses").index(i), "%s overlaps %s (%s) of the same pool", s, pi.written[j], pi.addressAt(j))
+			if rg == pi.pool.Ranges[j] && strings.TrimSpace(s) == strings.TrimSpace(pi.written[j]) {
+				// A repeat is simpler to see, and to fix, than an overlap.
+				r.invalid(at.child("addresses").index(i), "%q is already listed as %s", strings.TrimSpace(s), pi.addressAt(j))
+			} else {
+				r.invalid(at.child("addresses").index(i), "%s overlaps %s (%s) of the same pool", s, pi.written[j], pi.addressAt(j))
+			}
 			continue
 		}
 		pi.pool.Ranges = append(pi.pool.Ranges, rg)

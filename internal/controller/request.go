@@ -65,7 +65,10 @@ func parseRequest(svc *corev1.Service) (request, error) {
 	}
 	r.requireAll = svc.Spec.IPFamilyPolicy == nil || *svc.Spec.IPFamilyPolicy != corev1.IPFamilyPolicyPreferDualStack
 
+	// src names where the requested addresses come from, for messages.
+	var src string
 	if v, from := annotation(svc, "loadBalancerIPs"); v != "" {
+		src = "annotation " + from
 		for i, s := range strings.Split(v, ",") {
 			a, err := netip.ParseAddr(strings.TrimSpace(s))
 			if err != nil || a.Zone() != "" || a.Is4In6() {
@@ -74,6 +77,7 @@ func parseRequest(svc *corev1.Service) (request, error) {
 			r.ips = append(r.ips, a)
 		}
 	} else if s := strings.TrimSpace(svc.Spec.LoadBalancerIP); s != "" {
+		src = "spec.loadBalancerIP"
 		a, err := netip.ParseAddr(s)
 		if err != nil || a.Zone() != "" || a.Is4In6() {
 			return r, badRequest("spec.loadBalancerIP %q is not an IP address", s)
@@ -85,7 +89,7 @@ func parseRequest(svc *corev1.Service) (request, error) {
 		for _, a := range r.ips {
 			f := ipam.FamilyOf(a)
 			if seen[f] {
-				return r, badRequest("more than one %s address requested; request at most one per family", f)
+				return r, badRequest("%s: more than one %s address requested; request at most one per family", src, f)
 			}
 			seen[f] = true
 			if !slices.Contains(r.families, f) {
