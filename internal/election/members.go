@@ -76,6 +76,7 @@ type Options struct {
 	// speaker puts there what the others need to know of this node and
 	// cannot read from the API server without putting it on the failover
 	// path: its announcing interfaces and their MACs. At most MaxMeta bytes.
+	// SetMeta replaces it while the member runs.
 	Meta string
 }
 
@@ -91,8 +92,11 @@ type Members struct {
 	log     *slog.Logger
 	changes chan struct{}
 
-	// life serializes Leave and shutdown: memberlist panics on a Leave
-	// after Shutdown. It is held while Leave waits for its broadcasts.
+	// life serializes Leave, SetMeta and shutdown: memberlist panics on a
+	// Leave after Shutdown. It is held while Leave and SetMeta wait for
+	// their broadcasts. It also guards opts.Meta: memberlist reads the
+	// metadata (delegate.NodeMeta) only inside Create and UpdateNode, and
+	// Run, Leave and SetMeta call those with life held.
 	life sync.Mutex
 	// leaving is set by Leave; NodeMeta then publishes metaLeaving.
 	leaving atomic.Bool
@@ -236,8 +240,13 @@ func (m *Members) Run(ctx context.Context) error {
 	m.started = true
 	m.mu.Unlock()
 
+	// life is held from Create, which reads the metadata, until ml is
+	// set: a SetMeta in between would otherwise record new metadata that
+	// nobody publishes.
+	m.life.Lock()
 	ml, err := memberlist.Create(m.config())
 	if err != nil {
+		m.life.Unlock()
 		return fmt.Errorf("election: start gossip on %s: %w", m.opts.Bind, err)
 	}
 	runCtx, stopWorkers := context.WithCancel(ctx)
@@ -246,6 +255,7 @@ func (m *Members) Run(ctx context.Context) error {
 	m.ml, m.runCtx = ml, runCtx
 	self := m.self // set by the NotifyJoin for ourselves, during Create
 	m.mu.Unlock()
+	m.life.Unlock()
 	m.log.Info("gossip started", "node", m.opts.Name, "addr", self)
 	m.notify()
 
@@ -481,6 +491,36 @@ func (m *Members) Leave(timeout time.Duration) error {
 	m.notify()
 	if err != nil {
 		return fmt.Errorf("election: leave: %w", err)
+	}
+	return nil
+}
+
+// SetMeta replaces this member's metadata (Options.Meta) and, while Run
+// runs, gossips it: memberlist sends a new alive message, and the others
+// read the new value with Meta and are told through Changes. It waits up
+// to timeout (0: no limit) for that message to go out, which takes up to
+// a gossip interval while other members are alive. The speaker calls it
+// when the interfaces it answers on change, so that the others elect it
+// for an interface it gained, and stop electing it for one it lost.
+//
+// Before Run, the metadata is recorded and published when Run starts;
+// after Leave, it is recorded only: the member goes on telling the others
+// it is leaving. Calls are serialized with each other and with Leave.
+func (m *Members) SetMeta(meta string, timeout time.Duration) error {
+	if len(meta) > MaxMeta {
+		return fmt.Errorf("election: metadata is %d bytes, at most %d fit", len(meta), MaxMeta)
+	}
+	m.life.Lock()
+	defer m.life.Unlock()
+	m.opts.Meta = meta
+	m.mu.Lock()
+	ml, down := m.ml, m.down
+	m.mu.Unlock()
+	if ml == nil || down || m.leaving.Load() {
+		return nil
+	}
+	if err := ml.UpdateNode(timeout); err != nil {
+		return fmt.Errorf("election: publish metadata: %w", err)
 	}
 	return nil
 }

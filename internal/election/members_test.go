@@ -552,3 +552,79 @@ func TestMetaSpreads(t *testing.T) {
 		t.Error("New accepted metadata longer than MaxMeta")
 	}
 }
+
+// TestSetMeta checks that metadata set while the members run reaches the
+// others, with a change signalled, and that metadata set before Run is
+// what Run publishes.
+func TestSetMeta(t *testing.T) {
+	opts := clusterOptions(t, 3, nil)
+	for i := range opts {
+		opts[i].Meta = fmt.Sprintf("eth0=02:00:00:00:00:0%d", i+1)
+	}
+	// node-3 changes its metadata before it runs.
+	early, err := New(opts[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts[2].Meta = "eth0=02:00:00:00:00:03,bond0=02:00:00:00:00:33"
+	if err := early.SetMeta(opts[2].Meta, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	ms := []*testMember{startMember(t, opts[0]), startMember(t, opts[1])}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- early.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("node-3: Run: %v", err)
+		}
+	})
+	ms = append(ms, &testMember{Members: early, name: opts[2].Name})
+	waitConverged(t, ms, names(ms), 10*time.Second)
+
+	waitMeta := func(m *testMember, name, want string) {
+		t.Helper()
+		deadline := time.After(5 * time.Second)
+		for {
+			got, ok := m.Meta(name)
+			if ok && got == want {
+				return
+			}
+			select {
+			case <-m.Changes():
+			case <-deadline:
+				t.Fatalf("%s: Meta(%s) = %q, %v; want %q", m.name, name, got, ok, want)
+			}
+		}
+	}
+	waitMeta(ms[0], opts[2].Name, opts[2].Meta)
+
+	// node-1 gains an interface, then loses eth0.
+	for _, meta := range []string{"eth0=02:00:00:00:00:01,vlan7=02:00:00:00:00:71", "vlan7=02:00:00:00:00:71"} {
+		if err := ms[0].SetMeta(meta, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms[1:] {
+			waitMeta(m, opts[0].Name, meta)
+		}
+		if got, _ := ms[0].Meta(opts[0].Name); got != meta {
+			t.Errorf("node-1 reads its own metadata as %q, want %q", got, meta)
+		}
+	}
+
+	if err := ms[0].SetMeta(strings.Repeat("a", MaxMeta+1), time.Second); err == nil {
+		t.Error("SetMeta accepted metadata longer than MaxMeta")
+	}
+	// After Leave, the member goes on saying it is leaving.
+	if err := ms[1].Leave(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := ms[1].SetMeta("eth0=02:00:00:00:00:02", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if _, ok := ms[0].Meta(opts[1].Name); ok {
+		t.Errorf("%s lists %s after it left and set its metadata", ms[0].name, opts[1].Name)
+	}
+}

@@ -41,6 +41,20 @@
 //     owner, its interface and MAC; bgpAnnouncer.report keeps
 //     sessionWriter (bgpstatus.go) writing this node's BGPSessionStates.
 //
+// # Interfaces
+//
+// The speaker answers on the interfaces LocalIfaces lists, one
+// l2.Responder each (ifaceSet), and publishes them with their MACs as its
+// membership metadata, from which the other speakers learn which nodes
+// may own an address whose L2Announcement names interfaces. The list
+// follows the host: watchLinks hears every link and address change over
+// rtnetlink and wakes the sync loop, which reads the interfaces again
+// (Speaker.refreshIfaces, also on every resync) and, when the list
+// changed, opens or closes responders, hands the Layer 2 announcer the
+// new set, publishes the new metadata (election.Members.SetMeta) and
+// syncs. So a bond or VLAN made after the speaker started is answered on
+// within moments.
+//
 // # Shape
 //
 // Speaker is the thin loop: it owns the records, the caches, the

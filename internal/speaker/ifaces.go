@@ -21,13 +21,27 @@ var skipPrefixes = []string{
 // on: up, with a 6-byte MAC, broadcast-capable, not loopback, carrying at
 // least one address, and not named like a pod or tunnel interface. If
 // only is not empty, exactly the interfaces named there that qualify are
-// returned (the --interfaces flag), whatever their names.
+// returned (the --interfaces flag), whatever their names. The speaker
+// reads them again whenever a link or an address changes (see
+// watchLinks), so the list is of the moment.
 func LocalIfaces(only []string) ([]announce.Iface, error) {
+	ifis, err := answerable(only)
+	if err != nil {
+		return nil, err
+	}
+	return ifacesOf(ifis), nil
+}
+
+// answerable returns the interfaces LocalIfaces lists, in the kernel's
+// order (by index), as net.Interfaces: the speaker keeps their index with
+// each responder to tell a link deleted and made again under the same
+// name from the one its responder's sockets are bound to.
+func answerable(only []string) ([]net.Interface, error) {
 	all, err := net.Interfaces()
 	if err != nil {
 		return nil, fmt.Errorf("list interfaces: %w", err)
 	}
-	var out []announce.Iface
+	var out []net.Interface
 	for _, ifi := range all {
 		if ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagLoopback != 0 ||
 			ifi.Flags&net.FlagBroadcast == 0 || len(ifi.HardwareAddr) != 6 {
@@ -43,9 +57,18 @@ func LocalIfaces(only []string) ([]announce.Iface, error) {
 		if addrs, err := ifi.Addrs(); err != nil || len(addrs) == 0 {
 			continue
 		}
-		out = append(out, announce.Iface{Name: ifi.Name, MAC: ifi.HardwareAddr.String()})
+		out = append(out, ifi)
 	}
 	return out, nil
+}
+
+// ifacesOf is ifis as the announce package names them: name and MAC.
+func ifacesOf(ifis []net.Interface) []announce.Iface {
+	var out []announce.Iface
+	for _, ifi := range ifis {
+		out = append(out, announce.Iface{Name: ifi.Name, MAC: ifi.HardwareAddr.String()})
+	}
+	return out
 }
 
 // encodeIfaces is the membership metadata a speaker publishes: its

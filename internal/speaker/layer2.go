@@ -38,7 +38,8 @@ type layer2Options struct {
 	// ServiceAnnouncements name a Service by its UID.
 	Services *records.Store[svcRecord]
 	// Ifaces are this node's interfaces, and Responders answer on them,
-	// by interface name. The caller runs and closes the responders.
+	// by interface name, until setIfaces replaces them. The caller runs
+	// and closes the responders.
 	Ifaces     []announce.Iface
 	Responders map[string]responder
 	// Run starts a function in the background until the speaker stops
@@ -245,4 +246,15 @@ func (l *layer2) reports(t *turn) (out map[string]*report, keep map[string]bool)
 		}
 	}
 	return out, keep
+}
+
+// setIfaces replaces the interfaces this node answers on and their
+// responders, by interface name, when an interface comes or goes (see
+// Speaker.refreshIfaces). The next announce gives a new responder its
+// addresses, which it then announces; a responder no longer listed is
+// the caller's to close, and what it answered for is answered on the
+// remaining interfaces, or by another node once the others see this
+// node's new interfaces.
+func (l *layer2) setIfaces(ifaces []announce.Iface, responders map[string]responder) {
+	l.ifaces, l.responders = ifaces, responders
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"sync"
@@ -32,7 +31,6 @@ import (
 	"github.com/ironlb/ironlb/internal/announce"
 	"github.com/ironlb/ironlb/internal/election"
 	"github.com/ironlb/ironlb/internal/kube"
-	"github.com/ironlb/ironlb/internal/l2"
 	"github.com/ironlb/ironlb/internal/records"
 )
 
@@ -111,11 +109,18 @@ type Speaker struct {
 	services *records.Store[svcRecord]
 	slices   *records.Store[sliceRecord]
 
-	kick chan struct{} // API objects changed
+	kick  chan struct{} // API objects changed
+	links chan struct{} // this host's links or addresses changed (watchLinks)
 
 	// The rest is owned by Start's goroutine, which runs the sync loop.
-	config     configCache
+	config configCache
+	// answering runs a responder on each interface this node may answer
+	// on, and ifaces lists them (answering.ifaces()): what the Layer 2
+	// announcer answers on and what the membership metadata tells the
+	// others. refreshIfaces keeps them up to date.
+	answering  *ifaceSet
 	ifaces     []announce.Iface
+	l2         *layer2           // announcers[modeLayer2]
 	nodeIP     netip.Addr        // this node's InternalIP (IPv4 preferred)
 	members    *election.Members // nil: no membership
 	announcers [numModes]announcer
@@ -213,6 +218,7 @@ func New(cfg *rest.Config, opts Options) (*Speaker, error) {
 		mgr:      mgr,
 		metrics:  newMetrics(crmetrics.Registry),
 		kick:     make(chan struct{}, 1),
+		links:    make(chan struct{}, 1),
 		standing: standing{seen: map[string]bool{}, quorate: true},
 	}
 	if err := mgr.AddReadyzCheck("synced", func(*http.Request) error { return s.readyErr() }); err != nil {
@@ -244,8 +250,12 @@ func (s *Speaker) Start(ctx context.Context) error {
 	// ends.
 	rctx, stopResponders := context.WithCancel(context.WithoutCancel(ctx))
 	mctx, stopMembers := context.WithCancel(context.WithoutCancel(ctx))
+	// The link watch serves the sync loop only: it stops with it, or
+	// when Start fails.
+	lctx, stopLinks := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
+		stopLinks()
 		stopMembers()
 		stopResponders()
 		wg.Wait()
@@ -276,44 +286,29 @@ func (s *Speaker) Start(ctx context.Context) error {
 		return errors.New("speaker: caches did not sync")
 	}
 
-	ifaces, err := LocalIfaces(s.opts.Interfaces)
+	// Watch the links before the first read, so that no change falls
+	// between the two.
+	wg.Go(func() { watchLinks(lctx, s.log, s.kickLinks) })
+	s.answering = newIfaceSet(s.log, openL2(s.log), run)
+	defer s.answering.close()
+	ifis, err := answerable(s.opts.Interfaces)
 	if err != nil {
 		return err
 	}
-	if len(ifaces) == 0 {
-		s.log.Warn("no interface to answer on", "interfaces", s.opts.Interfaces)
+	if _, err := s.answering.update(ifis); err != nil {
+		return fmt.Errorf("speaker: %w", err)
 	}
-	s.ifaces = ifaces
-	responders := map[string]responder{}
-	var opened []*l2.Responder
-	defer func() {
-		for _, r := range opened {
-			r.Close()
-		}
-	}()
-	for _, i := range ifaces {
-		ifi, err := net.InterfaceByName(i.Name)
-		if err != nil {
-			return err
-		}
-		r, err := l2.New(ifi, l2.Options{Logger: s.log.With("interface", i.Name)})
-		if err != nil {
-			return fmt.Errorf("speaker: answer on %s: %w", i.Name, err)
-		}
-		responders[i.Name] = r
-		opened = append(opened, r)
-		wg.Go(func() {
-			if err := r.Run(rctx); err != nil {
-				s.log.Error("responder stopped", "interface", i.Name, "error", err)
-			}
-		})
+	s.ifaces = s.answering.ifaces()
+	if len(s.ifaces) == 0 {
+		s.log.Warn("no interface to answer on yet", "interfaces", s.opts.Interfaces)
 	}
-	s.log.Info("answering on", "interfaces", ifaces)
-	s.announcers[modeLayer2] = newLayer2(layer2Options{
+	s.log.Info("answering on", "interfaces", s.ifaces)
+	s.l2 = newLayer2(layer2Options{
 		Node: s.opts.NodeName, Logger: s.log, Metrics: s.metrics,
 		Recorder: s.mgr.GetEventRecorder("ironlb-speaker"), Client: s.mgr.GetClient(),
-		Services: s.services, Ifaces: ifaces, Responders: responders, Run: run,
+		Services: s.services, Ifaces: s.ifaces, Responders: s.answering.responders(), Run: run,
 	})
+	s.announcers[modeLayer2] = s.l2
 
 	var changes <-chan struct{}
 	if m, err := s.startMembers(ctx); err != nil {
@@ -330,6 +325,7 @@ func (s *Speaker) Start(ctx context.Context) error {
 		})
 	}
 	s.loop(ctx, changes)
+	stopLinks()
 
 	// Planned handover: leave first, so the others take the addresses
 	// over and announce them, and keep answering meanwhile.
@@ -351,26 +347,42 @@ func (s *Speaker) Start(ctx context.Context) error {
 	return nil
 }
 
-// loop syncs on every change until ctx ends.
+// loop syncs on every change until ctx ends. It also applies the changes
+// of this host's interfaces (refreshIfaces), here rather than in the
+// goroutine that hears of them, since the announcers and the interface
+// set are this goroutine's alone.
 func (s *Speaker) loop(ctx context.Context, changes <-chan struct{}) {
 	resync := time.NewTicker(resyncInterval)
 	defer resync.Stop()
 	// One sync when the startup grace ends, in case nothing else happens.
 	graceOver := time.After(startupGrace)
 	var last time.Time
+	var spacing time.Duration
+	due := true
 	for {
-		start := time.Now()
-		if err := s.sync(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error("sync", "error", err)
+		if due {
+			start := time.Now()
+			if err := s.sync(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("sync", "error", err)
+			}
+			last = time.Now()
+			spacing = syncSpacing(last.Sub(start))
 		}
-		last = time.Now()
-		spacing := syncSpacing(last.Sub(start))
+		due = true
 		select {
 		case <-ctx.Done():
 			return
 		case <-changes:
 		case <-resync.C:
+			// A change the link watch missed shows here at the latest.
+			s.refreshIfaces()
 		case <-graceOver:
+		case <-s.links:
+			// Most link changes are pods' veths coming and going, which
+			// change nothing the speaker answers on: no sync for those.
+			// A change of the interfaces syncs at once, not spaced like
+			// API changes: it is rare, and an address may move.
+			due = s.refreshIfaces()
 		case <-s.kick:
 			// Spread syncs out in a burst of API changes, unless the
 			// membership changes meanwhile.
@@ -400,6 +412,53 @@ func (s *Speaker) kickSync() {
 	case s.kick <- struct{}{}:
 	default:
 	}
+}
+
+// kickLinks tells the sync loop that this host's links or addresses
+// changed; it is called from watchLinks' goroutine.
+func (s *Speaker) kickLinks() {
+	select {
+	case s.links <- struct{}{}:
+	default:
+	}
+}
+
+// metaTimeout bounds how long refreshIfaces waits for the new membership
+// metadata to go out; it takes a gossip interval (50 ms by default), and
+// holds up the sync loop meanwhile.
+const metaTimeout = time.Second
+
+// refreshIfaces reads this host's interfaces again and, if the set this
+// speaker may answer on changed (LocalIfaces' rules), applies the change:
+// it opens and runs a responder on each new interface and closes those of
+// interfaces that went away (ifaceSet.update), hands the Layer 2
+// announcer the new set, and publishes it as this node's membership
+// metadata, so that the other speakers elect this node for an interface
+// it gained and no longer for one it lost. It reports whether the set
+// changed; the caller then syncs, which is when the election sees it.
+// It runs on the sync loop's goroutine.
+func (s *Speaker) refreshIfaces() bool {
+	ifis, err := answerable(s.opts.Interfaces)
+	if err != nil {
+		s.log.Error("read the network interfaces", "error", err)
+		return false
+	}
+	changed, err := s.answering.update(ifis)
+	if err != nil {
+		s.log.Error("open a responder; trying again at the next change or resync", "error", err)
+	}
+	if !changed {
+		return false
+	}
+	s.ifaces = s.answering.ifaces()
+	s.log.Info("answering on", "interfaces", s.ifaces)
+	s.l2.setIfaces(s.ifaces, s.answering.responders())
+	if s.members != nil {
+		if err := s.members.SetMeta(encodeIfaces(s.ifaces, election.MaxMeta), metaTimeout); err != nil {
+			s.log.Warn("publish the interfaces to the other speakers", "error", err)
+		}
+	}
+	return true
 }
 
 // watch makes every change of an object the speaker reads kick a sync.
