@@ -11,9 +11,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/labnet"
 	"github.com/ironlb/ironlb/test/bench/benchstat"
 	"github.com/ironlb/ironlb/test/bench/procusage"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // Polling periods and limits of a run.
@@ -205,9 +207,49 @@ func (b *bench) runOnce(ctx context.Context, run int) (res runResult, err error)
 	if !b.opts.BFD {
 		return res, nil
 	}
+	bfdWait, err := b.waitBFDUp(ctx, nodes)
+	fmt.Fprintf(b.diag, "# run %d: BFD up on every node's session %.1f s after the speakers went quiet\n", run, bfdWait.Seconds())
+	if err != nil {
+		return res, err
+	}
 	linkDown = true
 	err = b.loseNode(ctx, nodeLoss{run: run, view: view, router: rd, dead: dead, start: start}, &res)
 	return res, err
+}
+
+// bfdUpLimit bounds waitBFDUp: BFD starts a second after a session is
+// established (the speaker's gate) and takes a few more to come up.
+const bfdUpLimit = 30 * time.Second
+
+// waitBFDUp waits until every node's speaker reports BFD Up on its
+// session (its BGPSessionStates, which forgetSessions deletes between
+// runs) and returns how long that took. The node-loss figure is BFD's
+// detection only once BFD runs on the dead node's session: a speaker
+// killed as soon as it has gone quiet may not have started BFD yet, and
+// the router then keeps its paths for the hold time.
+func (b *bench) waitBFDUp(ctx context.Context, nodes []*labnet.Host) (time.Duration, error) {
+	start := time.Now()
+	for {
+		var list v1alpha1.BGPSessionStateList
+		err := b.cl.Client.List(ctx, &list, client.InNamespace(labnet.SystemNamespace))
+		up := map[string]bool{}
+		for _, s := range list.Items {
+			if s.Status.BFDState == v1alpha1.BFDStateUp {
+				up[s.Status.Node] = true
+			}
+		}
+		if err == nil && !slices.ContainsFunc(nodes, func(h *labnet.Host) bool { return !up[h.Name] }) {
+			return time.Since(start), nil
+		}
+		if time.Since(start) > bfdUpLimit {
+			return time.Since(start), fmt.Errorf("BFD is not Up on every node's session after %s (up: %v, list error %v)", bfdUpLimit, slices.Sorted(maps.Keys(up)), err)
+		}
+		select {
+		case <-ctx.Done():
+			return time.Since(start), ctx.Err()
+		case <-time.After(convergePoll):
+		}
+	}
 }
 
 // nodeLoss is what loseNode works with.
