@@ -25,6 +25,7 @@ HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
 TOOLS := etcd kube-apiserver kube-proxy kubectl controller-gen staticcheck helm
 TOOLS_HASH := $(shell { cat hack/tools/go.mod hack/tools/go.sum hack/tools/cmd/etcd/main.go; echo '$(KUBE_LDFLAGS) $(HELM_LDFLAGS)'; } | sha256sum | cut -c1-16)
 TOOLS_STAMP := $(BIN)/.tools-$(TOOLS_HASH)
+
 .PHONY: help
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
