@@ -63,7 +63,7 @@ func (s *Speaker) startMembers(ctx context.Context) (*election.Members, error) {
 		Join:      join,
 		Logger:    s.log.With("component", "members"),
 		Tuning:    s.opts.Tuning,
-		Meta:      encodeIfaces(s.ifaces, election.MaxMeta),
+		Meta:      encodeIfaces(s.answering.ifaces(), election.MaxMeta),
 	})
 }
 

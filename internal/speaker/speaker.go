@@ -115,11 +115,10 @@ type Speaker struct {
 	// The rest is owned by Start's goroutine, which runs the sync loop.
 	config configCache
 	// answering runs a responder on each interface this node may answer
-	// on, and ifaces lists them (answering.ifaces()): what the Layer 2
-	// announcer answers on and what the membership metadata tells the
-	// others. refreshIfaces keeps them up to date.
+	// on; its ifaces are what the Layer 2 announcer answers on and what
+	// the membership metadata tells the others. refreshIfaces keeps it up
+	// to date.
 	answering  *ifaceSet
-	ifaces     []announce.Iface
 	l2         *layer2           // announcers[modeLayer2]
 	nodeIP     netip.Addr        // this node's InternalIP (IPv4 preferred)
 	members    *election.Members // nil: no membership
@@ -298,15 +297,14 @@ func (s *Speaker) Start(ctx context.Context) error {
 	if _, err := s.answering.update(ifis); err != nil {
 		return fmt.Errorf("speaker: %w", err)
 	}
-	s.ifaces = s.answering.ifaces()
-	if len(s.ifaces) == 0 {
+	if len(s.answering.ifaces()) == 0 {
 		s.log.Warn("no interface to answer on yet", "interfaces", s.opts.Interfaces)
 	}
-	s.log.Info("answering on", "interfaces", s.ifaces)
+	s.log.Info("answering on", "interfaces", s.answering.ifaces())
 	s.l2 = newLayer2(layer2Options{
 		Node: s.opts.NodeName, Logger: s.log, Metrics: s.metrics,
 		Recorder: s.mgr.GetEventRecorder("ironlb-speaker"), Client: s.mgr.GetClient(),
-		Services: s.services, Ifaces: s.ifaces, Responders: s.answering.responders(), Run: run,
+		Services: s.services, Ifaces: s.answering.ifaces(), Responders: s.answering.responders(), Run: run,
 	})
 	s.announcers[modeLayer2] = s.l2
 
@@ -450,11 +448,11 @@ func (s *Speaker) refreshIfaces() bool {
 	if !changed {
 		return false
 	}
-	s.ifaces = s.answering.ifaces()
-	s.log.Info("answering on", "interfaces", s.ifaces)
-	s.l2.setIfaces(s.ifaces, s.answering.responders())
+	ifaces := s.answering.ifaces()
+	s.log.Info("answering on", "interfaces", ifaces)
+	s.l2.setIfaces(ifaces, s.answering.responders())
 	if s.members != nil {
-		if err := s.members.SetMeta(encodeIfaces(s.ifaces, election.MaxMeta), metaTimeout); err != nil {
+		if err := s.members.SetMeta(encodeIfaces(ifaces, election.MaxMeta), metaTimeout); err != nil {
 			s.log.Warn("publish the interfaces to the other speakers", "error", err)
 		}
 	}

@@ -109,7 +109,7 @@ func (s *Speaker) view(ctx context.Context) (announce.View, []v1alpha1.ServiceAn
 			}
 		}
 	}
-	v.Ifaces[s.opts.NodeName] = s.ifaces
+	v.Ifaces[s.opts.NodeName] = s.answering.ifaces()
 
 	var endpoints map[string]map[string]bool // read once, if a Service needs it
 	s.services.Range(func(nn types.NamespacedName, r svcRecord) bool {
