@@ -44,8 +44,10 @@ type IPPoolSpec struct {
 	// Addresses are the addresses this pool hands out. Each entry is a CIDR
 	// ("192.168.1.0/24"), an inclusive range ("192.168.1.87-192.168.1.97")
 	// or a single address ("192.168.1.88"). IPv4 and IPv6 entries may be
-	// mixed; a dual-stack Service then gets one address of each family from
-	// the same pool. Entries must not overlap each other or any other pool.
+	// mixed. A dual-stack Service takes each family's address from the
+	// first pool it may use that has one of that family, so its two
+	// addresses may come from one pool or from two. Entries must not
+	// overlap each other or any other pool.
 	// +required
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=1024
@@ -68,6 +70,17 @@ type IPPoolSpec struct {
 	// them as broadcast addresses and drop their traffic.
 	// +optional
 	AvoidBuggyIPs bool `json:"avoidBuggyIPs,omitempty"`
+
+	// AllowSharingAcrossNamespaces lets Services of different namespaces
+	// share an address of this pool (with the same allow-shared-ip key, as
+	// always). By default a Service may only join an address held by
+	// Services of its own namespace: a sharing key is a plain string any
+	// namespace can write, and a Service that joins another team's address
+	// takes its ports and, with externalTrafficPolicy Local, can leave it
+	// with no node to announce it. Turning this off later moves no
+	// Service: those already sharing keep their address.
+	// +optional
+	AllowSharingAcrossNamespaces bool `json:"allowSharingAcrossNamespaces,omitempty"`
 
 	// ServiceAllocation limits which Services may get addresses from this
 	// pool and in which order pools are tried. Without it, any Service may

@@ -9,7 +9,9 @@ const (
 	// AnnotationAddressPool requests a pool by name.
 	AnnotationAddressPool = "ironlb.io/address-pool"
 	// AnnotationAllowSharedIP lets Services with the same value share an IP
-	// when their ports do not collide.
+	// when their ports do not collide: Services of one namespace, or of
+	// any namespace in a pool that allows it
+	// (IPPoolSpec.AllowSharingAcrossNamespaces).
 	AnnotationAllowSharedIP = "ironlb.io/allow-shared-ip"
 
 	// ServiceConditionIPAllocated is the condition the controller keeps in a

@@ -76,6 +76,10 @@ type Pool struct {
 	AutoAssign bool
 	// AvoidBuggyIPs: skip IPv4 addresses ending in .0 and .255 when picking.
 	AvoidBuggyIPs bool
+	// AllowSharingAcrossNamespaces: Services of different namespaces may
+	// share an address of the pool. Always false for a legacy ConfigMap
+	// pool, which has no such key (see the README).
+	AllowSharingAcrossNamespaces bool
 	// Labels are the IPPool's labels, matched by ipPoolSelectors.
 	Labels map[string]string
 	// Protocol is set for legacy ConfigMap pools, which name one; "" for an

@@ -260,3 +260,27 @@ func TestWidestBlock(t *testing.T) {
 		}
 	}
 }
+
+// TestSharingAcrossNamespaces checks where a pool's permission to share
+// addresses across namespaces comes from: an IPPool says so explicitly,
+// and a legacy ConfigMap pool, which has no key for it, never allows it.
+func TestSharingAcrossNamespaces(t *testing.T) {
+	open := ippool("open", 0, "10.0.1.0/24")
+	open.Spec.AllowSharingAcrossNamespaces = true
+	in := Input{
+		Pools:     []v1alpha1.IPPool{ippool("closed", 0, "10.0.0.0/24"), open},
+		ConfigMap: configMap(0, "address-pools:\n- {name: legacy, protocol: layer2, addresses: [10.0.2.0/24]}\n"),
+	}
+	c, ps := Build(in, nil)
+	if len(ps) > 0 {
+		t.Fatal(errorStrings(ps))
+	}
+	got := map[string]bool{}
+	for name, p := range c.Pools {
+		got[name] = p.AllowSharingAcrossNamespaces
+	}
+	want := map[string]bool{"closed": false, "open": true, "legacy": false}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("AllowSharingAcrossNamespaces per pool (-want +got):\n%s", diff)
+	}
+}

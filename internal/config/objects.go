@@ -51,6 +51,8 @@ func parsePool(name string, lbls map[string]string, spec *v1alpha1.IPPoolSpec, a
 			AutoAssign:    v1alpha1.DefaultAutoAssign,
 			AvoidBuggyIPs: spec.AvoidBuggyIPs,
 			Labels:        maps.Clone(lbls),
+
+			AllowSharingAcrossNamespaces: spec.AllowSharingAcrossNamespaces,
 		},
 		at:     at,
 		nameAt: nameAt,

@@ -16,9 +16,28 @@ type outcome struct {
 	ips     []netip.Addr // in the Service's family order; empty when pending
 	reason  string
 	message string
+	// warning, for an allocated Service, is the reason of the Warning
+	// event its message deserves (an address kept where the config would
+	// no longer put it); "" for a plain Normal one.
+	warning string
 	// changed: ips differ from what the Service held before this decision.
 	changed bool
+	// incomplete: allocated, but short of a family its policy requires;
+	// the Service waits for it as a pending one would.
+	incomplete bool
 }
+
+// Warning event reasons for a Service that keeps an address the config in
+// force would not give it now. They are stable API, like the condition
+// reasons in api/v1alpha1.
+const (
+	// eventAddressOutsidePool: the address's pool shrank or was deleted.
+	eventAddressOutsidePool = "AddressOutsidePool"
+	// eventPoolNoLongerSelects: the address's pool no longer selects the
+	// Service (its serviceAllocation, the Service's labels or its
+	// namespace's changed).
+	eventPoolNoLongerSelects = "PoolNoLongerSelects"
+)
 
 // serviceInfo is what decide needs to know of a Service besides its request.
 type serviceInfo struct {
@@ -47,6 +66,9 @@ func (l *ledger) decideLocked(si serviceInfo, req request, reqErr error) outcome
 	if out.reason == v1alpha1.ReasonAllocated {
 		out.ips = inFamilyOrder(after, req.families)
 		delete(l.pending, si.key)
+		if out.incomplete {
+			l.pending[si.key] = l.waitFor(si, req, reqErr)
+		}
 	} else {
 		l.pending[si.key] = l.waitFor(si, req, reqErr)
 	}
@@ -80,15 +102,24 @@ func (l *ledger) decideInner(si serviceInfo, req request, reqErr error, held []n
 		// may have changed so that it now collides with a Service it shares
 		// with. Then, and only then, it must move.
 		if err := l.alloc.Assign(si.key, held, req.sharing, ipam.AssignOptions{}); err == nil {
-			missing := missingFamilies(held, req.families)
-			if len(missing) == 0 || len(req.ips) > 0 {
-				return l.allocated(si.key)
+			// A family missing: PreferDualStack gaining one, or a
+			// RequireDualStack Service holding one family (its status
+			// shows one, or the other family had no free address).
+			// Add it; keep the rest either way, as a Service never loses
+			// an address for what it cannot get besides.
+			var short []string
+			for _, f := range missingFamilies(held, req.families) {
+				if err := l.allocateFamily(si, req, f); err != nil && req.requireAll {
+					short = append(short, fmt.Sprintf("%s: %s", f, l.failure(err, nil).message))
+				}
 			}
-			// PreferDualStack gaining a family: add it, keep the rest.
-			for _, f := range missing {
-				l.allocateFamily(si, req, f)
+			out := l.allocated(si)
+			if len(short) > 0 {
+				out.message += fmt.Sprintf("; ipFamilyPolicy RequireDualStack also needs an address of each family, and none could be given for %s (the Service keeps what it has and gets the rest once it is free)",
+					strings.Join(short, "; "))
+				out.incomplete = true
 			}
-			return l.allocated(si.key)
+			return out
 		}
 	}
 	l.alloc.Release(si.key)
@@ -118,17 +149,23 @@ func (l *ledger) decideInner(si serviceInfo, req request, reqErr error, held []n
 	if got == 0 {
 		return l.failure(firstErr, names)
 	}
-	return l.allocated(si.key)
+	return l.allocated(si)
 }
 
 // keeps reports whether the addresses a Service holds answer its (changed)
 // request: the same requested addresses, the right families, and, if it
 // names a pool, addresses of that pool.
+// A requested address is kept only while requested; an automatic one
+// (also the one a RequireDualStack request leaves to the pools) while it
+// is of a family the Service has and of the pool it names, if any.
 func (l *ledger) keeps(held []netip.Addr, req request) bool {
-	if len(req.ips) > 0 {
-		return req.requestsExactly(held)
+	if len(req.ips) > 0 && !req.admitsRequested(held) {
+		return false
 	}
 	for _, a := range held {
+		if slices.Contains(req.ips, a) {
+			continue
+		}
 		if !slices.Contains(req.families, ipam.FamilyOf(a)) {
 			return false
 		}
@@ -138,14 +175,53 @@ func (l *ledger) keeps(held []netip.Addr, req request) bool {
 			}
 		}
 	}
+	if len(req.ips) > 0 {
+		// The requested addresses are all held (admitsRequested); a
+		// missing automatic family is added, not a reason to move.
+		return true
+	}
 	return !req.requireAll || len(missingFamilies(held, req.families)) == 0
 }
 
-func (l *ledger) allocateFamily(si serviceInfo, req request, f ipam.Family) {
-	names, explicit, fail := l.candidatePools(si, req)
-	if fail == nil {
-		l.alloc.Allocate(si.key, f, names, req.sharing, ipam.AllocateOptions{Explicit: explicit})
+// allocateFamily adds an automatic address of family f to what the
+// Service si holds.
+func (l *ledger) allocateFamily(si serviceInfo, req request, f ipam.Family) error {
+	names, explicit, fail := l.autoPools(si, req)
+	if fail != nil {
+		return &failedAuto{*fail}
 	}
+	_, err := l.alloc.Allocate(si.key, f, names, req.sharing, ipam.AllocateOptions{Explicit: explicit})
+	return err
+}
+
+// autoPools is candidatePools for an automatic address. When the Service
+// also requests addresses (RequireDualStack naming one family), their
+// pools come first, and may be used even with autoAssign off: the Service
+// asked for that pool's address, and its other family most likely belongs
+// beside it. Callers hold l.mu.
+func (l *ledger) autoPools(si serviceInfo, req request) (names []string, explicit bool, fail *outcome) {
+	names, explicit, fail = l.candidatePools(si, req)
+	if len(req.ips) == 0 || req.pool != "" {
+		return names, explicit, fail
+	}
+	var first []string
+	for _, a := range req.ips {
+		if p, ok := l.alloc.PoolOf(a); ok && !l.terminating[p] && !slices.Contains(first, p) {
+			first = append(first, p)
+		}
+	}
+	if len(first) == 0 {
+		return names, explicit, fail
+	}
+	for _, n := range names {
+		if !slices.Contains(first, n) {
+			first = append(first, n)
+		}
+	}
+	// Explicit admits pools with autoAssign off, but only those named:
+	// the requested addresses' pools, and candidatePools' (which all
+	// have it on).
+	return first, true, nil
 }
 
 // candidatePools returns the pools svc may take automatic addresses from, in
@@ -198,26 +274,60 @@ func (l *ledger) assignRequested(si serviceInfo, req request) outcome {
 	if err != nil {
 		return l.failure(err, allowed)
 	}
-	return l.allocated(si.key)
-}
-
-func (l *ledger) allocated(key string) outcome {
-	ips := l.alloc.IPs(key)
-	var parts []string
-	for _, a := range ips {
-		if p, ok := l.alloc.PoolOf(a); ok {
-			parts = append(parts, fmt.Sprintf("%s from pool %s", a, p))
-		} else {
-			parts = append(parts, fmt.Sprintf("%s (outside every pool now: kept, not renumbered; add it back to a pool or move the Service)", a))
+	// RequireDualStack with one family requested: the other comes from
+	// the pools, or the Service waits for both (it must not run on one).
+	for _, f := range missingFamilies(req.ips, req.families) {
+		if err := l.allocateFamily(si, req, f); err != nil {
+			l.alloc.Release(si.key)
+			out := l.failure(err, nil)
+			out.message = fmt.Sprintf("ipFamilyPolicy RequireDualStack needs an %s address besides the requested %s, and none can be given, so the Service waits for both: %s",
+				f, joinAddrs(req.ips), out.message)
+			return out
 		}
 	}
-	return outcome{reason: v1alpha1.ReasonAllocated, message: "assigned " + strings.Join(parts, ", ")}
+	return l.allocated(si)
 }
+
+// allocated describes what the Service si holds. An address kept where
+// the config in force would no longer put it says so, with what to do:
+// ironlb never renumbers a Service for a config or label change (see
+// "Where ironlb differs from MetalLB" in the README), so the operator must
+// learn of it from the Service.
+func (l *ledger) allocated(si serviceInfo) outcome {
+	ips := l.alloc.IPs(si.key)
+	out := outcome{reason: v1alpha1.ReasonAllocated}
+	var parts []string
+	for _, a := range ips {
+		p, ok := l.alloc.PoolOf(a)
+		switch {
+		case !ok:
+			parts = append(parts, fmt.Sprintf("%s (outside every pool now: kept, not renumbered; add it back to a pool or move the Service)", a))
+			out.warning = eventAddressOutsidePool
+		case l.cfg.Pools[p] != nil && !l.cfg.Pools[p].Allows(si.namespace, si.nsLabels, si.labels):
+			parts = append(parts, fmt.Sprintf("%s from pool %s (the pool's spec.serviceAllocation no longer selects this Service in namespace %s: kept, not renumbered; to move it, name a pool that serves it in %s, or let the pool select it again)",
+				a, p, si.namespace, v1alpha1.AnnotationAddressPool))
+			if out.warning == "" {
+				out.warning = eventPoolNoLongerSelects
+			}
+		default:
+			parts = append(parts, fmt.Sprintf("%s from pool %s", a, p))
+		}
+	}
+	out.message = "assigned " + strings.Join(parts, ", ")
+	return out
+}
+
+// failedAuto carries candidatePools' refusal, reason and all, through
+// allocateFamily's error to failure.
+type failedAuto struct{ out outcome }
+
+func (e *failedAuto) Error() string { return e.out.message }
 
 // failure turns an allocator error into a reason and a message that tells
 // the operator what to do, with free addresses where that helps.
 func (l *ledger) failure(err error, pools []string) outcome {
 	var (
+		auto       *failedAuto
 		conflict   *ipam.ConflictError
 		notInPool  *ipam.NotInPoolError
 		notAllowed *ipam.PoolNotAllowedError
@@ -226,9 +336,15 @@ func (l *ledger) failure(err error, pools []string) outcome {
 		noPool     *ipam.NoPoolError
 	)
 	switch {
+	case errors.As(err, &auto):
+		return auto.out
 	case errors.As(err, &conflict):
 		p, _ := l.alloc.PoolOf(conflict.Addr)
-		return outcome{reason: v1alpha1.ReasonIPInUse, message: err.Error() + l.freeHint(p, ipam.FamilyOf(conflict.Addr))}
+		msg := err.Error()
+		if conflict.OtherNamespace {
+			msg += l.acrossNamespacesFix(p)
+		}
+		return outcome{reason: v1alpha1.ReasonIPInUse, message: msg + l.freeHint(p, ipam.FamilyOf(conflict.Addr))}
 	case errors.As(err, &notInPool):
 		return outcome{reason: v1alpha1.ReasonNotInPool, message: fmt.Sprintf("%s is not in any address pool; pools: %s", notInPool.Addr, l.poolList())}
 	case errors.As(err, &notAllowed):
@@ -241,6 +357,22 @@ func (l *ledger) failure(err error, pools []string) outcome {
 		return outcome{reason: v1alpha1.ReasonNoPool, message: err.Error()}
 	}
 	return outcome{reason: v1alpha1.ReasonAllocationError, message: err.Error()}
+}
+
+// acrossNamespacesFix says how to let Services of different namespaces
+// share an address of pool, for a Service refused for the namespace rule
+// (see ipam.Sharing). A legacy ConfigMap pool has no key for it: MetalLB's
+// format is read as MetalLB wrote it, so the fix is to define the pool as
+// an IPPool.
+func (l *ledger) acrossNamespacesFix(pool string) string {
+	p := l.cfg.Pools[pool]
+	switch {
+	case p == nil:
+		return "; only an address of an IPPool with spec.allowSharingAcrossNamespaces: true may be shared across namespaces"
+	case p.Source.Kind == "ConfigMap":
+		return fmt.Sprintf("; pool %s comes from the legacy ConfigMap, which cannot allow that: to share it across namespaces, define the pool as an IPPool (ironlbctl convert writes one) with spec.allowSharingAcrossNamespaces: true", pool)
+	}
+	return fmt.Sprintf("; to share it across namespaces, set spec.allowSharingAcrossNamespaces: true on IPPool/%s", pool)
 }
 
 func (l *ledger) freeHint(pool string, f ipam.Family) string {

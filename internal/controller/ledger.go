@@ -283,6 +283,8 @@ func (l *ledger) install(cfg *config.Config, terminating map[string]bool) {
 			Ranges:        p.Ranges,
 			AutoAssign:    p.AutoAssign && !terminating[p.Name],
 			AvoidBuggyIPs: p.AvoidBuggyIPs,
+
+			AllowSharingAcrossNamespaces: p.AllowSharingAcrossNamespaces,
 		})
 	}
 	l.alloc.SetPools(pools)
@@ -327,20 +329,21 @@ type waitFor struct {
 	ips   []netip.Addr
 }
 
-// waitFor is what the Service si, just decided pending, waits for.
-// Callers hold l.mu.
+// waitFor is what the Service si, just decided pending (or short of a
+// family it requires), waits for: the addresses it requests, and an
+// address of the pools for each family it leaves to them. Callers hold
+// l.mu.
 func (l *ledger) waitFor(si serviceInfo, req request, reqErr error) waitFor {
-	switch {
-	case reqErr != nil:
-		return waitFor{}
-	case len(req.ips) > 0:
-		return waitFor{ips: req.ips}
-	}
-	names, _, fail := l.candidatePools(si, req)
-	if fail != nil {
+	if reqErr != nil {
 		return waitFor{}
 	}
-	return waitFor{pools: names}
+	w := waitFor{ips: req.ips}
+	if len(missingFamilies(req.ips, req.families)) > 0 {
+		if names, _, fail := l.autoPools(si, req); fail == nil {
+			w.pools = names
+		}
+	}
+	return w
 }
 
 // waitingFor returns the pending Services that may take one of freed, the

@@ -32,9 +32,12 @@ type request struct {
 	families []ipam.Family // in the Service's order, primary first
 	// requireAll is false only for PreferDualStack: one family is enough.
 	requireAll bool
-	ips        []netip.Addr // requested addresses; empty means "any"
-	pool       string       // requested pool; "" means any allowed pool
-	sharing    ipam.Sharing
+	// ips are the requested addresses, at most one per family; empty
+	// means "any". A family of families with no requested address (only
+	// RequireDualStack leaves one out) is allocated automatically.
+	ips     []netip.Addr
+	pool    string // requested pool; "" means any allowed pool
+	sharing ipam.Sharing
 }
 
 // requestError is a mistake in the Service's own spec or annotations. Its text
@@ -96,10 +99,17 @@ func parseRequest(svc *corev1.Service) (request, error) {
 				return r, badRequest("requested %s is %s but the Service's ipFamilies are %v; set ipFamilies/ipFamilyPolicy to include %s", a, f, r.families, f)
 			}
 		}
-		// The requested addresses decide the families.
-		r.families = r.families[:0]
-		for _, a := range r.ips {
-			r.families = append(r.families, ipam.FamilyOf(a))
+		// The requested addresses decide the families, but for
+		// RequireDualStack: its promise is both families or none, so a
+		// family the request leaves out is allocated automatically
+		// (spec.loadBalancerIP holds one address, and a manifest written
+		// for single-stack often carries it).
+		requireDual := svc.Spec.IPFamilyPolicy != nil && *svc.Spec.IPFamilyPolicy == corev1.IPFamilyPolicyRequireDualStack
+		if !requireDual || len(r.families) < 2 {
+			r.families = r.families[:0]
+			for _, a := range r.ips {
+				r.families = append(r.families, ipam.FamilyOf(a))
+			}
 		}
 		r.requireAll = true
 	}
@@ -107,9 +117,10 @@ func parseRequest(svc *corev1.Service) (request, error) {
 
 	key, _ := annotation(svc, "allow-shared-ip")
 	r.sharing = ipam.Sharing{
-		Key:      key,
-		Local:    svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
-		Selector: labels.SelectorFromSet(svc.Spec.Selector).String(),
+		Key:       key,
+		Namespace: svc.Namespace,
+		Local:     svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
+		Selector:  labels.SelectorFromSet(svc.Spec.Selector).String(),
 	}
 	for _, p := range svc.Spec.Ports {
 		proto := p.Protocol
@@ -148,13 +159,29 @@ func (r request) sharingHash() uint64 {
 	return 1
 }
 
-// requestsExactly reports whether r requests exactly the addresses ips, in
-// any order.
-func (r request) requestsExactly(ips []netip.Addr) bool {
-	a, b := slices.Clone(ips), slices.Clone(r.ips)
-	slices.SortFunc(a, netip.Addr.Compare)
-	slices.SortFunc(b, netip.Addr.Compare)
-	return slices.Equal(a, b)
+// admitsRequested reports whether ips answer r's requested addresses: each
+// of them, and for each family r allocates automatically (see
+// request.ips), at most one more address, of that family. The pool of an
+// automatic address is left to the caller.
+func (r request) admitsRequested(ips []netip.Addr) bool {
+	auto := missingFamilies(r.ips, r.families)
+	for _, a := range r.ips {
+		if !slices.Contains(ips, a) {
+			return false
+		}
+	}
+	seen := map[ipam.Family]bool{}
+	for _, a := range ips {
+		if slices.Contains(r.ips, a) {
+			continue
+		}
+		f := ipam.FamilyOf(a)
+		if seen[f] || !slices.Contains(auto, f) {
+			return false
+		}
+		seen[f] = true
+	}
+	return true
 }
 
 // addressKey identifies what of the request decides which addresses fit:

@@ -144,11 +144,17 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		switch want := wantRequested(ipsAnn, lbIP); {
 		case len(r.ips) > 0:
-			if !r.requestsExactly(want) {
+			got := slices.Clone(r.ips)
+			slices.SortFunc(got, netip.Addr.Compare)
+			slices.SortFunc(want, netip.Addr.Compare)
+			if !slices.Equal(got, want) {
 				t.Fatalf("requests %v, want %v (annotation %q, spec.loadBalancerIP %q)", r.ips, want, ipsAnn, lbIP)
 			}
-			if !r.requireAll || len(r.families) != len(r.ips) {
-				t.Fatalf("requested %v: families %v, requireAll %v; want one family per address, all required", r.ips, r.families, r.requireAll)
+			// One family per address, all required; RequireDualStack
+			// keeps both, the one not requested being automatic.
+			requireDual := svc.Spec.IPFamilyPolicy != nil && *svc.Spec.IPFamilyPolicy == corev1.IPFamilyPolicyRequireDualStack && len(svc.Spec.IPFamilies) == 2
+			if wantFams := len(r.ips); !r.requireAll || len(r.families) != wantFams && !(requireDual && len(r.families) == 2) {
+				t.Fatalf("requested %v: families %v, requireAll %v; want one family per address (both for RequireDualStack), all required", r.ips, r.families, r.requireAll)
 			}
 		case len(want) > 0:
 			t.Fatalf("requests no address, want %v", want)

@@ -113,11 +113,12 @@ func (s *svcRecord) claimRank() int {
 // asksFor reports whether the Service's request admits ips, the addresses
 // in its status, as far as that is plain from the request alone: a request
 // for addresses (spec.loadBalancerIP or the loadBalancerIPs annotation)
-// admits exactly those. Whether an automatic request admits them depends on
-// the config, which may have changed since without moving anything: it
-// admits them.
+// admits those, and, for RequireDualStack naming one family, one address
+// of the other (see request.admitsRequested). Whether an automatic request
+// admits them depends on the config, which may have changed since without
+// moving anything: it admits them.
 func (s *svcRecord) asksFor(ips []netip.Addr) bool {
-	return len(s.req.ips) == 0 || s.req.requestsExactly(ips)
+	return len(s.req.ips) == 0 || s.req.admitsRequested(ips)
 }
 
 func joinAddrs[T fmt.Stringer](xs []T) string {

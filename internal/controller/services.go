@@ -152,8 +152,8 @@ func (r *serviceReconciler) report(svc *svcRecord, out outcome) {
 			return
 		}
 		eventType, reason := corev1.EventTypeNormal, "IPAllocated"
-		if strings.Contains(out.message, "outside every pool") {
-			eventType, reason = corev1.EventTypeWarning, "AddressOutsidePool"
+		if out.warning != "" {
+			eventType, reason = corev1.EventTypeWarning, out.warning
 		}
 		r.recorder.Eventf(svc.object(), nil, eventType, reason, "Allocate", "%s", capitalize(out.message))
 		return

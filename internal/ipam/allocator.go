@@ -20,6 +20,11 @@ type Pool struct {
 	// automatic assignment, and refuses explicit requests for them with a
 	// BuggyIPError, because some clients drop traffic to such addresses.
 	AvoidBuggyIPs bool
+	// AllowSharingAcrossNamespaces lets a Service join an address of this
+	// pool that Services of other namespaces hold (with the same sharing
+	// key, as always). Off, sharing stays within one namespace; see
+	// Sharing for why that is the default.
+	AllowSharingAcrossNamespaces bool
 }
 
 // AssignOptions says which pool rules an Assign must enforce. The zero
@@ -28,8 +33,12 @@ type Pool struct {
 // even if the configuration has since tightened, so a restart changes no IP.
 type AssignOptions struct {
 	// RequirePool marks a new request (spec.loadBalancerIP or the
-	// loadBalancerIPs annotation): each address must be in a pool, and not a
-	// .0/.255 address of a pool with AvoidBuggyIPs.
+	// loadBalancerIPs annotation): each address must be in a pool, not a
+	// .0/.255 address of a pool with AvoidBuggyIPs, and, if Services of
+	// another namespace hold it, in a pool that allows sharing across
+	// namespaces. Without it, an address is kept even where these rules
+	// would now refuse it: the configuration changed, or the Services
+	// shared it before the rule existed.
 	RequirePool bool
 	// Pools, if non-empty, restricts the addresses to these pools (for
 	// example an address-pool annotation); an address in no pool is then
@@ -88,6 +97,8 @@ type pool struct {
 	avoidBuggy bool
 	ranges     []Range // kept ranges, sorted
 	v4, v6     *famSet // nil when the pool has no range of that family
+	// acrossNamespaces is Pool.AllowSharingAcrossNamespaces.
+	acrossNamespaces bool
 }
 
 func (p *pool) set(f Family) *famSet {
@@ -160,6 +171,7 @@ func (a *Allocator) SetPools(pools []Pool) {
 			rebuilt[p] = true
 		}
 		p.autoAssign = cfg.AutoAssign
+		p.acrossNamespaces = cfg.AllowSharingAcrossNamespaces
 		for i := range a.index {
 			if a.index[i].p == nil {
 				a.index[i].p = p
@@ -273,7 +285,7 @@ func (a *Allocator) Assign(svc string, ips []netip.Addr, s Sharing, opts AssignO
 		case opts.RequirePool && p.avoidBuggy && isBuggy(ip):
 			return &BuggyIPError{Addr: ip, Pool: p.name}
 		}
-		if err := a.checkSharing(svc, ip, s); err != nil {
+		if err := a.checkSharing(svc, ip, s, opts.RequirePool); err != nil {
 			return err
 		}
 	}
@@ -290,17 +302,27 @@ func (a *Allocator) Assign(svc string, ips []netip.Addr, s Sharing, opts AssignO
 
 // checkSharing returns a *ConflictError if ip is held by a service other
 // than svc that s may not share with, or if svc does not hold ip and
-// another service holds it back (see Reserve).
-func (a *Allocator) checkSharing(svc string, ip netip.Addr, s Sharing) error {
+// another service holds it back (see Reserve). join says svc asks for ip
+// anew (a request or an automatic pick, not an address restored or kept):
+// then, unless ip's pool allows sharing across namespaces, the holders
+// must be of svc's namespace. An address svc already holds is never
+// refused for its namespace, so no rule added since it was shared moves it.
+func (a *Allocator) checkSharing(svc string, ip netip.Addr, s Sharing, join bool) error {
 	var err *ConflictError
-	holders := a.addrs[ip].svcs
+	h := a.addrs[ip]
+	holders := h.svcs
+	across := !join || slices.Contains(holders, svc) || h.pool != nil && h.pool.acrossNamespaces
 	for _, other := range holders {
 		if other == svc {
 			continue
 		}
-		if reason, ok := compatible(s, a.svcs[other].sharing); !ok {
+		if reason, ok := compatible(s, a.svcs[other].sharing, across); !ok {
 			if err == nil {
 				err = &ConflictError{Addr: ip, Reason: reason}
+				if reason == reasonOtherNamespace {
+					err.OtherNamespace = true
+					err.Reason = otherNamespaceReason(h.pool)
+				}
 			}
 			err.Holders = append(err.Holders, other)
 		}
@@ -348,7 +370,7 @@ func (a *Allocator) Allocate(svc string, f Family, pools []string, s Sharing, op
 	sv := a.svcs[svc]
 	if sv != nil {
 		for _, ip := range sv.ips {
-			if err := a.checkSharing(svc, ip, s); err != nil {
+			if err := a.checkSharing(svc, ip, s, false); err != nil {
 				return netip.Addr{}, err
 			}
 		}
@@ -435,7 +457,7 @@ func (a *Allocator) sharedCandidate(svc string, f Family, cands []*pool, s Shari
 		if rank < 0 || rank > bestRank || rank == bestRank && best.Less(ip) {
 			continue
 		}
-		if a.checkSharing(svc, ip, s) == nil {
+		if a.checkSharing(svc, ip, s, true) == nil {
 			best, bestRank = ip, rank
 		}
 	}

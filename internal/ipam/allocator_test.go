@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -28,7 +29,12 @@ type step struct {
 	wantErr error  // compared with cmp; nil means success
 }
 
+// run runs the step on a. A Sharing without a namespace gets the
+// service's, as the controller fills it in.
 func (s step) run(a *Allocator) (string, error) {
+	if s.share.Namespace == "" {
+		s.share.Namespace, _, _ = strings.Cut(s.assign+s.allocate, "/")
+	}
 	switch {
 	case s.assign != "":
 		return "", a.Assign(s.assign, ips(s.ips...), s.share, s.aopts)
@@ -58,6 +64,10 @@ func mkPool(name string, ranges ...string) Pool {
 
 func (p Pool) manual() Pool { p.AutoAssign = false; return p }
 func (p Pool) avoid() Pool  { p.AvoidBuggyIPs = true; return p }
+func (p Pool) acrossNamespaces() Pool {
+	p.AllowSharingAcrossNamespaces = true
+	return p
+}
 
 func alloc(svc string, f Family, want string) step {
 	return step{allocate: svc, fam: f, want: want}
@@ -245,7 +255,7 @@ func TestAllocator(t *testing.T) {
 	}, {
 		name: "conflict names every refusing holder",
 		steps: []step{
-			{setPools: pools(lan)},
+			{setPools: pools(lan.acrossNamespaces())},
 			assign("a/web", "192.168.1.88").with(shared("k", false, "", 80)),
 			assign("b/tls", "192.168.1.88").with(shared("k", false, "", 443)),
 			assign("c/x", "192.168.1.88").with(shared("j", false, "", 53)).fails(
@@ -368,6 +378,95 @@ func TestAllocator(t *testing.T) {
 			alloc("a/c", IPv4, "10.0.0.1").with(shared("j", false, "", 443)),
 		},
 		wantHolders: map[string][]string{"10.0.0.1": {"a/a", "a/c"}, "10.0.0.2": {"a/b"}},
+	}, {
+		name: "sharing stays within a namespace unless the pool allows it",
+		steps: []step{
+			{setPools: pools(lan, mkPool("open", "10.0.0.1-10.0.0.9").acrossNamespaces())},
+			assign("a/web", "192.168.1.88").with(shared("k", false, "", 80)),
+			{assign: "b/tls", ips: []string{"192.168.1.88"}, share: shared("k", false, "", 443), aopts: AssignOptions{RequirePool: true},
+				wantErr: &ConflictError{Addr: ip("192.168.1.88"), Holders: []string{"a/web"}, OtherNamespace: true,
+					Reason: "in another namespace, and pool default does not allow sharing across namespaces"}},
+			{assign: "a/tls", ips: []string{"192.168.1.88"}, share: shared("k", false, "", 443), aopts: AssignOptions{RequirePool: true}},
+			// A different key is still the first reason given.
+			{assign: "b/other", ips: []string{"192.168.1.88"}, share: shared("j", false, "", 53), aopts: AssignOptions{RequirePool: true},
+				wantErr: &ConflictError{Addr: ip("192.168.1.88"), Holders: []string{"a/tls", "a/web"}, Reason: "different sharing key"}},
+			// The pool that allows it lets the namespaces share.
+			assign("a/dns", "10.0.0.5").with(shared("k", false, "", 53)),
+			{assign: "b/dns", ips: []string{"10.0.0.5"}, share: shared("k", false, "", 853), aopts: AssignOptions{RequirePool: true}},
+			// Automatic: b's Service takes a fresh address of the default
+			// pool rather than a's, and shares b's own in the open pool.
+			{allocate: "b/web", fam: IPv4, pools: []string{"default"}, share: shared("k", false, "", 8080), want: "192.168.1.87"},
+			{allocate: "c/web", fam: IPv4, pools: []string{"open"}, share: shared("k", false, "", 8080), want: "10.0.0.5"},
+		},
+		wantHolders: map[string][]string{
+			"192.168.1.88": {"a/tls", "a/web"}, "192.168.1.87": {"b/web"}, "10.0.0.5": {"a/dns", "b/dns", "c/web"},
+		},
+	}, {
+		name: "sharers of two namespaces are restored and kept",
+		steps: []step{
+			{setPools: pools(lan6)},
+			// Restore (zero options) honours what status shows, whatever
+			// the namespace rule says of it now.
+			assign("a/web", "192.168.1.88").with(shared("k", false, "", 80)),
+			assign("b/tls", "192.168.1.88").with(shared("k", false, "", 443)),
+			// Kept: re-asserted with its ports changed, and adding a family.
+			assign("b/tls", "192.168.1.88").with(shared("k", false, "", 8443)),
+			alloc("b/tls", IPv6, "2001:db8::").with(shared("k", false, "", 8443)),
+			// A third Service of b may not join a's address anew.
+			alloc("b/new", IPv4, "192.168.1.87").with(shared("k", false, "", 22)),
+			// Ports still decide among the kept sharers.
+			assign("b/tls", "192.168.1.88").with(shared("k", false, "", 80)).fails(
+				&ConflictError{Addr: ip("192.168.1.88"), Holders: []string{"a/web"}, Reason: "port 80/TCP used by both"}),
+		},
+		wantIPs: map[string][]string{"a/web": {"192.168.1.88"}, "b/tls": {"192.168.1.88", "2001:db8::"}, "b/new": {"192.168.1.87"}},
+	}, {
+		name: "turning cross-namespace sharing off moves nobody",
+		steps: []step{
+			{setPools: pools(lan.acrossNamespaces())},
+			alloc("a/web", IPv4, "192.168.1.87").with(shared("k", false, "", 80)),
+			alloc("b/tls", IPv4, "192.168.1.87").with(shared("k", false, "", 443)),
+			{setPools: pools(lan)},
+			assign("b/tls", "192.168.1.87").with(shared("k", false, "", 443)),
+			alloc("c/dns", IPv4, "192.168.1.88").with(shared("k", false, "", 53)),
+		},
+		wantHolders: map[string][]string{"192.168.1.87": {"a/web", "b/tls"}, "192.168.1.88": {"c/dns"}},
+	}, {
+		// MetalLB's TestAssignment: "s3 can change its ports while keeping
+		// the same IP".
+		name: "a sharer changes its ports and keeps the address",
+		steps: []step{
+			{setPools: pools(lan)},
+			assign("a/s4", "192.168.1.88").with(shared("share", false, "", 80)),
+			assign("a/s3", "192.168.1.88").with(shared("share", false, "", 443)),
+			{assign: "a/s3", ips: []string{"192.168.1.88"}, share: Sharing{Key: "share", Ports: []Port{{"UDP", 53}}}, aopts: AssignOptions{RequirePool: true}},
+		},
+		wantHolders: map[string][]string{"192.168.1.88": {"a/s3", "a/s4"}},
+	}, {
+		// MetalLB's TestAssignment: "ip dual-stack assign s1 from different
+		// pools" is refused there; ironlb allows it (see the README).
+		name: "dual-stack addresses from two pools",
+		steps: []step{
+			{setPools: pools(mkPool("v4", "10.0.0.0/30"), mkPool("v6", "2001:db8::/126"))},
+			{assign: "a/s1", ips: []string{"10.0.0.1", "2001:db8::1"}, aopts: AssignOptions{RequirePool: true}},
+			alloc("a/s2", IPv4, "10.0.0.0"),
+			alloc("a/s2", IPv6, "2001:db8::"),
+		},
+		wantIPs: map[string][]string{"a/s1": {"10.0.0.1", "2001:db8::1"}, "a/s2": {"10.0.0.0", "2001:db8::"}},
+	}, {
+		// MetalLB's TestPoolAllocation: "s6 can get an dual-stack IPs now,
+		// with sharing".
+		name: "dual-stack Services share both addresses",
+		steps: []step{
+			{setPools: pools(mkPool("default", "10.0.0.0/31", "2001:db8::/127"))},
+			alloc("a/s5", IPv4, "10.0.0.0").with(shared("share", false, "", 80)),
+			alloc("a/s5", IPv6, "2001:db8::").with(shared("share", false, "", 80)),
+			alloc("a/s6", IPv4, "10.0.0.0").with(shared("share", false, "", 443)),
+			alloc("a/s6", IPv6, "2001:db8::").with(shared("share", false, "", 443)),
+			alloc("a/s7", IPv4, "10.0.0.1"),
+			alloc("a/s7", IPv6, "2001:db8::1"),
+			alloc("a/s8", IPv4, "").fails(&PoolFullError{Pools: []string{"default"}, Family: IPv4}),
+		},
+		wantHolders: map[string][]string{"10.0.0.0": {"a/s5", "a/s6"}, "2001:db8::": {"a/s5", "a/s6"}},
 	}, {
 		name: "invalid input",
 		steps: []step{
@@ -610,6 +709,9 @@ func TestErrorText(t *testing.T) {
 			"198.51.100.88 is already used by kubeflow/minio-service (no sharing key)"},
 		{&ConflictError{Addr: ip("198.51.100.88"), Holders: []string{"a/web", "b/tls"}, Reason: "port 80/TCP used by both"},
 			"198.51.100.88 is already used by a/web, b/tls (port 80/TCP used by both)"},
+		{&ConflictError{Addr: ip("198.51.100.88"), Holders: []string{"team-a/web"}, OtherNamespace: true,
+			Reason: "in another namespace, and pool default does not allow sharing across namespaces"},
+			"198.51.100.88 is already used by team-a/web (in another namespace, and pool default does not allow sharing across namespaces)"},
 		{&NotInPoolError{Addr: ip("198.51.100.200")}, "198.51.100.200 is not in any address pool"},
 		{&BuggyIPError{Addr: ip("198.51.100.255"), Pool: "default"},
 			"198.51.100.255 is not usable: pool default avoids IPv4 addresses ending in .0 or .255 (avoidBuggyIPs)"},

@@ -16,13 +16,20 @@ import (
 // ConflictError reports that Addr is held by services the requester may
 // not share it with. Holders lists every holder that refuses (sorted);
 // Reason says why, for the first of them: "no sharing key", "different
-// sharing key", "port 80/TCP used by both", "externalTrafficPolicy Local
-// with different selectors" or, for an address a service has given up but
-// holds back (Reserve), "being released".
+// sharing key", "in another namespace, and pool default does not allow
+// sharing across namespaces", "port 80/TCP used by both",
+// "externalTrafficPolicy Local with different selectors" or, for an
+// address a service has given up but holds back (Reserve), "being
+// released".
 type ConflictError struct {
 	Addr    netip.Addr
 	Holders []string
 	Reason  string
+	// OtherNamespace says the first refusal is the namespace rule (see
+	// Sharing): the holder is of another namespace, and Addr's pool does
+	// not allow sharing across namespaces. The controller then names the
+	// fix, which is the pool's, not the Service's.
+	OtherNamespace bool
 }
 
 // reasonBeingReleased is a ConflictError's Reason when a holder of the
@@ -33,6 +40,15 @@ const reasonBeingReleased = "being released"
 // "198.51.100.88 is already used by kubeflow/minio-service (no sharing key)".
 func (e *ConflictError) Error() string {
 	return fmt.Sprintf("%s is already used by %s (%s)", e.Addr, strings.Join(e.Holders, ", "), e.Reason)
+}
+
+// otherNamespaceReason is a ConflictError's Reason for the namespace rule
+// on an address of pool p (nil: in no pool, where no pool can allow it).
+func otherNamespaceReason(p *pool) string {
+	if p == nil {
+		return reasonOtherNamespace + ", and the address is in no pool that allows sharing across namespaces"
+	}
+	return fmt.Sprintf("%s, and pool %s does not allow sharing across namespaces", reasonOtherNamespace, p.name)
 }
 
 // NotInPoolError reports a requested address that lies outside every pool.

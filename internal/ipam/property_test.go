@@ -6,20 +6,23 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 )
 
 // propConfigs are the pool sets the property test switches between: the
 // second shrinks pools under their allocations, the third keeps one pool
-// as it was (so its state is reused) and changes the others.
+// as it was (so its state is reused) and changes the others. Sharing
+// across namespaces is allowed and then forbidden in turn, which must move
+// nobody.
 var propConfigs = [][]Pool{
 	pools(
 		mkPool("p1", "10.0.0.250-10.0.1.5").avoid(),
-		mkPool("p2", "10.0.2.0/29", "fd00::/125"),
+		mkPool("p2", "10.0.2.0/29", "fd00::/125").acrossNamespaces(),
 		mkPool("p3", "fd00::100-fd00::107", "10.0.3.0/30").manual(),
 	),
 	pools(
-		mkPool("p1", "10.0.0.252-10.0.1.2").avoid(),
+		mkPool("p1", "10.0.0.252-10.0.1.2").avoid().acrossNamespaces(),
 		mkPool("p2", "10.0.2.0/30"),
 		mkPool("p3", "fd00::100-fd00::103").manual(),
 	),
@@ -44,8 +47,9 @@ func TestAllocatorProperties(t *testing.T) {
 					universe = append(universe, x)
 				}
 			}
-			randSharing := func() Sharing {
-				s := Sharing{Key: []string{"", "k", "k", "j"}[rnd.IntN(4)], Local: rnd.IntN(4) == 0, Selector: []string{"a", "b"}[rnd.IntN(2)]}
+			randSharing := func(svc string) Sharing {
+				ns, _, _ := strings.Cut(svc, "/")
+				s := Sharing{Namespace: ns, Key: []string{"", "k", "k", "j"}[rnd.IntN(4)], Local: rnd.IntN(4) == 0, Selector: []string{"a", "b"}[rnd.IntN(2)]}
 				for _, p := range []Port{{"TCP", 80}, {"TCP", 443}, {"UDP", 53}, {"udp", 443}} {
 					if rnd.IntN(3) == 0 {
 						s.Ports = append(s.Ports, p)
@@ -68,14 +72,14 @@ func TestAllocatorProperties(t *testing.T) {
 			a.SetPools(propConfigs[0])
 			seen := map[string]int{} // what happened, to prove the test reaches every path
 			for step := range 3000 {
-				svc := fmt.Sprintf("ns/s%d", rnd.IntN(24))
+				svc := fmt.Sprintf("%s/s%d", []string{"ns", "other"}[rnd.IntN(2)], rnd.IntN(24))
 				before := snapshot(a)
 				var desc string
 				var err error
 				switch op := rnd.IntN(20); {
 				case op < 8:
 					f := []Family{IPv4, IPv6}[rnd.IntN(2)]
-					names, s := randPools(), randSharing()
+					names, s := randPools(), randSharing(svc)
 					opts := AllocateOptions{Explicit: rnd.IntN(3) == 0}
 					desc = fmt.Sprintf("Allocate(%s, %v, %v, %+v, %+v)", svc, f, names, s, opts)
 					var got netip.Addr
@@ -93,7 +97,7 @@ func TestAllocatorProperties(t *testing.T) {
 					for range rnd.IntN(3) {
 						want = append(want, universe[rnd.IntN(len(universe))])
 					}
-					s := randSharing()
+					s := randSharing(svc)
 					opts := AssignOptions{RequirePool: rnd.IntN(2) == 0}
 					if rnd.IntN(4) == 0 {
 						opts.Pools = randPools()
@@ -201,7 +205,7 @@ func checkAllocated(a *Allocator, before state, svc string, got netip.Addr, f Fa
 	for other, held := range before.IPs {
 		if other != svc && slices.Contains(held, got) {
 			shared = true
-			if _, ok := compatible(s, a.svcs[other].sharing); !ok {
+			if _, ok := compatible(s, a.svcs[other].sharing, p.acrossNamespaces); !ok {
 				return fmt.Errorf("got %v, held by incompatible %s", got, other)
 			}
 		}
@@ -305,7 +309,7 @@ func checkInvariants(a *Allocator) error {
 				return fmt.Errorf("Holders(%v) has %s, but IPs(%s) = %v", x, h, h, a.IPs(h))
 			}
 			for _, o := range hs[:i] {
-				if reason, ok := compatible(a.svcs[h].sharing, a.svcs[o].sharing); !ok {
+				if reason, ok := compatible(a.svcs[h].sharing, a.svcs[o].sharing, true); !ok {
 					return fmt.Errorf("%v is held by %s and %s, which may not share (%s)", x, o, h, reason)
 				}
 			}
