@@ -65,7 +65,7 @@ speakers, so failover does not wait for the API server.`,
 	f.StringVar(&opts.MemberlistBind, "memberlist-bind", "", "memberlist address: IP:PORT, :PORT (on the node's InternalIP), or off (default: the node's InternalIP, port 7946)")
 	f.StringVar(&opts.SecretName, "memberlist-secret", kube.DefaultMemberlistSecret, "Secret in --namespace holding the memberlist encryption key (created if missing)")
 	f.StringVar(&interfaces, "interfaces", "", "comma-separated interfaces to answer on (default: every LAN-like interface that is up and has an address)")
-	f.DurationVar(&opts.HandoverGrace, "handover-grace", speaker.DefaultHandoverGrace, "on SIGTERM, how long to keep answering after leaving, while the new owners take over")
+	f.DurationVar(&opts.HandoverGrace, "handover-grace", speaker.DefaultHandoverGrace, "on SIGTERM, how long to wait after leaving, with ARP/NDP answered by the new owners alone, before closing the BGP sessions and stopping")
 	f.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":7474", "Prometheus metrics listen address (\"0\" disables)")
 	f.StringVar(&opts.HealthAddr, "health-probe-bind-address", ":7475", "healthz/readyz listen address (\"0\" disables)")
 	f.StringVar(&opts.PprofAddr, "pprof-bind-address", "", "net/http/pprof listen address, e.g. 127.0.0.1:7476 (\"\" disables; profiles expose memory, keep it on localhost)")

@@ -300,3 +300,74 @@ func Eventually(ctx context.Context, timeout time.Duration, f func() error) erro
 		}
 	}
 }
+
+// CutGossip firewalls node's memberlist port (7946, UDP and TCP, both
+// directions) in its own network namespace, so its speaker can neither
+// gossip nor fall back to TCP pings while its LAN works. It returns the
+// function that heals the cut; calling it again does nothing.
+func (c *Cluster) CutGossip(ctx context.Context, node string) (heal func() error, err error) {
+	return c.firewall(ctx, node, "gossipcut", "7946", netip.Addr{})
+}
+
+// CutGossipBetween firewalls the memberlist port between nodes a and b
+// only (in a's namespace, both directions): each still gossips with every
+// other node.
+func (c *Cluster) CutGossipBetween(ctx context.Context, a, b string) (heal func() error, err error) {
+	hb, err := c.Host(b)
+	if err != nil {
+		return nil, err
+	}
+	return c.firewall(ctx, a, "gossipcut-"+b, "7946", hb.IPv4)
+}
+
+// CutAPIServer firewalls node off the API server's port, both ways, while
+// its LAN and gossip work: the node's speaker keeps its last view of the
+// cluster and cannot renew anything.
+func (c *Cluster) CutAPIServer(ctx context.Context, node string) (heal func() error, err error) {
+	return c.firewall(ctx, node, "apicut", fmt.Sprint(labnet.APIServerPort), netip.Addr{})
+}
+
+// firewall drops, in node's namespace, every TCP and UDP packet to or
+// from port (exchanged with peer only, if it is valid), in a table of its
+// own, and returns the function that deletes the table.
+func (c *Cluster) firewall(ctx context.Context, node, table, port string, peer netip.Addr) (func() error, error) {
+	h, err := c.Host(node)
+	if err != nil {
+		return nil, err
+	}
+	nft := func(args ...string) error {
+		_, err := h.Run(ctx, "nft", args...)
+		return err
+	}
+	if err := nft("add", "table", "inet", table); err != nil {
+		return nil, err
+	}
+	healed := false
+	heal := func() error {
+		if healed {
+			return nil
+		}
+		healed = true
+		return nft("delete", "table", "inet", table)
+	}
+	for _, chain := range []string{"in { type filter hook input priority 0; }", "out { type filter hook output priority 0; }"} {
+		if err := nft("add", "chain", "inet", table, chain); err != nil {
+			return nil, errors.Join(err, heal())
+		}
+	}
+	for _, chain := range []string{"in", "out"} {
+		var match []string
+		if peer.IsValid() {
+			match = []string{"ip", map[string]string{"in": "saddr", "out": "daddr"}[chain], peer.String()}
+		}
+		for _, proto := range []string{"udp", "tcp"} {
+			for _, dir := range []string{"dport", "sport"} {
+				rule := append(append([]string{"add", "rule", "inet", table, chain}, match...), proto, dir, port, "drop")
+				if err := nft(rule...); err != nil {
+					return nil, errors.Join(err, heal())
+				}
+			}
+		}
+	}
+	return heal, nil
+}

@@ -62,6 +62,21 @@ func (p *Process) Kill() error {
 	return p.stop(syscall.SIGKILL, 0)
 }
 
+// Pause stops the process (SIGSTOP) without ending it: a process that
+// hangs, or a machine that freezes, as the rest of the lab sees it.
+// Resume lets it go on.
+func (p *Process) Pause() error { return p.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused process (SIGCONT).
+func (p *Process) Resume() error { return p.signal(syscall.SIGCONT) }
+
+func (p *Process) signal(sig syscall.Signal) error {
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("signal process %d: %w", p.PID(), err)
+	}
+	return nil
+}
+
 func (p *Process) stop(sig syscall.Signal, grace time.Duration) error {
 	select {
 	case <-p.done:
@@ -71,6 +86,7 @@ func (p *Process) stop(sig syscall.Signal, grace time.Duration) error {
 	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("signal process %d: %w", p.PID(), err)
 	}
+	p.cmd.Process.Signal(syscall.SIGCONT) // a paused process gets the signal too
 	if sig != syscall.SIGKILL {
 		select {
 		case <-p.done:

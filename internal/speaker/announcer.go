@@ -41,6 +41,13 @@ type announcer interface {
 	// many addresses the other nodes take over from it, which the speaker
 	// waits for (Options.HandoverGrace) when there are any.
 	handover() int
+	// release follows handover, just before the speaker leaves the
+	// membership: the announcer stops answering for what the others are
+	// about to take over, so that no address is answered from two nodes
+	// while they do. Clients that hold this node's MAC keep reaching it
+	// (the service addresses stay on the node) until the new owners'
+	// announcements reach them.
+	release()
 }
 
 // turn is what one sync hands every announcer.

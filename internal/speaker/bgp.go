@@ -162,6 +162,9 @@ func (b *bgpAnnouncer) report(t *turn) {
 // when its sessions close.
 func (b *bgpAnnouncer) handover() int { return 0 }
 
+// release does nothing: the routes go when the sessions close.
+func (b *bgpAnnouncer) release() {}
+
 // readPasswords reads the Secrets the BGPPeers name, reusing what was read
 // less than passwordTTL ago. Secrets that cannot be read are left out, and
 // bgp.PeersFor reports their peers.

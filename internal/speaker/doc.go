@@ -55,6 +55,27 @@
 // syncs. So a bond or VLAN made after the speaker started is answered on
 // within moments.
 //
+// # Faults: one answering node, whatever breaks
+//
+// What a speaker may answer for rests on more than the gossip, each part
+// where the fault suite (test/faults) found a hole:
+//   - registry.go: every speaker holds a Lease, so a speaker that starts
+//     cut off from the others' gossip knows they exist and answers for
+//     nothing until it reaches a majority of them (quorum.go);
+//   - apicut.go: a node cut off from the API server but still on the LAN
+//     cannot learn from the Node object that the others took its
+//     addresses. The design decision and its reason are written there:
+//     the speakers tell each other through the gossip who lost the API
+//     server, with the moment it did, and all of them drop a node that
+//     has said so for 5 s while another reaches it, so it stops as they
+//     start; when the API server is down for everyone, nobody is dropped;
+//   - members.go (membership): a membership that cannot start (the key
+//     Secret unreadable) is tried again, and meanwhile the speaker answers
+//     for nothing rather than electing by node readiness apart from the
+//     others;
+//   - announcer.release: a stopping speaker stops answering before it
+//     leaves, so that its addresses never have two answering nodes.
+//
 // # Shape
 //
 // Speaker is the thin loop: it owns the records, the caches, the
@@ -62,7 +83,8 @@
 // built with what it needs passed in (logger, metrics, clients, node
 // name, a function to start goroutines with), never the Speaker itself.
 // On a planned stop, Start asks each announcer to hand over (the Layer 2
-// responders go quiet), leaves the membership so the others take over,
-// keeps answering for Options.HandoverGrace, and only then stops the
-// responders and GoBGP.
+// responders go quiet) and to release what the others are to take over
+// (the Layer 2 responders answer nothing more, so that no address has two
+// answering nodes), leaves the membership so the others take over, waits
+// Options.HandoverGrace, and only then stops the responders and GoBGP.
 package speaker

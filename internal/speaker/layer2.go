@@ -176,14 +176,23 @@ func (l *layer2) report(t *turn) {
 	}
 }
 
-// handover keeps answering but announces nothing more: the new owners
-// announce, and an announcement from here (a periodic one falling in the
-// grace) would pull clients back to this node just before it goes.
+// handover announces nothing more: the new owners announce, and an
+// announcement from here (a periodic one falling in the handover) would
+// pull clients back to this node just before it goes.
 func (l *layer2) handover() int {
 	for _, r := range l.responders {
 		r.Quiet()
 	}
 	return len(l.owned)
+}
+
+// release stops answering for every address (see announcer.release).
+func (l *layer2) release() {
+	for name, r := range l.responders {
+		if err := r.SetAddrs(nil); err != nil {
+			l.log.Error("set addresses", "interface", name, "error", err)
+		}
+	}
 }
 
 // reports builds the ServiceAnnouncements this node writes: those of the

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -17,13 +18,65 @@ import (
 	"github.com/ironlb/ironlb/internal/kube"
 )
 
-// startMembers prepares this node's membership: nil (and no error) when
-// it is turned off.
-func (s *Speaker) startMembers(ctx context.Context) (*election.Members, error) {
-	if s.opts.MemberlistBind == "off" {
-		s.log.Warn("membership turned off: node readiness alone decides who announces")
-		return nil, nil
+// membership starts this node's membership and runs it until ctx ends:
+// it prepares it (startMembers) until that succeeds, starts it, hands it
+// to the sync loop on up, and waits for it to stop. Until then the
+// speaker answers for nothing (isSettled): falling back to node readiness
+// would have it elect among all Ready nodes while the others elect among
+// their members, and two nodes answer for one address. An error here is
+// often passing (the API server slow to answer at start-up, the Secret's
+// read refused until its RBAC is fixed), so it tries again, every
+// membershipRetryMax at the slowest. loopCtx is the sync loop's: once it
+// ends, nobody takes the membership.
+func (s *Speaker) membership(ctx, loopCtx context.Context, up chan<- startedMembers) {
+	wait := time.Second
+	for {
+		m, err := s.startMembers(ctx)
+		if err == nil {
+			// The loop takes it and records its metadata (the interfaces
+			// are the loop's) before it runs: a member must not be heard
+			// without them.
+			taken := make(chan struct{})
+			select {
+			case up <- startedMembers{m, taken}:
+			case <-loopCtx.Done():
+				return
+			}
+			select {
+			case <-taken:
+			case <-loopCtx.Done():
+				return
+			}
+			if err := m.Run(ctx); err != nil {
+				s.log.Error("membership stopped; falling back to node readiness", "error", err)
+			}
+			s.membersDown.Store(true)
+			s.kickSync()
+			return
+		}
+		s.log.Error("membership cannot start yet: answering for nothing until it can, so as never to elect apart from the others", "error", err, "retry", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, membershipRetryMax)
 	}
+}
+
+// startedMembers hands a membership to the sync loop, which closes taken
+// once it has recorded the metadata.
+type startedMembers struct {
+	m     *election.Members
+	taken chan struct{}
+}
+
+// membershipRetryMax bounds the wait between two attempts to start the
+// membership: a fixed Secret or RBAC takes effect within it.
+const membershipRetryMax = 8 * time.Second
+
+// startMembers prepares this node's membership.
+func (s *Speaker) startMembers(ctx context.Context) (*election.Members, error) {
 	var nodes corev1.NodeList
 	if err := s.mgr.GetCache().List(ctx, &nodes); err != nil {
 		return nil, err
@@ -63,7 +116,6 @@ func (s *Speaker) startMembers(ctx context.Context) (*election.Members, error) {
 		Join:      join,
 		Logger:    s.log.With("component", "members"),
 		Tuning:    s.opts.Tuning,
-		Meta:      encodeIfaces(s.answering.ifaces(), election.MaxMeta),
 	})
 }
 

@@ -129,9 +129,9 @@ func (s *Speaker) stand(ctx context.Context, v *announce.View) (bool, error) {
 // for running without membership.
 func (s *Speaker) isSettled(v announce.View) bool {
 	st := &s.standing
-	if s.members != nil && !s.membersDown.Load() {
-		if v.Alive == nil {
-			return false
+	if s.opts.MemberlistBind != "off" && !s.membersDown.Load() {
+		if s.members == nil || v.Alive == nil {
+			return false // not started yet (membership)
 		}
 		if st.started.IsZero() {
 			st.started = time.Now()

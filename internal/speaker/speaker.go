@@ -85,9 +85,11 @@ type Options struct {
 	// PprofAddr is the listen address of net/http/pprof; "" (the default)
 	// disables it. Profiles expose memory: keep it on localhost.
 	PprofAddr string
-	// HandoverGrace is how long a stopping speaker keeps answering after
-	// it has left the membership, so the new owners' announcements reach
-	// the clients first. Default DefaultHandoverGrace.
+	// HandoverGrace is how long a stopping speaker waits after it has
+	// left the membership before it closes its responders and BGP
+	// sessions, so the new owners' announcements reach the clients and
+	// routers first. It answers no ARP or NDP meanwhile: the new owners
+	// do. Default DefaultHandoverGrace.
 	HandoverGrace time.Duration
 	// Tuning is the failure detector's tuning (zero: election's LAN
 	// defaults).
@@ -128,6 +130,19 @@ type Speaker struct {
 	// decides from then on (see Start).
 	membersDown atomic.Bool
 	synced      atomic.Bool // a sync has run: the readiness check passes
+
+	// rest reaches the API server's health endpoint (watchAPI).
+	rest rest.Interface
+	// api is this speaker's reach of the API server as watchAPI found it
+	// (apicut.go), guarded by apiMu; the sync loop publishes it in the
+	// membership metadata (apiPublished).
+	apiMu        sync.Mutex
+	api          apiState
+	apiPublished apiState
+	// apiCut and apiNext are the sync loop's: the nodes cut off from the
+	// API server at the last sync, and when that may next change.
+	apiCut  map[string]bool
+	apiNext time.Time
 }
 
 // readyErr is the readiness check: ready once the speaker answers for
@@ -219,7 +234,10 @@ func New(cfg *rest.Config, opts Options) (*Speaker, error) {
 		kick:     make(chan struct{}, 1),
 		links:    make(chan struct{}, 1),
 		standing: standing{seen: map[string]bool{}, quorate: true},
+		rest:     core.RESTClient(),
+		api:      apiState{since: time.Now()},
 	}
+	s.apiPublished = s.api
 	if err := mgr.AddReadyzCheck("synced", func(*http.Request) error { return s.readyErr() }); err != nil {
 		return nil, err
 	}
@@ -308,25 +326,35 @@ func (s *Speaker) Start(ctx context.Context) error {
 	})
 	s.announcers[modeLayer2] = s.l2
 
-	var changes <-chan struct{}
-	if m, err := s.startMembers(ctx); err != nil {
-		s.log.Error("membership unavailable; falling back to node readiness, so a dead node's addresses move only once the API server marks it NotReady", "error", err)
-	} else if m != nil {
-		s.members = m
-		changes = m.Changes()
-		wg.Go(func() {
-			if err := m.Run(mctx); err != nil {
-				s.log.Error("membership stopped; falling back to node readiness", "error", err)
-			}
-			s.membersDown.Store(true)
-			s.kickSync()
-		})
+	// The speakers registered now are among those this one must reach a
+	// majority of before it answers (registry.go); then this one
+	// registers, or renews its Lease.
+	if names, err := s.readRegistry(ctx); err != nil {
+		s.log.Warn("could not tell which speakers run; counting only those heard from", "error", err)
+	} else {
+		for _, n := range names {
+			s.standing.seen[n] = true
+		}
+		s.log.Info("speakers registered", "nodes", names)
 	}
-	s.loop(ctx, changes)
+	wg.Go(func() { s.keepLease(lctx) })
+	wg.Go(func() { s.watchAPI(lctx) })
+
+	up := make(chan startedMembers)
+	if s.opts.MemberlistBind == "off" {
+		s.log.Warn("membership turned off: node readiness alone decides who announces")
+	} else {
+		wg.Go(func() { s.membership(mctx, lctx, up) })
+	}
+	s.loop(ctx, up)
 	stopLinks()
 
-	// Planned handover: leave first, so the others take the addresses
-	// over and announce them, and keep answering meanwhile.
+	// Planned handover: stop answering, then leave, so the others take
+	// the addresses over and announce them. In between, for the time a
+	// gossip message takes (tens of milliseconds), nobody answers a new
+	// ARP or NDP request (the asker retries); the other order would have
+	// two nodes answering for as long. Clients that know this node's MAC
+	// keep reaching the address here, on the node, throughout.
 	if s.members != nil {
 		held := 0
 		for _, a := range s.announcers {
@@ -334,6 +362,9 @@ func (s *Speaker) Start(ctx context.Context) error {
 		}
 		if held > 0 {
 			s.log.Info("handing over", "addresses", held, "grace", s.opts.HandoverGrace)
+			for _, a := range s.announcers {
+				a.release()
+			}
 			if err := s.members.Leave(s.opts.HandoverGrace); err != nil {
 				s.log.Warn("leave", "error", err)
 			}
@@ -349,7 +380,8 @@ func (s *Speaker) Start(ctx context.Context) error {
 // of this host's interfaces (refreshIfaces), here rather than in the
 // goroutine that hears of them, since the announcers and the interface
 // set are this goroutine's alone.
-func (s *Speaker) loop(ctx context.Context, changes <-chan struct{}) {
+func (s *Speaker) loop(ctx context.Context, up <-chan startedMembers) {
+	var changes <-chan struct{}
 	resync := time.NewTicker(resyncInterval)
 	defer resync.Stop()
 	// One sync when the startup grace ends, in case nothing else happens.
@@ -367,9 +399,21 @@ func (s *Speaker) loop(ctx context.Context, changes <-chan struct{}) {
 			spacing = syncSpacing(last.Sub(start))
 		}
 		due = true
+		var apiDue <-chan time.Time // a node may become cut off (apicut.go)
+		if !s.apiNext.IsZero() {
+			apiDue = time.After(time.Until(s.apiNext))
+		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-apiDue:
+		case st := <-up:
+			// The membership starts: from now on this speaker elects
+			// among its members (membership).
+			s.members = st.m
+			changes = st.m.Changes()
+			s.publishMeta()
+			close(st.taken)
 		case <-changes:
 		case <-resync.C:
 			// A change the link watch missed shows here at the latest.
@@ -379,8 +423,10 @@ func (s *Speaker) loop(ctx context.Context, changes <-chan struct{}) {
 			// Most link changes are pods' veths coming and going, which
 			// change nothing the speaker answers on: no sync for those.
 			// A change of the interfaces syncs at once, not spaced like
-			// API changes: it is rare, and an address may move.
+			// API changes: it is rare, and an address may move. So does
+			// a change of this speaker's reach of the API server.
 			due = s.refreshIfaces()
+			due = s.publishAPI() || due
 		case <-s.kick:
 			// Spread syncs out in a burst of API changes, unless the
 			// membership changes meanwhile.
@@ -451,12 +497,30 @@ func (s *Speaker) refreshIfaces() bool {
 	ifaces := s.answering.ifaces()
 	s.log.Info("answering on", "interfaces", ifaces)
 	s.l2.setIfaces(ifaces, s.answering.responders())
-	if s.members != nil {
-		if err := s.members.SetMeta(encodeIfaces(ifaces, election.MaxMeta), metaTimeout); err != nil {
-			s.log.Warn("publish the interfaces to the other speakers", "error", err)
-		}
-	}
+	s.publishMeta()
 	return true
+}
+
+// publishAPI publishes this speaker's reach of the API server (apiLost)
+// in its membership metadata if it changed, and reports whether it did.
+func (s *Speaker) publishAPI() bool {
+	if s.apiState() == s.apiPublished {
+		return false
+	}
+	s.publishMeta()
+	return true
+}
+
+// publishMeta gossips this speaker's metadata: the interfaces it answers
+// on and whether it lost the API server.
+func (s *Speaker) publishMeta() {
+	s.apiPublished = s.apiState()
+	if s.members == nil {
+		return
+	}
+	if err := s.members.SetMeta(encodeMeta(s.answering.ifaces(), s.apiPublished, election.MaxMeta), metaTimeout); err != nil {
+		s.log.Warn("publish this speaker's metadata to the others", "error", err)
+	}
 }
 
 // watch makes every change of an object the speaker reads kick a sync.

@@ -3,8 +3,10 @@ package speaker
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -30,6 +32,7 @@ func (s *Speaker) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	v.Alive = s.candidates(v.Alive)
 	t := &turn{
 		view: v, round: announce.NewRound(v), answer: answer, janitor: janitor(v),
 		nodeIP: s.nodeIP, announcements: anns,
@@ -101,12 +104,15 @@ func (s *Speaker) view(ctx context.Context) (announce.View, []v1alpha1.ServiceAn
 	if m := s.members; m != nil {
 		if alive := m.Alive(); alive != nil {
 			v.Alive = map[string]bool{}
+			api := map[string]apiState{s.opts.NodeName: s.apiPublished}
 			for _, name := range alive {
 				v.Alive[name] = true
 				if meta, ok := m.Meta(name); ok && name != s.opts.NodeName {
 					v.Ifaces[name] = decodeIfaces(meta)
+					api[name] = decodeAPIState(meta)
 				}
 			}
+			s.cutOffAPI(v.Alive, api)
 		}
 	}
 	v.Ifaces[s.opts.NodeName] = s.answering.ifaces()
@@ -193,4 +199,35 @@ func janitor(v announce.View) string {
 		return ""
 	}
 	return slices.Min(names)
+}
+
+// cutOffAPI works out the nodes cut off from the API server (apicut.go,
+// s.apiCut) from what each alive member says of its reach of it, and
+// logs when that set changes.
+func (s *Speaker) cutOffAPI(alive map[string]bool, api map[string]apiState) {
+	states := map[string]apiState{}
+	for name := range alive {
+		states[name] = api[name] // zero: reaching it since ever
+	}
+	var cut map[string]bool
+	cut, s.apiNext = cutOff(states, time.Now())
+	if !maps.Equal(cut, s.apiCut) {
+		s.log.Warn("nodes cut off from the API server while others reach it: they announce nothing", "nodes", slices.Sorted(maps.Keys(cut)))
+		s.apiCut = cut
+	}
+}
+
+// candidates returns alive without the nodes cut off from the API server
+// (cutOffAPI): the members an election counts. The quorum counts them
+// still: they are alive, and leaving them out would have the others take
+// themselves for a minority.
+func (s *Speaker) candidates(alive map[string]bool) map[string]bool {
+	if len(s.apiCut) == 0 || alive == nil {
+		return alive
+	}
+	out := maps.Clone(alive)
+	for name := range s.apiCut {
+		delete(out, name)
+	}
+	return out
 }

@@ -1,0 +1,379 @@
+package labcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/ironlb/ironlb/api/v1alpha1"
+	"github.com/ironlb/ironlb/internal/kube"
+	"github.com/ironlb/ironlb/internal/labnet"
+)
+
+// The fault suite's invariants are checked all the time a fault runs, not
+// only at its end: a second during which two nodes answer for an address
+// is exactly what an end-state check misses. A Watch samples, from the
+// client, what a user of the LAN sees:
+//   - who answers ARP (NDP for IPv6) for each address, every SampleEvery;
+//   - whether a UDP probe every 10 ms to each address is answered;
+//   - every LoadBalancer Service's addresses, read from the API server
+//     whenever it answers.
+//
+// Its Report says how long each address had no answer and more than one,
+// the longest probe gap, and every address change; Check turns that into
+// the suite's verdict.
+
+// DefaultSampleEvery is how often a Watch asks who answers each address:
+// the suite's "sampled at least every 200 ms".
+const DefaultSampleEvery = 200 * time.Millisecond
+
+// sampleWindow is how long a sample collects answers. A responder answers
+// within a millisecond in the lab; a loaded one within tens.
+const sampleWindow = 120 * time.Millisecond
+
+// WatchOptions configures Watch.
+type WatchOptions struct {
+	// IPs are the addresses to sample and probe; each must have backends
+	// (Backends).
+	IPs []netip.Addr
+	// SampleEvery is the ARP/NDP sampling period; 0 means
+	// DefaultSampleEvery.
+	SampleEvery time.Duration
+}
+
+// Watch samples the invariants until Stop. Start one with Cluster.Watch.
+type Watch struct {
+	c      *Cluster
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	probes map[netip.Addr]*labnet.Prober
+	start  time.Time
+
+	mu       sync.Mutex
+	samples  map[netip.Addr][]Sample
+	services map[string]string // namespace/name -> its addresses, as first seen
+	changes  []string          // address changes and duplicates, in words
+	apiReads int
+}
+
+// Sample is who answered for an address at one moment.
+type Sample struct {
+	At   time.Time
+	MACs []string
+}
+
+// IPReport is what a Watch saw of one address.
+type IPReport struct {
+	// Probe is what the client's UDP probe saw.
+	Probe labnet.ProbeResult
+	// Samples is every ARP/NDP sample, in order.
+	Samples []Sample
+	// Dark and Multi are the total time during which samples saw no MAC
+	// and more than one MAC; LongestDark the longest stretch with no MAC.
+	// A stretch is counted from its first bad sample to the next good
+	// one.
+	Dark, Multi, LongestDark time.Duration
+	// MultiSamples counts the samples that saw more than one MAC.
+	MultiSamples int
+}
+
+// Report is what a Watch saw.
+type Report struct {
+	Duration time.Duration
+	IPs      map[netip.Addr]*IPReport
+	// Changes lists, in words, every Service whose address changed or
+	// went, and every address held by two Services that do not share it.
+	Changes []string
+	// APIReads counts the successful reads of the Services (none while
+	// the API server is stopped).
+	APIReads int
+}
+
+// Watch starts sampling ips (see WatchOptions).
+func (c *Cluster) Watch(opts WatchOptions) (*Watch, error) {
+	if opts.SampleEvery <= 0 {
+		opts.SampleEvery = DefaultSampleEvery
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &Watch{
+		c: c, cancel: cancel, probes: map[netip.Addr]*labnet.Prober{},
+		samples: map[netip.Addr][]Sample{}, services: map[string]string{}, start: time.Now(),
+	}
+	for _, ip := range opts.IPs {
+		p, err := c.Lab.Client().ProbeUDP(ctx, netip.AddrPortFrom(ip, UDPPort), labnet.DefaultProbeInterval)
+		if err != nil {
+			w.Stop()
+			return nil, err
+		}
+		w.probes[ip] = p
+		w.wg.Go(func() { w.sample(ctx, ip, opts.SampleEvery) })
+	}
+	w.wg.Go(func() { w.readServices(ctx) })
+	return w, nil
+}
+
+// sample asks who answers ip every period until ctx ends.
+func (w *Watch) sample(ctx context.Context, ip netip.Addr, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		at := time.Now()
+		macs, err := w.resolve(ctx, ip)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			w.mu.Lock()
+			w.samples[ip] = append(w.samples[ip], Sample{At: at, MACs: macs})
+			w.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (w *Watch) resolve(ctx context.Context, ip netip.Addr) ([]string, error) {
+	cl := w.c.Lab.Client()
+	var macs []string
+	var err error
+	if ip.Is4() {
+		got, e := cl.ARPRequest(ctx, cl.IfName, ip, sampleWindow)
+		err = e
+		for _, m := range got {
+			macs = append(macs, m.String())
+		}
+	} else {
+		got, e := cl.NDPSolicit(ctx, cl.IfName, ip, sampleWindow)
+		err = e
+		for _, m := range got {
+			macs = append(macs, m.String())
+		}
+	}
+	slices.Sort(macs)
+	return slices.Compact(macs), err
+}
+
+// readServices reads the LoadBalancer Services every half second and
+// records address changes and addresses held twice.
+func (w *Watch) readServices(ctx context.Context) {
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		var list corev1.ServiceList
+		err := w.c.Client.List(rctx, &list)
+		cancel()
+		if err == nil {
+			w.observe(list.Items)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func (w *Watch) observe(svcs []corev1.Service) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.apiReads++
+	holders := map[netip.Addr][]*corev1.Service{}
+	for i := range svcs {
+		s := &svcs[i]
+		if s.Spec.Type != corev1.ServiceTypeLoadBalancer {
+			continue
+		}
+		key := s.Namespace + "/" + s.Name
+		ips := kube.IngressIPs(s)
+		now := fmt.Sprint(ips)
+		if len(ips) == 0 {
+			now = ""
+		}
+		was, known := w.services[key]
+		switch {
+		case !known || was == "":
+			w.services[key] = now
+		case now != was:
+			w.changes = append(w.changes, fmt.Sprintf("%s: %s changed from %s to %q", time.Since(w.start).Round(time.Millisecond), key, was, now))
+			w.services[key] = now
+		}
+		for _, ip := range ips {
+			holders[ip] = append(holders[ip], s)
+		}
+	}
+	for ip, hs := range holders {
+		if len(hs) < 2 {
+			continue
+		}
+		keys := map[string]bool{}
+		for _, s := range hs {
+			keys[s.Namespace+"/"+s.Annotations[v1alpha1.AnnotationAllowSharedIP]] = true
+		}
+		if len(keys) > 1 || keys["/"] {
+			var names []string
+			for _, s := range hs {
+				names = append(names, s.Namespace+"/"+s.Name)
+			}
+			w.changes = append(w.changes, fmt.Sprintf("%s held by %s, which do not share it", ip, strings.Join(names, ", ")))
+		}
+	}
+}
+
+// Stop ends the watch and reports what it saw.
+func (w *Watch) Stop() Report {
+	w.cancel()
+	w.wg.Wait()
+	r := Report{Duration: time.Since(w.start), IPs: map[netip.Addr]*IPReport{}}
+	for ip, p := range w.probes {
+		r.IPs[ip] = &IPReport{Probe: p.Stop()}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	end := time.Now()
+	for ip, ss := range w.samples {
+		ir := r.IPs[ip]
+		ir.Samples = ss
+		ir.Dark, ir.Multi, ir.LongestDark, ir.MultiSamples = stretches(ss, end)
+	}
+	slices.Sort(w.changes)
+	r.Changes = slices.Compact(w.changes)
+	r.APIReads = w.apiReads
+	return r
+}
+
+// stretches sums the time the samples saw no MAC and more than one, each
+// bad stretch lasting from its first bad sample to the next sample that
+// differs (or end).
+func stretches(ss []Sample, end time.Time) (dark, multi, longestDark time.Duration, multiSamples int) {
+	for i, s := range ss {
+		next := end
+		if i+1 < len(ss) {
+			next = ss[i+1].At
+		}
+		d := next.Sub(s.At)
+		switch n := len(s.MACs); {
+		case n == 0:
+			dark += d
+		case n > 1:
+			multi += d
+			multiSamples++
+		}
+	}
+	var run time.Duration
+	for i, s := range ss {
+		next := end
+		if i+1 < len(ss) {
+			next = ss[i+1].At
+		}
+		if len(s.MACs) == 0 {
+			run += next.Sub(s.At)
+			longestDark = max(longestDark, run)
+		} else {
+			run = 0
+		}
+	}
+	return dark, multi, longestDark, multiSamples
+}
+
+// Bounds are what Check holds a Report to.
+type Bounds struct {
+	// MaxGap is the longest probe gap allowed; 0 means 1 s.
+	MaxGap time.Duration
+	// MaxDark is the longest stretch with no MAC allowed; 0 means MaxGap.
+	MaxDark time.Duration
+	// AllowChanges lets addresses change (a row that deletes Services).
+	AllowChanges bool
+}
+
+// Check holds r to the suite's invariants: no sample with two MACs, no
+// probe gap or dark stretch longer than the bounds, no address changed,
+// and every address sampled at least every 200 ms on average (a watch
+// that could not sample proves nothing).
+func (r Report) Check(b Bounds) error {
+	if b.MaxGap == 0 {
+		b.MaxGap = time.Second
+	}
+	if b.MaxDark == 0 {
+		b.MaxDark = b.MaxGap
+	}
+	var errs []error
+	for ip, ir := range r.IPs {
+		if ir.MultiSamples > 0 {
+			errs = append(errs, fmt.Errorf("%s: more than one MAC in %d samples (%s in all): %s", ip, ir.MultiSamples, ir.Multi.Round(time.Millisecond), firstMulti(ir.Samples)))
+		}
+		if ir.Probe.LongestGap > b.MaxGap {
+			errs = append(errs, fmt.Errorf("%s: probe gap %s, allowed %s", ip, ir.Probe.LongestGap.Round(time.Millisecond), b.MaxGap))
+		}
+		if ir.LongestDark > b.MaxDark {
+			errs = append(errs, fmt.Errorf("%s: no MAC answered for %s, allowed %s", ip, ir.LongestDark.Round(time.Millisecond), b.MaxDark))
+		}
+		if want := int(r.Duration / (2 * DefaultSampleEvery)); len(ir.Samples) < want {
+			errs = append(errs, fmt.Errorf("%s: only %d samples in %s", ip, len(ir.Samples), r.Duration.Round(time.Second)))
+		}
+	}
+	if !b.AllowChanges {
+		for _, c := range r.Changes {
+			errs = append(errs, errors.New(c))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func firstMulti(ss []Sample) string {
+	for _, s := range ss {
+		if len(s.MACs) > 1 {
+			return fmt.Sprintf("first at %s: %v", s.At.Format("15:04:05.000"), s.MACs)
+		}
+	}
+	return ""
+}
+
+// Figures are r's numbers as `name value unit` lines for make bench,
+// each name prefixed with prefix: per scenario, the longest probe gap and
+// the time with no MAC and with more than one, the worst over its
+// addresses.
+func (r Report) Figures(prefix string) []string {
+	var gap, dark, multi time.Duration
+	for _, ir := range r.IPs {
+		gap = max(gap, ir.Probe.LongestGap)
+		dark = max(dark, ir.Dark)
+		multi = max(multi, ir.Multi)
+	}
+	return []string{
+		fmt.Sprintf("%s_longest_gap %.3f s", prefix, gap.Seconds()),
+		fmt.Sprintf("%s_no_mac %.3f s", prefix, dark.Seconds()),
+		fmt.Sprintf("%s_two_macs %.3f s", prefix, multi.Seconds()),
+	}
+}
+
+// String summarizes r for a test log.
+func (r Report) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s watched, %d API reads", r.Duration.Round(time.Millisecond), r.APIReads)
+	ips := slices.SortedFunc(func(yield func(netip.Addr) bool) {
+		for ip := range r.IPs {
+			if !yield(ip) {
+				return
+			}
+		}
+	}, netip.Addr.Compare)
+	for _, ip := range ips {
+		ir := r.IPs[ip]
+		fmt.Fprintf(&b, "; %s: gap %s, %d/%d probes by %v, %d samples, no MAC %s (longest %s), two MACs %s",
+			ip, ir.Probe.LongestGap.Round(time.Millisecond), ir.Probe.Received, ir.Probe.Sent, ir.Probe.ByNode,
+			len(ir.Samples), ir.Dark.Round(time.Millisecond), ir.LongestDark.Round(time.Millisecond), ir.Multi.Round(time.Millisecond))
+	}
+	for _, c := range r.Changes {
+		fmt.Fprintf(&b, "; %s", c)
+	}
+	return b.String()
+}
