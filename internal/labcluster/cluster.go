@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -370,4 +371,30 @@ func (c *Cluster) firewall(ctx context.Context, node, table, port string, peer n
 		}
 	}
 	return heal, nil
+}
+
+// StartTest starts a cluster of n nodes for t, its processes' logs kept in
+// t's artifact directory, and removes it when t ends, printing the tails
+// of the logs first if t failed. It skips t where the lab cannot run
+// (labnet.Require).
+func StartTest(t *testing.T, n int, opts Options) *Cluster {
+	t.Helper()
+	labnet.Require(t)
+	opts.Lab.Nodes, opts.Lab.Dir = n, t.ArtifactDir()
+	if opts.Lab.StopGrace == 0 {
+		opts.Lab.StopGrace = 5 * time.Second
+	}
+	cl, err := Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			labnet.LogTails(t, cl.Lab.Dir())
+		}
+		if err := cl.Close(); err != nil {
+			t.Errorf("lab: %v", err)
+		}
+	})
+	return cl
 }

@@ -34,21 +34,7 @@ type cluster struct {
 // newCluster starts ironlb in a lab of n nodes; the test's end removes it.
 func newCluster(t *testing.T, n int) *cluster {
 	t.Helper()
-	labnet.Require(t)
-	cl, err := labcluster.Start(context.Background(), labcluster.Options{
-		Lab: labnet.Options{Nodes: n, Dir: t.ArtifactDir(), StopGrace: 5 * time.Second},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			labnet.LogTails(t, cl.Lab.Dir())
-		}
-		if err := cl.Close(); err != nil {
-			t.Errorf("lab: %v", err)
-		}
-	})
+	cl := labcluster.StartTest(t, n, labcluster.Options{})
 	return &cluster{Cluster: cl, t: t, c: cl.Client}
 }
 
