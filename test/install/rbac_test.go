@@ -125,6 +125,10 @@ func TestRBAC(t *testing.T) {
 			{verb: "get", resource: "secrets", namespace: systemNamespace},
 			{verb: "create", resource: "secrets", namespace: systemNamespace},
 			{verb: "create", resource: "events", namespace: "kubeflow"},
+			// The speaker registry (internal/speaker/registry.go).
+			{verb: "create", group: "coordination.k8s.io", resource: "leases", namespace: systemNamespace},
+			{verb: "update", group: "coordination.k8s.io", resource: "leases", namespace: systemNamespace},
+			{verb: "list", group: "coordination.k8s.io", resource: "leases", namespace: systemNamespace},
 		},
 		refused: []access{
 			{verb: "update", resource: "services", subresource: "status", namespace: "kubeflow"},
@@ -139,7 +143,8 @@ func TestRBAC(t *testing.T) {
 			{verb: "update", group: "ironlb.io", resource: "ippools", subresource: "status"},
 			{verb: "create", group: "ironlb.io", resource: "bgpsessionstates", namespace: "kubeflow"},
 			{verb: "list", group: "ironlb.io", resource: "bgpsessionstates"},
-			{verb: "create", group: "coordination.k8s.io", resource: "leases", namespace: systemNamespace},
+			{verb: "create", group: "coordination.k8s.io", resource: "leases", namespace: "kube-system"},
+			{verb: "delete", group: "coordination.k8s.io", resource: "leases", namespace: systemNamespace},
 			{verb: "list", resource: "pods"},
 		},
 	}}
