@@ -92,3 +92,8 @@ func keys(m map[string]bool) []string {
 	}
 	return out
 }
+
+func notReady(n Node) Node {
+	n.Ready = false
+	return n
+}

@@ -47,6 +47,8 @@ func TestLayer2(t *testing.T) {
 			view: View{Nodes: three, Alive: withoutOwner, Ifaces: ifaces, Current: map[netip.Addr]string{ip1: hashOwner}, Services: []Service{svc("a/x", ip1)}}},
 		{name: "not ready loses even if alive", ip: ip1, owner: "node-3",
 			view: View{Nodes: nodes(Node{Name: "node-1", Labels: map[string]string{"l2": "yes"}}, excluded(ready("node-2")), ready("node-3")), Alive: all, Ifaces: ifaces, Services: []Service{svc("a/x", ip1)}}},
+		{name: "no node Ready: readiness ignored, the membership decides", ip: ip1, owner: election.Owner(ip1, keys(withoutOwner)),
+			view: View{Nodes: nodes(notReady(ready("node-1")), notReady(ready("node-2")), notReady(ready("node-3"))), Alive: withoutOwner, Ifaces: ifaces, Services: []Service{svc("a/x", ip1)}}},
 		{name: "node selector", ip: ip1, owner: "node-2",
 			view: View{Nodes: nodes(Node{Name: "node-1", Ready: true}, ready("node-2")), Alive: all, Ifaces: ifaces, Services: []Service{svc("a/x", ip1)}}},
 		{name: "interface missing", ip: ip1, owner: "node-2", wantIfaces: []string{"eth1"},

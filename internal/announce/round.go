@@ -27,6 +27,9 @@ type Round struct {
 	// rules (see there).
 	lastPool  *config.Pool
 	lastRules *poolRules
+	// noneReady: no node is Ready, so every node counts as Ready
+	// (NoneReady).
+	noneReady bool
 }
 
 // address is one Service address of the View.
@@ -68,10 +71,11 @@ type poolRules struct {
 // it; the Round keeps v, which must not change while it is used.
 func NewRound(v View) *Round {
 	r := &Round{
-		view:  v,
-		addrs: make([]address, 0, len(v.Services)),
-		index: make(map[netip.Addr]int, len(v.Services)),
-		pools: map[*config.Pool]*poolRules{},
+		view:      v,
+		noneReady: NoneReady(v.Nodes),
+		addrs:     make([]address, 0, len(v.Services)),
+		index:     make(map[netip.Addr]int, len(v.Services)),
+		pools:     map[*config.Pool]*poolRules{},
 	}
 	for i := range v.Services {
 		s := &v.Services[i]
@@ -130,13 +134,15 @@ func (r *Round) sortedNames() []string {
 }
 
 // node returns the view's Node named name; a node the view does not know
-// is not Ready.
+// is not Ready. When no node is Ready, every known node counts as Ready
+// (NoneReady).
 func (r *Round) node(name string) Node {
 	n, ok := r.view.Nodes[name]
 	if !ok {
 		return Node{Name: name}
 	}
 	n.Name = name
+	n.Ready = n.Ready || r.noneReady
 	return n
 }
 

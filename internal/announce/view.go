@@ -63,3 +63,21 @@ type View struct {
 	Current  map[netip.Addr]string
 	Services []Service
 }
+
+// NoneReady reports whether nodes has nodes and none of them is Ready.
+// The rule then counts every node as Ready (Round): every Node NotReady
+// at once is not every node dead but the control plane failing them all
+// together (the node lifecycle controller, or the kubelets' path to the
+// API server: an overloaded API server, a control-plane network cut, an
+// expired certificate), while the nodes' data paths (kube-proxy) still
+// work. Going dark would turn that into an outage of every Service;
+// readiness tells no node apart then, and the membership (Layer 2) and
+// the routers' sessions (BGP) still tell the dead ones.
+func NoneReady(nodes map[string]Node) bool {
+	for _, n := range nodes {
+		if n.Ready {
+			return false
+		}
+	}
+	return len(nodes) > 0
+}

@@ -54,6 +54,11 @@ type Options struct {
 	// AES-GCM (16, 24 or 32 bytes: AES-128, -192 or -256). Members with
 	// another key, or none, cannot join or be heard.
 	SecretKey []byte
+	// AcceptKeys are keys gossip from others may also be encrypted with
+	// (a key rotation under way: members that have the new key as
+	// SecretKey and those that still have the old one hear each other
+	// when each accepts the other's). Ignored without SecretKey.
+	AcceptKeys [][]byte
 	// Join lists peers to join: the other speakers' addresses. Run keeps
 	// joining every peer in Join that is not an alive member, so a cluster
 	// forms whatever order speakers start in, and a member that was cut off
@@ -147,6 +152,13 @@ func New(opts Options) (*Members, error) {
 	default:
 		return nil, fmt.Errorf("election: secret key is %d bytes, want 16, 24 or 32", len(opts.SecretKey))
 	}
+	for i, k := range opts.AcceptKeys {
+		switch len(k) {
+		case 16, 24, 32:
+		default:
+			return nil, fmt.Errorf("election: accepted key %d is %d bytes, want 16, 24 or 32", i+1, len(k))
+		}
+	}
 	if opts.Bind.Addr().IsValid() && opts.Bind.Addr().Zone() != "" {
 		return nil, fmt.Errorf("election: bind address %s has a zone; use a global or unspecified address", opts.Bind.Addr())
 	}
@@ -186,6 +198,7 @@ func New(opts Options) (*Members, error) {
 	}
 	opts.Join = slices.Clone(opts.Join)
 	opts.SecretKey = slices.Clone(opts.SecretKey)
+	opts.AcceptKeys = slices.Clone(opts.AcceptKeys)
 	return &Members{
 		opts:    opts,
 		log:     log,
@@ -209,6 +222,11 @@ func (m *Members) config() *memberlist.Config {
 		c.AdvertisePort = int(p)
 	}
 	c.SecretKey = m.opts.SecretKey
+	if len(c.SecretKey) > 0 && len(m.opts.AcceptKeys) > 0 {
+		// Encrypt with SecretKey, decrypt with any of them. NewKeyring
+		// fails only on a key of a bad length, which New refused.
+		c.Keyring, _ = memberlist.NewKeyring(m.opts.AcceptKeys, c.SecretKey)
+	}
 	c.Label = label
 	c.TCPTimeout = tcpTimeout
 	c.Events = events{m}

@@ -243,6 +243,7 @@ func TestNewRejects(t *testing.T) {
 	}{
 		{"no name", Options{}, "name is required"},
 		{"short key", Options{Name: "a", SecretKey: make([]byte, 8)}, "secret key is 8 bytes"},
+		{"short accepted key", Options{Name: "a", SecretKey: make([]byte, 16), AcceptKeys: [][]byte{make([]byte, 16), make([]byte, 8)}}, "accepted key 2 is 8 bytes"},
 		{"unspecified peer", Options{Name: "a", Join: []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:7947")}}, "cannot join"},
 		{"invalid peer", Options{Name: "a", Join: []netip.AddrPort{{}}}, "cannot join"},
 		{"unspecified advertise", Options{Name: "a", Advertise: netip.MustParseAddrPort("[::]:7947")}, "cannot advertise"},
@@ -428,6 +429,23 @@ func TestWrongKey(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestKeyRotation checks that members encrypting with different keys form
+// one membership when each accepts the other's key: the middle of a key
+// rotation (README), where some speakers have moved to the new key and
+// the others not yet.
+func TestKeyRotation(t *testing.T) {
+	old, next := []byte("0123456789abcdef"), []byte("fedcba9876543210")
+	opts := clusterOptions(t, 3, old)
+	opts[0].AcceptKeys = [][]byte{next} // step 1 done: accepts the new key
+	opts[1].AcceptKeys = [][]byte{next}
+	opts[2].SecretKey, opts[2].AcceptKeys = next, [][]byte{old} // step 2 done
+	var ms []*testMember
+	for _, o := range opts {
+		ms = append(ms, startMember(t, o))
+	}
+	waitConverged(t, ms, []string{"node-1", "node-2", "node-3"}, 10*time.Second)
 }
 
 // TestChangesCoalesce checks that Changes never blocks memberlist and

@@ -30,8 +30,14 @@ const (
 	// DefaultMemberlistSecret holds the key that encrypts the speakers'
 	// gossip.
 	DefaultMemberlistSecret = "ironlb-memberlist"
-	// MemberlistSecretKey is the data key of that Secret.
+	// MemberlistSecretKey is the data key of that Secret: the key the
+	// speakers encrypt gossip with.
 	MemberlistSecretKey = "secretkey"
+	// MemberlistAcceptPrefix starts the names of the Secret's other data
+	// keys: keys the speakers accept besides MemberlistSecretKey, so that
+	// the key can be rotated with no moment at which two speakers cannot
+	// hear each other (README: rotating the memberlist key).
+	MemberlistAcceptPrefix = MemberlistSecretKey + "-"
 )
 
 // Scheme returns a scheme with the core types and ironlb's CRDs.

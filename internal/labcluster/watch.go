@@ -26,6 +26,10 @@ import (
 //   - every LoadBalancer Service's addresses, read from the API server
 //     whenever it answers.
 //
+// Two answers to one ARP request count only if asking again at once gets
+// two answers again: a sample's window may straddle a handover, one node
+// answering before it and the other after.
+//
 // Its Report says how long each address had no answer and more than one,
 // the longest probe gap, and every address change; Check turns that into
 // the suite's verdict.
@@ -56,11 +60,14 @@ type Watch struct {
 	probes map[netip.Addr]*labnet.Prober
 	start  time.Time
 
-	mu       sync.Mutex
-	samples  map[netip.Addr][]Sample
-	services map[string]string // namespace/name -> its addresses, as first seen
-	changes  []string          // address changes and duplicates, in words
-	apiReads int
+	mu      sync.Mutex
+	samples map[netip.Addr][]Sample
+	// straddles counts, per address, the samples whose two answers
+	// straddled a handover (see sample).
+	straddles map[netip.Addr]int
+	services  map[string]string // namespace/name -> its addresses, as first seen
+	changes   []string          // address changes and duplicates, in words
+	apiReads  int
 }
 
 // Sample is who answered for an address at one moment.
@@ -80,8 +87,10 @@ type IPReport struct {
 	// A stretch is counted from its first bad sample to the next good
 	// one.
 	Dark, Multi, LongestDark time.Duration
-	// MultiSamples counts the samples that saw more than one MAC.
-	MultiSamples int
+	// MultiSamples counts the samples that saw more than one MAC, twice
+	// in a row; Straddles those whose two answers came from a handover
+	// (one MAC when asked again at once).
+	MultiSamples, Straddles int
 }
 
 // Report is what a Watch saw.
@@ -104,7 +113,7 @@ func (c *Cluster) Watch(opts WatchOptions) (*Watch, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &Watch{
 		c: c, cancel: cancel, probes: map[netip.Addr]*labnet.Prober{},
-		samples: map[netip.Addr][]Sample{}, services: map[string]string{}, start: time.Now(),
+		samples: map[netip.Addr][]Sample{}, straddles: map[netip.Addr]int{}, services: map[string]string{}, start: time.Now(),
 	}
 	for _, ip := range opts.IPs {
 		p, err := c.Lab.Client().ProbeUDP(ctx, netip.AddrPortFrom(ip, UDPPort), labnet.DefaultProbeInterval)
@@ -126,6 +135,21 @@ func (w *Watch) sample(ctx context.Context, ip netip.Addr, every time.Duration) 
 	for {
 		at := time.Now()
 		macs, err := w.resolve(ctx, ip)
+		if err == nil && len(macs) > 1 {
+			// Two answers to one request may be one node answering before
+			// a handover and the next after it, within the sample's
+			// window (a responder also answers a request it had queued
+			// when it took the address over). Two nodes that both
+			// answer do so again at once: ask again, and count the
+			// sample as two MACs only if the second says so too.
+			again, err2 := w.resolve(ctx, ip)
+			if err2 == nil && len(again) <= 1 {
+				w.mu.Lock()
+				w.straddles[ip]++
+				w.mu.Unlock()
+				macs = again
+			}
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -243,6 +267,7 @@ func (w *Watch) Stop() Report {
 		ir := r.IPs[ip]
 		ir.Samples = ss
 		ir.Dark, ir.Multi, ir.LongestDark, ir.MultiSamples = stretches(ss, end)
+		ir.Straddles = w.straddles[ip]
 	}
 	slices.Sort(w.changes)
 	r.Changes = slices.Compact(w.changes)
@@ -368,9 +393,9 @@ func (r Report) String() string {
 	}, netip.Addr.Compare)
 	for _, ip := range ips {
 		ir := r.IPs[ip]
-		fmt.Fprintf(&b, "; %s: gap %s, %d/%d probes by %v, %d samples, no MAC %s (longest %s), two MACs %s",
+		fmt.Fprintf(&b, "; %s: gap %s, %d/%d probes by %v, %d samples, no MAC %s (longest %s), two MACs %s, %d handovers within a sample",
 			ip, ir.Probe.LongestGap.Round(time.Millisecond), ir.Probe.Received, ir.Probe.Sent, ir.Probe.ByNode,
-			len(ir.Samples), ir.Dark.Round(time.Millisecond), ir.LongestDark.Round(time.Millisecond), ir.Multi.Round(time.Millisecond))
+			len(ir.Samples), ir.Dark.Round(time.Millisecond), ir.LongestDark.Round(time.Millisecond), ir.Multi.Round(time.Millisecond), ir.Straddles)
 	}
 	for _, c := range r.Changes {
 		fmt.Fprintf(&b, "; %s", c)

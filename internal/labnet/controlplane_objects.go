@@ -134,7 +134,7 @@ func readCRDs(dir string) ([]*unstructured.Unstructured, error) {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
-		objs, err := readManifest(path)
+		objs, err := ReadManifest(path)
 		if err != nil {
 			return nil, fmt.Errorf("read CRDs: %s: %w", path, err)
 		}
@@ -151,8 +151,8 @@ func readCRDs(dir string) ([]*unstructured.Unstructured, error) {
 	return crds, nil
 }
 
-// readManifest decodes every non-empty YAML or JSON document of a file.
-func readManifest(path string) ([]*unstructured.Unstructured, error) {
+// ReadManifest decodes every non-empty YAML or JSON document of a file.
+func ReadManifest(path string) ([]*unstructured.Unstructured, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

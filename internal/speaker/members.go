@@ -5,8 +5,11 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -50,6 +53,16 @@ func (s *Speaker) membership(ctx, loopCtx context.Context, up chan<- startedMemb
 			if err := m.Run(ctx); err != nil {
 				s.log.Error("membership stopped; falling back to node readiness", "error", err)
 			}
+			s.membersDown.Store(true)
+			s.kickSync()
+			return
+		}
+		if bad := (*badKeyError)(nil); errors.As(err, &bad) {
+			// Every speaker reads the same Secret and fails alike: all
+			// fall back to node readiness together, and none answers
+			// apart from the others. Waiting would leave every address
+			// dark until someone mends the Secret.
+			s.log.Error("membership unavailable; falling back to node readiness, so a dead node's addresses move only once the API server marks it NotReady", "error", err)
 			s.membersDown.Store(true)
 			s.kickSync()
 			return
@@ -98,7 +111,7 @@ func (s *Speaker) startMembers(ctx context.Context) (*election.Members, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := s.secretKey(ctx)
+	key, accept, err := s.secretKey(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -109,13 +122,14 @@ func (s *Speaker) startMembers(ctx context.Context) (*election.Members, error) {
 		}
 	}
 	return election.New(election.Options{
-		Name:      s.opts.NodeName,
-		Bind:      bind,
-		Advertise: bind,
-		SecretKey: key,
-		Join:      join,
-		Logger:    s.log.With("component", "members"),
-		Tuning:    s.opts.Tuning,
+		Name:       s.opts.NodeName,
+		Bind:       bind,
+		Advertise:  bind,
+		SecretKey:  key,
+		AcceptKeys: accept,
+		Join:       join,
+		Logger:     s.log.With("component", "members"),
+		Tuning:     s.opts.Tuning,
 	})
 }
 
@@ -146,25 +160,21 @@ func bindAddr(flag string, node netip.Addr) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(node, port), nil
 }
 
-// secretKey reads the memberlist key from the Secret, creating the Secret
-// with a random key if there is none (the first speaker to start wins;
-// the others read its key).
-func (s *Speaker) secretKey(ctx context.Context) ([]byte, error) {
+// secretKey reads the memberlist key from the Secret, and the keys it
+// accepts besides (kube.MemberlistAcceptPrefix), creating the Secret with
+// a random key if there is none (the first speaker to start wins; the
+// others read its key).
+func (s *Speaker) secretKey(ctx context.Context) (key []byte, accept [][]byte, err error) {
 	r := s.mgr.GetAPIReader() // not cached: the speaker does not watch Secrets
 	name := types.NamespacedName{Namespace: s.opts.Namespace, Name: s.opts.SecretName}
 	for range 3 {
 		var sec corev1.Secret
 		err := r.Get(ctx, name, &sec)
 		if err == nil {
-			key := sec.Data[kube.MemberlistSecretKey]
-			switch len(key) {
-			case 16, 24, 32:
-				return key, nil
-			}
-			return nil, fmt.Errorf("secret %s: key %q is %d bytes, want 16, 24 or 32", name, kube.MemberlistSecretKey, len(key))
+			return secretKeys(name, sec.Data)
 		}
 		if !apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("read memberlist key from secret %s: %w", name, err)
+			return nil, nil, fmt.Errorf("read memberlist key from secret %s: %w", name, err)
 		}
 		key := make([]byte, 32)
 		rand.Read(key)
@@ -175,10 +185,44 @@ func (s *Speaker) secretKey(ctx context.Context) ([]byte, error) {
 		switch err := s.mgr.GetClient().Create(ctx, &sec); {
 		case err == nil:
 			s.log.Info("created the memberlist key", "secret", name)
-			return key, nil
+			return key, nil, nil
 		case !apierrors.IsAlreadyExists(err):
-			return nil, fmt.Errorf("create secret %s for the memberlist key: %w", name, err)
+			return nil, nil, fmt.Errorf("create secret %s for the memberlist key: %w", name, err)
 		}
 	}
-	return nil, fmt.Errorf("secret %s keeps changing", name)
+	return nil, nil, fmt.Errorf("secret %s keeps changing", name)
 }
+
+// secretKeys reads the key and the accepted keys out of the Secret's
+// data, in the order of their names.
+func secretKeys(name types.NamespacedName, data map[string][]byte) (key []byte, accept [][]byte, err error) {
+	valid := func(k string, v []byte) error {
+		switch len(v) {
+		case 16, 24, 32:
+			return nil
+		}
+		return &badKeyError{fmt.Sprintf("secret %s: key %q is %d bytes, want 16, 24 or 32", name, k, len(v))}
+	}
+	key, ok := data[kube.MemberlistSecretKey]
+	if !ok {
+		return nil, nil, &badKeyError{fmt.Sprintf("secret %s has no key %q", name, kube.MemberlistSecretKey)}
+	}
+	if err := valid(kube.MemberlistSecretKey, key); err != nil {
+		return nil, nil, err
+	}
+	for _, k := range slices.Sorted(maps.Keys(data)) {
+		if strings.HasPrefix(k, kube.MemberlistAcceptPrefix) {
+			if err := valid(k, data[k]); err != nil {
+				return nil, nil, err
+			}
+			accept = append(accept, data[k])
+		}
+	}
+	return key, accept, nil
+}
+
+// badKeyError is a memberlist key Secret that every speaker reads alike
+// and none can use.
+type badKeyError struct{ msg string }
+
+func (e *badKeyError) Error() string { return e.msg }

@@ -89,6 +89,14 @@ func (s *Speaker) configView(ctx context.Context) (announce.View, error) {
 			s.nodeIP = kube.InternalIP(n)
 		}
 	}
+	// With no node Ready, every node counts as Ready (announce.NoneReady):
+	// here too, so that the quorum and the janitor count as the rule does.
+	if announce.NoneReady(v.Nodes) {
+		for name, n := range v.Nodes {
+			n.Ready = true
+			v.Nodes[name] = n
+		}
+	}
 	return v, nil
 }
 

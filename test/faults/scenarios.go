@@ -2,10 +2,19 @@ package faults
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"maps"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/ironlb/ironlb/internal/kube"
 
 	"github.com/ironlb/ironlb/internal/labcluster"
 )
@@ -22,6 +31,9 @@ var Scenarios = []Scenario{
 	{2, "APIServerCutOff", apiServerCutOff},
 	{3, "GossipCutBetweenTwo", gossipCutBetweenTwo},
 	{5, "RestartCutOff", restartCutOff},
+	{6, "KeyRotation", keyRotation},
+	{7, "KeySecretRefused", keySecretRefused},
+	{12, "EveryNodeNotReady", everyNodeNotReady},
 	{13, "RollingUpgrade", rollingUpgrade},
 }
 
@@ -94,12 +106,8 @@ func contains(list []string, s string) bool {
 // afterHeal checks the row-wide expectation once a fault heals: one
 // announcer per address within 2 s, and the same one as during the fault.
 func (e *Env) afterHeal(ctx context.Context, during map[netip.Addr]string, r *Result) {
-	var after map[netip.Addr]string
-	err := labcluster.Eventually(ctx, 2*time.Second, func() (err error) {
-		after, err = e.Owners(ctx)
-		return err
-	})
-	if r.fail(err) {
+	after, ok := e.oneAnnouncer(ctx, r)
+	if !ok {
 		return
 	}
 	// A takeback would come after the first check: look again.
@@ -141,6 +149,17 @@ func apiServerCutOff(ctx context.Context, e *Env) Result {
 		r.fail(heal())
 		e.afterHeal(ctx, during, r)
 	})
+}
+
+// oneAnnouncer checks that every address has one announcer, answering
+// alone, within 2 s, and returns the owners.
+func (e *Env) oneAnnouncer(ctx context.Context, r *Result) (map[netip.Addr]string, bool) {
+	var owners map[netip.Addr]string
+	err := labcluster.Eventually(ctx, 2*time.Second, func() (err error) {
+		owners, err = e.Owners(ctx)
+		return err
+	})
+	return owners, !r.fail(err)
 }
 
 // gossipCutBetweenTwo is row 3: the gossip port blocked between two
@@ -201,6 +220,152 @@ func restartCutOff(ctx context.Context, e *Env) Result {
 		during := e.hold(ctx, 60*time.Second, r, victim)
 		r.fail(heal())
 		e.afterHeal(ctx, during, r)
+	})
+}
+
+// keyRotation is row 6: the memberlist key rotated as the README says,
+// in three steps (accept the new key; encrypt with it, accepting the old;
+// drop the old), each followed by a restart of every speaker, 5 s apart.
+// The speakers must stay one membership throughout, and end in one.
+func keyRotation(ctx context.Context, e *Env) Result {
+	return run(ctx, e, labcluster.Bounds{}, func(owners map[netip.Addr]string, r *Result) {
+		key := types.NamespacedName{Namespace: kube.DefaultNamespace, Name: kube.DefaultMemberlistSecret}
+		newKey := make([]byte, 32)
+		rand.Read(newKey)
+		steps := []struct {
+			what string
+			edit func(data map[string][]byte)
+		}{
+			{"accept the new key", func(d map[string][]byte) { d["secretkey-next"] = newKey }},
+			{"encrypt with the new key, accepting the old", func(d map[string][]byte) {
+				d["secretkey-previous"] = d["secretkey"]
+				d["secretkey"] = newKey
+				delete(d, "secretkey-next")
+			}},
+			{"drop the old key", func(d map[string][]byte) { delete(d, "secretkey-previous") }},
+		}
+		for _, st := range steps {
+			e.Logf("key rotation: %s", st.what)
+			var sec corev1.Secret
+			if r.fail(e.C.Client.Get(ctx, key, &sec)) {
+				return
+			}
+			st.edit(sec.Data)
+			if r.fail(e.C.Client.Update(ctx, &sec)) {
+				return
+			}
+			for _, n := range e.nodeNames() {
+				if r.fail(e.C.Speaker(n).Stop()) {
+					return
+				}
+				if _, err := e.C.StartSpeaker(n); r.fail(err) {
+					return
+				}
+				sleep(ctx, 5*time.Second)
+			}
+		}
+		for _, n := range e.nodeNames() {
+			r.fail(e.speakerJoined(ctx, n, 10*time.Second))
+		}
+	})
+}
+
+// keySecretRefused is row 7: a speaker running with its installed RBAC
+// (not the lab's admin) restarts while its Role no longer lets it read
+// the memberlist key Secret, as after a botched RBAC change. It must
+// answer for nothing meanwhile (electing by node readiness apart from the
+// others would answer beside them), and join the others within 30 s of
+// the Role's repair.
+func keySecretRefused(ctx context.Context, e *Env) Result {
+	return run(ctx, e, labcluster.Bounds{}, func(owners map[netip.Addr]string, r *Result) {
+		kubeconfig, err := e.C.SpeakerKubeconfig(ctx)
+		if r.fail(err) {
+			return
+		}
+		victim := busiest(owners)
+		restore, err := e.refuseSecrets(ctx)
+		if r.fail(err) {
+			return
+		}
+		defer restore()
+		e.Logf("restarting %s (owner of %v) unable to read the key Secret", victim, owned(owners, victim))
+		if r.fail(e.C.Speaker(victim).Stop()) {
+			return
+		}
+		if _, err := e.C.StartSpeaker(victim, "--kubeconfig", kubeconfig); r.fail(err) {
+			return
+		}
+		r.fail(labcluster.Eventually(ctx, 15*time.Second, func() error {
+			b, err := e.C.Speaker(victim).Log()
+			if err == nil && !strings.Contains(string(b), "membership cannot start yet") {
+				err = fmt.Errorf("%s's speaker does not say it cannot start its membership", victim)
+			}
+			return err
+		}))
+		during := e.hold(ctx, 20*time.Second, r, victim)
+		r.fail(restore())
+		fixed := time.Now()
+		if !r.fail(e.speakerJoined(ctx, victim, 30*time.Second)) {
+			e.Logf("%s joined %s after the Role was repaired", victim, time.Since(fixed).Round(100*time.Millisecond))
+		}
+		e.afterHeal(ctx, during, r)
+	})
+}
+
+// refuseSecrets takes the rule that lets the speakers read and create
+// Secrets out of their Role, and returns the function that puts it back.
+func (e *Env) refuseSecrets(ctx context.Context) (restore func() error, err error) {
+	var role rbacv1.Role
+	key := types.NamespacedName{Namespace: kube.DefaultNamespace, Name: "ironlb-speaker"}
+	if err := e.C.Client.Get(ctx, key, &role); err != nil {
+		return nil, err
+	}
+	orig := slices.Clone(role.Rules)
+	role.Rules = slices.DeleteFunc(role.Rules, func(r rbacv1.PolicyRule) bool { return slices.Contains(r.Resources, "secrets") })
+	if len(role.Rules) == len(orig) {
+		return nil, fmt.Errorf("role %s has no rule for secrets", key)
+	}
+	if err := e.C.Client.Update(ctx, &role); err != nil {
+		return nil, err
+	}
+	done := false
+	return func() error {
+		if done {
+			return nil
+		}
+		done = true
+		if err := e.C.Client.Get(ctx, key, &role); err != nil {
+			return err
+		}
+		role.Rules = orig
+		return e.C.Client.Update(ctx, &role)
+	}, nil
+}
+
+// everyNodeNotReady is row 12: every Node marked NotReady for 60 s, one
+// after the other as the node lifecycle controller does when the
+// kubelets' reports stop reaching the API server, then Ready again. The
+// last Ready node takes the addresses of the others as they go; once
+// none is Ready, readiness tells no node apart and is ignored
+// (announce.NoneReady), so nothing moves and the addresses stay answered
+// throughout. When the Nodes return, the first one Ready takes every
+// address (the others are NotReady for a moment more): moves with a
+// cause, each a handover, not a gap.
+func everyNodeNotReady(ctx context.Context, e *Env) Result {
+	return run(ctx, e, labcluster.Bounds{}, func(owners map[netip.Addr]string, r *Result) {
+		nodes := e.nodeNames()
+		e.Logf("marking %v NotReady for 60 s", nodes)
+		for _, n := range nodes {
+			if r.fail(e.C.CP.SetNodeReady(ctx, n, false)) {
+				return
+			}
+		}
+		sleep(ctx, 5*time.Second)
+		e.hold(ctx, 55*time.Second, r)
+		for _, n := range nodes {
+			r.fail(e.C.CP.SetNodeReady(ctx, n, true))
+		}
+		e.oneAnnouncer(ctx, r)
 	})
 }
 
