@@ -48,12 +48,13 @@ speakers, so failover does not wait for the API server.`,
 				return err
 			}
 			cfg.QPS, cfg.Burst = 50, 100
-			s, err := speaker.New(cfg, opts)
+			ctx := ctrl.SetupSignalHandler()
+			s, err := speaker.New(ctx, cfg, opts)
 			if err != nil {
 				return err
 			}
 			log.Info("speaker starting", "version", version.Version, "node", opts.NodeName, "namespace", opts.Namespace)
-			return s.Run(ctrl.SetupSignalHandler())
+			return s.Run(ctx)
 		},
 	}
 	f := cmd.Flags()

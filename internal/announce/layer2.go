@@ -80,6 +80,7 @@ func (r *Round) Layer2(owner OwnerFunc) map[netip.Addr]*Decision {
 			d.Reason = r.layer2Reason(a, nodes)
 			continue
 		}
+		candidates = r.settledOnly(candidates)
 		d.Owner = owner(a.ip, candidates, r.view.Current[a.ip])
 		d.Ifaces = nodes.ifaces[d.Owner]
 		d.Announcements = nodes.announced[d.Owner]
@@ -242,4 +243,17 @@ func Mine(ds map[netip.Addr]*Decision, node string, all []Iface) map[string][]ne
 		slices.SortFunc(ips, netip.Addr.Compare)
 	}
 	return out
+}
+
+// settledOnly returns the candidates that are not new members (View.New),
+// or all of them if every one is new.
+func (r *Round) settledOnly(candidates []string) []string {
+	if len(r.view.New) == 0 {
+		return candidates
+	}
+	old := slices.DeleteFunc(slices.Clone(candidates), func(n string) bool { return r.view.New[n] })
+	if len(old) == 0 {
+		return candidates
+	}
+	return old
 }

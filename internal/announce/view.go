@@ -60,7 +60,15 @@ type View struct {
 	// Current maps an address to the node that announces it now, as
 	// reported in the ServiceAnnouncements; the Layer 2 owner choice keeps
 	// addresses where they are (see OwnerFunc).
-	Current  map[netip.Addr]string
+	Current map[netip.Addr]string
+	// New are the members that joined moments ago (the speaker's
+	// probation). A new member is a candidate for an address only where
+	// no other node is: a node that comes back, after a failure the
+	// others survived while the API server was away, would otherwise be
+	// the Current owner of its old addresses until their new owners'
+	// reports reach the API server, and take them back. Every speaker
+	// reads the same join times from the membership, so they agree.
+	New      map[string]bool
 	Services []Service
 }
 

@@ -3,14 +3,9 @@ package speaker
 import (
 	"context"
 	"strconv"
-	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
 	"github.com/ironlb/ironlb/api/v1alpha1"
-	"github.com/ironlb/ironlb/internal/announce"
 )
 
 // A node cut off from the API server but still on the LAN and in the
@@ -41,13 +36,14 @@ import (
 //   - when the API server is down for everyone, every speaker raises the
 //     flag within apiProbeEvery+apiProbeTimeout of the others, well
 //     inside apiCutOffAfter: nobody is cut off and nothing moves. The
-//     same holds when it comes back: each lowers the flag once its caches
-//     have caught up, and a speaker whose caches lag by more than
-//     apiCutOffAfter is treated as cut off until they catch up;
-//   - a speaker lowers its flag only once its caches hold what the API
-//     server holds (cacheCaughtUp): its view of who announces what must
-//     be current before it is a candidate again, or it would take back
-//     addresses the others took while it was away.
+//     same holds when it comes back: each lowers the flag at its first
+//     answer;
+//   - a speaker that lowers its flag first reads who announces what from
+//     the API server and lays that over its cache until the cache has
+//     caught up (overlaid; a broken watch backs off for up to 30 s): its
+//     view of who announces what must be current once it is a candidate
+//     again, or it would take back addresses the others took while it
+//     was away.
 //
 // The node is cut off from every address about apiLostAfter +
 // apiCutOffAfter after the cut (8 s), with no gap; the Node's NotReady
@@ -57,20 +53,6 @@ const (
 	apiProbeTimeout = time.Second
 	apiLostAfter    = 3 * time.Second
 	apiCutOffAfter  = 5 * time.Second
-)
-
-// A speaker's reach of the API server travels in its membership
-// metadata as one item, "!api-lost@T" or "!api-ok@T", T being when it
-// last changed (Unix milliseconds, by the speaker's clock: the nodes'
-// clocks agree to well within a second where NTP runs, as Kubernetes
-// needs anyway). Every speaker then counts apiCutOffAfter from the same
-// moment, whenever it heard of it. The items have no "=", so speakers
-// that do not know them skip them (decodeIfaces). A speaker that
-// publishes none (an older version) counts as reaching the API server
-// since ever.
-const (
-	metaAPILost = "!api-lost@"
-	metaAPIOK   = "!api-ok@"
 )
 
 // apiState is a speaker's reach of the API server and since when.
@@ -103,13 +85,16 @@ func (s *Speaker) watchAPI(ctx context.Context) {
 		case err == nil && !lost:
 			lastOK = time.Now()
 		case err == nil && lost:
-			ok, why := s.cacheCaughtUp(ctx)
-			if !ok {
-				s.log.Info("the API server answers again; waiting for the caches to catch up", "why", why)
+			// The caches may take long to catch up (a watch that broke
+			// backs off, up to 30 s): read who announces what from the
+			// API server now, and lay it over the cache until it has.
+			var anns v1alpha1.ServiceAnnouncementList
+			if err := s.mgr.GetAPIReader().List(ctx, &anns); err != nil {
 				continue
 			}
+			s.setOverlay(anns.Items)
 			lastOK = time.Now()
-			s.log.Info("the API server answers again and the caches have caught up")
+			s.log.Info("the API server answers again")
 			s.setAPIState(apiState{lost: false, since: time.Now()})
 		case !lost && time.Since(lastOK) >= apiLostAfter:
 			s.log.Warn("the API server has not answered for a while: telling the other speakers", "for", time.Since(lastOK).Round(time.Second), "error", err)
@@ -118,44 +103,59 @@ func (s *Speaker) watchAPI(ctx context.Context) {
 	}
 }
 
-// cacheCaughtUp reports whether the cache holds every ServiceAnnouncement
-// and Node as recent as the API server has them now (a quorum read),
-// comparing resourceVersions, which etcd orders; if not, why.
-func (s *Speaker) cacheCaughtUp(ctx context.Context) (bool, string) {
-	r, c := s.mgr.GetAPIReader(), s.mgr.GetCache()
-	var anns, cached v1alpha1.ServiceAnnouncementList
-	if err := r.List(ctx, &anns); err != nil {
-		return false, err.Error()
+// overlayFor bounds how long the overlay lasts: an announcement deleted
+// since it was read would otherwise keep it for ever.
+const overlayFor = time.Minute
+
+// setOverlay records anns, read from the API server, as what the sync
+// loop lays over the cached ServiceAnnouncements until the cache holds
+// each of them as recent (overlaid).
+func (s *Speaker) setOverlay(anns []v1alpha1.ServiceAnnouncement) {
+	s.apiMu.Lock()
+	defer s.apiMu.Unlock()
+	s.overlay = map[string]v1alpha1.ServiceAnnouncement{}
+	for _, a := range anns {
+		s.overlay[a.Namespace+"/"+a.Name] = a
 	}
-	if err := c.List(ctx, &cached, client.UnsafeDisableDeepCopy); err != nil {
-		return false, err.Error()
+	s.overlayUntil = time.Now().Add(overlayFor)
+}
+
+// overlaid returns the cached announcements with the overlay's laid over
+// them wherever the cache's are older, and drops the overlay once the
+// cache holds every one of them as recent.
+func (s *Speaker) overlaid(cached []v1alpha1.ServiceAnnouncement) []v1alpha1.ServiceAnnouncement {
+	s.apiMu.Lock()
+	defer s.apiMu.Unlock()
+	if s.overlay == nil {
+		return cached
 	}
-	have := map[string]string{}
-	for _, a := range cached.Items {
-		have[a.Namespace+"/"+a.Name] = a.ResourceVersion
+	if time.Now().After(s.overlayUntil) {
+		s.overlay = nil
+		return cached
 	}
-	for _, a := range anns.Items {
-		if !newer(have[a.Namespace+"/"+a.Name], a.ResourceVersion) {
-			return false, "ServiceAnnouncement " + a.Namespace + "/" + a.Name
+	out := make([]v1alpha1.ServiceAnnouncement, 0, len(cached))
+	inCache := map[string]bool{}
+	behind := false
+	for _, a := range cached {
+		key := a.Namespace + "/" + a.Name
+		inCache[key] = true
+		if o, ok := s.overlay[key]; ok && !newer(a.ResourceVersion, o.ResourceVersion) {
+			out = append(out, o) // the cache's is older
+			behind = true
+			continue
+		}
+		out = append(out, a)
+	}
+	for key, o := range s.overlay {
+		if !inCache[key] {
+			out = append(out, o)
+			behind = true
 		}
 	}
-	var nodes, cachedNodes corev1.NodeList
-	if err := r.List(ctx, &nodes); err != nil {
-		return false, err.Error()
+	if !behind {
+		s.overlay = nil
 	}
-	if err := c.List(ctx, &cachedNodes, client.UnsafeDisableDeepCopy); err != nil {
-		return false, err.Error()
-	}
-	haveNodes := map[string]string{}
-	for _, n := range cachedNodes.Items {
-		haveNodes[n.Name] = n.ResourceVersion
-	}
-	for _, n := range nodes.Items {
-		if !newer(haveNodes[n.Name], n.ResourceVersion) {
-			return false, "Node " + n.Name
-		}
-	}
-	return true, ""
+	return out
 }
 
 // newer reports whether resourceVersion have is at least want: both are
@@ -216,34 +216,4 @@ func cutOff(states map[string]apiState, now time.Time) (cut map[string]bool, nex
 		}
 	}
 	return cut, next
-}
-
-// encodeMeta is this speaker's membership metadata: its reach of the API
-// server, then its interfaces (encodeIfaces).
-func encodeMeta(ifaces []announce.Iface, st apiState, max int) string {
-	item := metaAPIOK
-	if st.lost {
-		item = metaAPILost
-	}
-	item += strconv.FormatInt(st.since.UnixMilli(), 10)
-	rest := encodeIfaces(ifaces, max-len(item)-1)
-	if rest == "" {
-		return item
-	}
-	return item + "," + rest
-}
-
-// decodeAPIState reads a member's reach of the API server from its
-// metadata: reaching it since ever if the metadata does not say.
-func decodeAPIState(meta string) apiState {
-	for item := range strings.SplitSeq(meta, ",") {
-		for prefix, lost := range map[string]bool{metaAPILost: true, metaAPIOK: false} {
-			if ms, ok := strings.CutPrefix(item, prefix); ok {
-				if n, err := strconv.ParseInt(ms, 10, 64); err == nil {
-					return apiState{lost: lost, since: time.UnixMilli(n)}
-				}
-			}
-		}
-	}
-	return apiState{}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/announce"
 )
 
@@ -42,20 +43,90 @@ func TestAPICutOff(t *testing.T) {
 	}
 }
 
-func TestMetaAPIState(t *testing.T) {
+func TestMeta(t *testing.T) {
 	ifaces := []announce.Iface{{Name: "eth0", MAC: "02:00:00:00:00:01"}}
 	at := time.UnixMilli(1796544000123)
-	for _, st := range []apiState{{since: at}, {lost: true, since: at}} {
-		m := encodeMeta(ifaces, st, 500)
-		if got := decodeAPIState(m); got.lost != st.lost || !got.since.Equal(st.since) {
-			t.Errorf("%q: %+v, want %+v", m, got, st)
+	for _, m := range []memberMeta{
+		{api: apiState{since: at}},
+		{api: apiState{lost: true, since: at}},
+		{api: apiState{since: at}, joined: at.Add(time.Second)},
+	} {
+		enc := encodeMeta(ifaces, m, 500)
+		got := decodeMeta(enc)
+		if got.api.lost != m.api.lost || !got.api.since.Equal(m.api.since) || !got.joined.Equal(m.joined) {
+			t.Errorf("%q: %+v, want %+v", enc, got, m)
 		}
-		// Speakers that do not know the item read the interfaces alone.
-		if got := decodeIfaces(m); !slices.Equal(got, ifaces) {
-			t.Errorf("%q: interfaces %v, want %v", m, got, ifaces)
+		// Speakers that do not know the items read the interfaces alone.
+		if got := decodeIfaces(enc); !slices.Equal(got, ifaces) {
+			t.Errorf("%q: interfaces %v, want %v", enc, got, ifaces)
 		}
 	}
-	if got := decodeAPIState("eth0=02:00:00:00:00:01"); got != (apiState{}) {
-		t.Errorf("no item: %+v", got)
+	if got := decodeMeta("eth0=02:00:00:00:00:01"); got != (memberMeta{}) {
+		t.Errorf("no items: %+v", got)
+	}
+}
+
+func TestNewMembers(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)
+	sec := func(n float64) time.Time { return t0.Add(time.Duration(n * float64(time.Second))) }
+	cases := []struct {
+		name   string
+		joined map[string]time.Time
+		now    time.Time
+		want   []string
+		next   time.Time
+	}{
+		{"one joins an old cluster", map[string]time.Time{"a": sec(0), "b": sec(1), "c": sec(58)}, sec(60), []string{"c"}, sec(63)},
+		{"its probation is over", map[string]time.Time{"a": sec(0), "b": sec(1), "c": sec(58)}, sec(63), nil, time.Time{}},
+		{"joined together: none new", map[string]time.Time{"a": sec(58), "b": sec(58.3), "c": sec(59)}, sec(60), nil, time.Time{}},
+		{"an older speaker is the oldest", map[string]time.Time{"a": {}, "c": sec(58)}, sec(60), []string{"c"}, sec(63)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, next := newMembers(c.joined, c.now)
+			if g := slices.Sorted(maps.Keys(got)); !slices.Equal(g, c.want) || !next.Equal(c.next) {
+				t.Errorf("newMembers = %v, %v; want %v, %v", g, next, c.want, c.next)
+			}
+		})
+	}
+}
+
+func TestOverlaid(t *testing.T) {
+	sa := func(name, rv, node string) v1alpha1.ServiceAnnouncement {
+		a := v1alpha1.ServiceAnnouncement{}
+		a.Namespace, a.Name, a.ResourceVersion = "ns", name, rv
+		a.Status.Announcers = []v1alpha1.Announcer{{IP: "198.51.100.1", Node: node}}
+		return a
+	}
+	nodesOf := func(anns []v1alpha1.ServiceAnnouncement) map[string]string {
+		out := map[string]string{}
+		for _, a := range anns {
+			out[a.Name] = a.Status.Announcers[0].Node
+		}
+		return out
+	}
+	s := &Speaker{}
+	cache := []v1alpha1.ServiceAnnouncement{sa("a", "10", "node-1"), sa("b", "12", "node-2")}
+	if got := s.overlaid(cache); !maps.Equal(nodesOf(got), map[string]string{"a": "node-1", "b": "node-2"}) {
+		t.Errorf("no overlay: %v", nodesOf(got))
+	}
+	// The API server says a moved to node-2 (rv 15) and c exists; b's
+	// cached copy is as recent.
+	s.setOverlay([]v1alpha1.ServiceAnnouncement{sa("a", "15", "node-2"), sa("b", "12", "node-2"), sa("c", "14", "node-3")})
+	want := map[string]string{"a": "node-2", "b": "node-2", "c": "node-3"}
+	if got := s.overlaid(cache); !maps.Equal(nodesOf(got), want) {
+		t.Errorf("behind: %v, want %v", nodesOf(got), want)
+	}
+	if s.overlay == nil {
+		t.Fatal("overlay dropped while the cache is behind")
+	}
+	// The cache catches up, and goes further for a.
+	cache = []v1alpha1.ServiceAnnouncement{sa("a", "16", "node-3"), sa("b", "12", "node-2"), sa("c", "14", "node-3")}
+	want = map[string]string{"a": "node-3", "b": "node-2", "c": "node-3"}
+	if got := s.overlaid(cache); !maps.Equal(nodesOf(got), want) {
+		t.Errorf("caught up: %v, want %v", nodesOf(got), want)
+	}
+	if s.overlay != nil {
+		t.Error("overlay kept once the cache caught up")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"sync"
@@ -139,10 +140,19 @@ type Speaker struct {
 	apiMu        sync.Mutex
 	api          apiState
 	apiPublished apiState
-	// apiCut and apiNext are the sync loop's: the nodes cut off from the
-	// API server at the last sync, and when that may next change.
-	apiCut  map[string]bool
-	apiNext time.Time
+	// overlay, also guarded by apiMu, are the ServiceAnnouncements read
+	// from the API server when it answered again, laid over the cache's
+	// until overlayUntil or until the cache catches up (overlaid).
+	overlay      map[string]v1alpha1.ServiceAnnouncement
+	overlayUntil time.Time
+	// joined is when this speaker's membership started (its probation,
+	// meta.go), set by the sync loop.
+	joined time.Time
+	// apiCut is the sync loop's: the nodes cut off from the API server at
+	// the last sync. wakeAt is when a sync is due with no other change: a
+	// node may then be cut off, or a member's probation end.
+	apiCut map[string]bool
+	wakeAt time.Time
 }
 
 // readyErr is the readiness check: ready once the speaker answers for
@@ -154,9 +164,9 @@ func (s *Speaker) readyErr() error {
 	return nil
 }
 
-// New checks opts and sets the speaker up against the API server at cfg.
-// It starts nothing; Run does.
-func New(cfg *rest.Config, opts Options) (*Speaker, error) {
+// New checks opts and sets the speaker up against the API server at cfg,
+// waiting for the API server until ctx ends. It starts nothing; Run does.
+func New(ctx context.Context, cfg *rest.Config, opts Options) (*Speaker, error) {
 	if opts.NodeName == "" {
 		return nil, errors.New("speaker: node name is required (--node-name or $NODE_NAME)")
 	}
@@ -192,7 +202,7 @@ func New(cfg *rest.Config, opts Options) (*Speaker, error) {
 	// a fifth of a speaker's start-up CPU (test/bench/bgpscale profiles).
 	cfg = rest.CopyConfig(cfg)
 	cfg.DisableCompression = true
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mgrOpts := ctrl.Options{
 		Scheme:                 kube.Scheme(),
 		Logger:                 logr.FromSlogHandler(log.Handler()),
 		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
@@ -208,9 +218,26 @@ func New(cfg *rest.Config, opts Options) (*Speaker, error) {
 				&corev1.Node{}: {Transform: slimTransform},
 			},
 		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("create manager: %w", err)
+	}
+	// Creating the manager asks the API server which kinds are
+	// namespaced. A speaker that starts while the API server is away (a
+	// node rebooted during a control-plane outage) waits for it here
+	// rather than exiting into the kubelet's crash-loop back-off, which
+	// grows to 5 minutes: it must be running, and joined, the moment the
+	// API server is back.
+	var mgr ctrl.Manager
+	var err error
+	for wait := time.Second; ; wait = min(2*wait, 8*time.Second) {
+		mgr, err = ctrl.NewManager(cfg, mgrOpts)
+		if err == nil {
+			break
+		}
+		log.Error("cannot set up against the API server yet; trying again", "error", err, "retry", wait)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("create manager: %w", err)
+		case <-time.After(wait):
+		}
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
@@ -224,6 +251,21 @@ func New(cfg *rest.Config, opts Options) (*Speaker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("endpoint slice client: %w", err)
 	}
+	// The API server probe (apicut.go) has a connection of its own, over
+	// HTTP/1.1. On an HTTP/2 connection that hangs (as the informers' may
+	// after the API server has), a timed-out request leaves the connection
+	// open, and every probe hangs on it until HTTP/2's health checks
+	// close it, 45 s later: the speaker would tell the others it lost an
+	// API server that answers. Over HTTP/1.1 a timed-out request closes
+	// its connection, and the next probe dials anew. The custom Dial keeps
+	// client-go from sharing the informers' cached transport.
+	probeCfg := rest.CopyConfig(pcfg)
+	probeCfg.Dial = (&net.Dialer{Timeout: apiProbeTimeout}).DialContext
+	probeCfg.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	probe, err := corev1client.NewForConfig(probeCfg)
+	if err != nil {
+		return nil, fmt.Errorf("API server probe client: %w", err)
+	}
 	s := &Speaker{
 		services: serviceRecords(core, opts.LoadBalancerClass),
 		slices:   sliceRecords(discovery),
@@ -234,7 +276,7 @@ func New(cfg *rest.Config, opts Options) (*Speaker, error) {
 		kick:     make(chan struct{}, 1),
 		links:    make(chan struct{}, 1),
 		standing: standing{seen: map[string]bool{}, quorate: true},
-		rest:     core.RESTClient(),
+		rest:     probe.RESTClient(),
 		api:      apiState{since: time.Now()},
 	}
 	s.apiPublished = s.api
@@ -399,18 +441,19 @@ func (s *Speaker) loop(ctx context.Context, up <-chan startedMembers) {
 			spacing = syncSpacing(last.Sub(start))
 		}
 		due = true
-		var apiDue <-chan time.Time // a node may become cut off (apicut.go)
-		if !s.apiNext.IsZero() {
-			apiDue = time.After(time.Until(s.apiNext))
+		var wake <-chan time.Time // see wakeAt
+		if !s.wakeAt.IsZero() {
+			wake = time.After(time.Until(s.wakeAt))
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-apiDue:
+		case <-wake:
 		case st := <-up:
 			// The membership starts: from now on this speaker elects
 			// among its members (membership).
 			s.members = st.m
+			s.joined = time.Now()
 			changes = st.m.Changes()
 			s.publishMeta()
 			close(st.taken)
@@ -518,7 +561,8 @@ func (s *Speaker) publishMeta() {
 	if s.members == nil {
 		return
 	}
-	if err := s.members.SetMeta(encodeMeta(s.answering.ifaces(), s.apiPublished, election.MaxMeta), metaTimeout); err != nil {
+	m := memberMeta{api: s.apiPublished, joined: s.joined}
+	if err := s.members.SetMeta(encodeMeta(s.answering.ifaces(), m, election.MaxMeta), metaTimeout); err != nil {
 		s.log.Warn("publish this speaker's metadata to the others", "error", err)
 	}
 }

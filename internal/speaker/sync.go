@@ -113,14 +113,19 @@ func (s *Speaker) view(ctx context.Context) (announce.View, []v1alpha1.ServiceAn
 		if alive := m.Alive(); alive != nil {
 			v.Alive = map[string]bool{}
 			api := map[string]apiState{s.opts.NodeName: s.apiPublished}
+			joined := map[string]time.Time{s.opts.NodeName: s.joined}
 			for _, name := range alive {
 				v.Alive[name] = true
 				if meta, ok := m.Meta(name); ok && name != s.opts.NodeName {
 					v.Ifaces[name] = decodeIfaces(meta)
-					api[name] = decodeAPIState(meta)
+					mm := decodeMeta(meta)
+					api[name], joined[name] = mm.api, mm.joined
 				}
 			}
-			s.cutOffAPI(v.Alive, api)
+			now := time.Now()
+			var next time.Time
+			v.New, next = newMembers(joined, now)
+			s.wakeAt = earliest(next, s.cutOffAPI(v.Alive, api, now))
 		}
 	}
 	v.Ifaces[s.opts.NodeName] = s.answering.ifaces()
@@ -145,8 +150,9 @@ func (s *Speaker) view(ctx context.Context) (announce.View, []v1alpha1.ServiceAn
 	if err := c.List(ctx, &anns, client.UnsafeDisableDeepCopy); err != nil {
 		return announce.View{}, nil, err
 	}
-	v.Current = currentOf(anns.Items)
-	return v, anns.Items, nil
+	items := s.overlaid(anns.Items)
+	v.Current = currentOf(items)
+	return v, items, nil
 }
 
 // readCurrent fills v.Current from the ServiceAnnouncements as the API
@@ -212,17 +218,26 @@ func janitor(v announce.View) string {
 // cutOffAPI works out the nodes cut off from the API server (apicut.go,
 // s.apiCut) from what each alive member says of its reach of it, and
 // logs when that set changes.
-func (s *Speaker) cutOffAPI(alive map[string]bool, api map[string]apiState) {
+// It returns when that may next change with no other change.
+func (s *Speaker) cutOffAPI(alive map[string]bool, api map[string]apiState, now time.Time) time.Time {
 	states := map[string]apiState{}
 	for name := range alive {
 		states[name] = api[name] // zero: reaching it since ever
 	}
-	var cut map[string]bool
-	cut, s.apiNext = cutOff(states, time.Now())
+	cut, next := cutOff(states, now)
 	if !maps.Equal(cut, s.apiCut) {
 		s.log.Warn("nodes cut off from the API server while others reach it: they announce nothing", "nodes", slices.Sorted(maps.Keys(cut)))
 		s.apiCut = cut
 	}
+	return next
+}
+
+// earliest is the earlier of two moments, zero meaning none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }
 
 // candidates returns alive without the nodes cut off from the API server

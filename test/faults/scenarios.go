@@ -28,6 +28,7 @@ type Scenario struct {
 
 // Scenarios are the rows the suite runs, in the table's order.
 var Scenarios = []Scenario{
+	{1, "APIServerStopped", apiServerStopped},
 	{2, "APIServerCutOff", apiServerCutOff},
 	{3, "GossipCutBetweenTwo", gossipCutBetweenTwo},
 	{5, "RestartCutOff", restartCutOff},
@@ -116,6 +117,93 @@ func (e *Env) afterHeal(ctx context.Context, during map[netip.Addr]string, r *Re
 		after = late
 	}
 	r.Errs = append(r.Errs, noTakeback(during, after)...)
+}
+
+// apiServerStopped is row 1: the API server stopped (SIGSTOP) for 10
+// minutes (2 in make test); at minute 2 (0.5) the owner of the most
+// addresses dies (speaker killed, link cut), at minute 5 (1.25) it comes
+// back. Failover must still take under a second, on gossip alone, and
+// the returning node must take nothing back, also once the API server
+// answers again and the speakers' reports catch up.
+func apiServerStopped(ctx context.Context, e *Env) Result {
+	stop, die, back := 10*time.Minute, 2*time.Minute, 5*time.Minute
+	if e.Short {
+		stop, die, back = 2*time.Minute, 30*time.Second, 75*time.Second
+	}
+	return run(ctx, e, labcluster.Bounds{}, func(owners map[netip.Addr]string, r *Result) {
+		api := e.C.CP.APIServer
+		if r.fail(api.Pause()) {
+			return
+		}
+		resumed := false
+		resume := func() {
+			if !resumed {
+				resumed = true
+				r.fail(api.Resume())
+			}
+		}
+		defer resume()
+		start := time.Now()
+		victim := busiest(owners)
+		sleep(ctx, die)
+		e.Logf("API server stopped; %s (owner of %v) dies", victim, owned(owners, victim))
+		h, err := e.C.Host(victim)
+		if r.fail(err) {
+			return
+		}
+		if r.fail(e.C.Speaker(victim).Kill()) || r.fail(h.LinkDown()) {
+			return
+		}
+		sleep(ctx, back-time.Since(start))
+		e.Logf("%s comes back", victim)
+		if r.fail(h.LinkUp()) {
+			return
+		}
+		if _, err := e.C.StartSpeaker(victim); r.fail(err) {
+			return
+		}
+		sleep(ctx, stop-time.Since(start))
+		during, err := e.answering(ctx)
+		if r.fail(err) {
+			return
+		}
+		for ip, n := range during {
+			if n == victim {
+				r.fail(fmt.Errorf("%s answered by %s, which died and came back while the API server was stopped", ip, victim))
+			}
+		}
+		e.Logf("API server resumed; answering: %v", during)
+		resume()
+		// The speaker that started while the API server was away joins
+		// once it is back (it waited for it rather than exit).
+		at := time.Now()
+		if !r.fail(e.speakerJoined(ctx, victim, 30*time.Second)) {
+			e.Logf("%s's speaker joined %s after the API server resumed", victim, time.Since(at).Round(100*time.Millisecond))
+		}
+		sleep(ctx, 3*time.Second) // the speakers' reports catch up
+		e.afterHeal(ctx, during, r)
+	})
+}
+
+// answering returns, for each suite address, the node whose MAC alone
+// answers ARP/NDP for it (without the API server).
+func (e *Env) answering(ctx context.Context) (map[netip.Addr]string, error) {
+	byMAC := map[string]string{}
+	for _, n := range e.nodeNames() {
+		byMAC[e.C.NodeMAC(n)] = n
+	}
+	out := map[netip.Addr]string{}
+	for _, s := range Services {
+		macs, err := e.C.Resolve(ctx, s.IP)
+		if err != nil {
+			return nil, err
+		}
+		if len(macs) != 1 {
+			return nil, fmt.Errorf("%s answered by %v, want one MAC", s.IP, macs)
+		}
+		out[s.IP] = byMAC[macs[0]]
+	}
+	return out, nil
 }
 
 // apiServerCutOff is row 2: one node cut off from the API server while
