@@ -74,7 +74,12 @@
 //     for nothing rather than electing by node readiness apart from the
 //     others;
 //   - announcer.release: a stopping speaker stops answering before it
-//     leaves, so that its addresses never have two answering nodes.
+//     leaves, so that its addresses never have two answering nodes;
+//   - meta.go (probation): a member that joined moments ago, long after
+//     the others, is a candidate only where no other node is, so that a
+//     node that comes back after an outage of the API server takes
+//     nothing back while the new owners' reports reach the API server;
+//     and New waits for an absent API server rather than exit.
 //
 // # Shape
 //
