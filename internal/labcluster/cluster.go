@@ -398,3 +398,47 @@ func StartTest(t *testing.T, n int, opts Options) *Cluster {
 	})
 	return cl
 }
+
+// RandomLoss drops percent of the packets node receives and sends (IP and
+// ARP alike), at random, in its own network namespace, and returns the
+// function that stops it. The kernels this lab runs on may lack netem
+// (sch_netem), so loss is nftables' random numbers and there is no delay.
+func (c *Cluster) RandomLoss(ctx context.Context, node string, percent int) (heal func() error, err error) {
+	h, err := c.Host(node)
+	if err != nil {
+		return nil, err
+	}
+	nft := func(args ...string) error {
+		_, err := h.Run(ctx, "nft", args...)
+		return err
+	}
+	families := []string{"inet", "arp"}
+	healed := false
+	heal = func() error {
+		if healed {
+			return nil
+		}
+		healed = true
+		var errs []error
+		for _, f := range families {
+			errs = append(errs, nft("delete", "table", f, "randomloss"))
+		}
+		return errors.Join(errs...)
+	}
+	for _, f := range families {
+		if err := nft("add", "table", f, "randomloss"); err != nil {
+			return nil, errors.Join(err, heal())
+		}
+		for _, chain := range []string{"in { type filter hook input priority 0; }", "out { type filter hook output priority 0; }"} {
+			if err := nft("add", "chain", f, "randomloss", chain); err != nil {
+				return nil, errors.Join(err, heal())
+			}
+		}
+		for _, chain := range []string{"in", "out"} {
+			if err := nft("add", "rule", f, "randomloss", chain, "numgen", "random", "mod", "100", "<", fmt.Sprint(percent), "drop"); err != nil {
+				return nil, errors.Join(err, heal())
+			}
+		}
+	}
+	return heal, nil
+}
