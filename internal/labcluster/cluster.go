@@ -19,6 +19,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -231,13 +232,18 @@ func (c *Cluster) WaitAnnouncer(ctx context.Context, ns, name string, ip netip.A
 // for ip from the client and returns the MAC of every answer within
 // 300 ms.
 func (c *Cluster) Resolve(ctx context.Context, ip netip.Addr) ([]string, error) {
+	return c.resolve(ctx, ip, 300*time.Millisecond)
+}
+
+// resolve is Resolve, collecting answers for window.
+func (c *Cluster) resolve(ctx context.Context, ip netip.Addr, window time.Duration) ([]string, error) {
 	cl := c.Lab.Client()
 	var macs []net.HardwareAddr
 	var err error
 	if ip.Is4() {
-		macs, err = cl.ARPRequest(ctx, cl.IfName, ip, 300*time.Millisecond)
+		macs, err = cl.ARPRequest(ctx, cl.IfName, ip, window)
 	} else {
-		macs, err = cl.NDPSolicit(ctx, cl.IfName, ip, 300*time.Millisecond)
+		macs, err = cl.NDPSolicit(ctx, cl.IfName, ip, window)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s: %w", ip, err)
@@ -332,6 +338,26 @@ func (c *Cluster) CutAPIServer(ctx context.Context, node string) (heal func() er
 // from port (exchanged with peer only, if it is valid), in a table of its
 // own, and returns the function that deletes the table.
 func (c *Cluster) firewall(ctx context.Context, node, table, port string, peer netip.Addr) (func() error, error) {
+	return c.nftTable(ctx, node, "inet", table, func(chain string) [][]string {
+		var match []string
+		if peer.IsValid() {
+			match = []string{"ip", map[string]string{"in": "saddr", "out": "daddr"}[chain], peer.String()}
+		}
+		var rules [][]string
+		for _, proto := range []string{"udp", "tcp"} {
+			for _, dir := range []string{"dport", "sport"} {
+				rules = append(rules, append(slices.Clone(match), proto, dir, port, "drop"))
+			}
+		}
+		return rules
+	})
+}
+
+// nftTable makes, in node's namespace, a table of family with an input
+// chain "in" and an output chain "out", adds to each the rules rules gives
+// for it, and returns the function that deletes the table (once; calling
+// it again does nothing).
+func (c *Cluster) nftTable(ctx context.Context, node, family, table string, rules func(chain string) [][]string) (func() error, error) {
 	h, err := c.Host(node)
 	if err != nil {
 		return nil, err
@@ -340,7 +366,7 @@ func (c *Cluster) firewall(ctx context.Context, node, table, port string, peer n
 		_, err := h.Run(ctx, "nft", args...)
 		return err
 	}
-	if err := nft("add", "table", "inet", table); err != nil {
+	if err := nft("add", "table", family, table); err != nil {
 		return nil, err
 	}
 	healed := false
@@ -349,24 +375,17 @@ func (c *Cluster) firewall(ctx context.Context, node, table, port string, peer n
 			return nil
 		}
 		healed = true
-		return nft("delete", "table", "inet", table)
+		return nft("delete", "table", family, table)
 	}
 	for _, chain := range []string{"in { type filter hook input priority 0; }", "out { type filter hook output priority 0; }"} {
-		if err := nft("add", "chain", "inet", table, chain); err != nil {
+		if err := nft("add", "chain", family, table, chain); err != nil {
 			return nil, errors.Join(err, heal())
 		}
 	}
 	for _, chain := range []string{"in", "out"} {
-		var match []string
-		if peer.IsValid() {
-			match = []string{"ip", map[string]string{"in": "saddr", "out": "daddr"}[chain], peer.String()}
-		}
-		for _, proto := range []string{"udp", "tcp"} {
-			for _, dir := range []string{"dport", "sport"} {
-				rule := append(append([]string{"add", "rule", "inet", table, chain}, match...), proto, dir, port, "drop")
-				if err := nft(rule...); err != nil {
-					return nil, errors.Join(err, heal())
-				}
+		for _, r := range rules(chain) {
+			if err := nft(append([]string{"add", "rule", family, table, chain}, r...)...); err != nil {
+				return nil, errors.Join(err, heal())
 			}
 		}
 	}
@@ -404,41 +423,16 @@ func StartTest(t *testing.T, n int, opts Options) *Cluster {
 // function that stops it. The kernels this lab runs on may lack netem
 // (sch_netem), so loss is nftables' random numbers and there is no delay.
 func (c *Cluster) RandomLoss(ctx context.Context, node string, percent int) (heal func() error, err error) {
-	h, err := c.Host(node)
+	drop := func(string) [][]string {
+		return [][]string{{"numgen", "random", "mod", "100", "<", fmt.Sprint(percent), "drop"}}
+	}
+	healIP, err := c.nftTable(ctx, node, "inet", "randomloss", drop)
 	if err != nil {
 		return nil, err
 	}
-	nft := func(args ...string) error {
-		_, err := h.Run(ctx, "nft", args...)
-		return err
+	healARP, err := c.nftTable(ctx, node, "arp", "randomloss", drop)
+	if err != nil {
+		return nil, errors.Join(err, healIP())
 	}
-	families := []string{"inet", "arp"}
-	healed := false
-	heal = func() error {
-		if healed {
-			return nil
-		}
-		healed = true
-		var errs []error
-		for _, f := range families {
-			errs = append(errs, nft("delete", "table", f, "randomloss"))
-		}
-		return errors.Join(errs...)
-	}
-	for _, f := range families {
-		if err := nft("add", "table", f, "randomloss"); err != nil {
-			return nil, errors.Join(err, heal())
-		}
-		for _, chain := range []string{"in { type filter hook input priority 0; }", "out { type filter hook output priority 0; }"} {
-			if err := nft("add", "chain", f, "randomloss", chain); err != nil {
-				return nil, errors.Join(err, heal())
-			}
-		}
-		for _, chain := range []string{"in", "out"} {
-			if err := nft("add", "rule", f, "randomloss", chain, "numgen", "random", "mod", "100", "<", fmt.Sprint(percent), "drop"); err != nil {
-				return nil, errors.Join(err, heal())
-			}
-		}
-	}
-	return heal, nil
+	return func() error { return errors.Join(healIP(), healARP()) }, nil
 }

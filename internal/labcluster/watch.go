@@ -166,23 +166,9 @@ func (w *Watch) sample(ctx context.Context, ip netip.Addr, every time.Duration) 
 	}
 }
 
+// resolve asks who answers for ip, each MAC once.
 func (w *Watch) resolve(ctx context.Context, ip netip.Addr) ([]string, error) {
-	cl := w.c.Lab.Client()
-	var macs []string
-	var err error
-	if ip.Is4() {
-		got, e := cl.ARPRequest(ctx, cl.IfName, ip, sampleWindow)
-		err = e
-		for _, m := range got {
-			macs = append(macs, m.String())
-		}
-	} else {
-		got, e := cl.NDPSolicit(ctx, cl.IfName, ip, sampleWindow)
-		err = e
-		for _, m := range got {
-			macs = append(macs, m.String())
-		}
-	}
+	macs, err := w.c.resolve(ctx, ip, sampleWindow)
 	slices.Sort(macs)
 	return slices.Compact(macs), err
 }

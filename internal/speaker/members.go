@@ -29,7 +29,7 @@ import (
 // their members, and two nodes answer for one address. An error here is
 // often passing (the API server slow to answer at start-up, the Secret's
 // read refused until its RBAC is fixed), so it tries again, every
-// membershipRetryMax at the slowest. loopCtx is the sync loop's: once it
+// retryMax at the slowest. loopCtx is the sync loop's: once it
 // ends, nobody takes the membership.
 func (s *Speaker) membership(ctx, loopCtx context.Context, up chan<- startedMembers) {
 	wait := time.Second
@@ -68,13 +68,23 @@ func (s *Speaker) membership(ctx, loopCtx context.Context, up chan<- startedMemb
 			return
 		}
 		s.log.Error("membership cannot start yet: answering for nothing until it can, so as never to elect apart from the others", "error", err, "retry", wait)
-		select {
-		case <-ctx.Done():
+		if !retryWait(ctx, &wait) {
 			return
-		case <-time.After(wait):
 		}
-		wait = min(2*wait, membershipRetryMax)
 	}
+}
+
+// retryWait waits *wait, then doubles it up to retryMax; it reports false
+// if ctx ended first. It paces the speaker's retries of what it needs
+// the API server for at start (the manager, the membership).
+func retryWait(ctx context.Context, wait *time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(*wait):
+	}
+	*wait = min(2**wait, retryMax)
+	return true
 }
 
 // startedMembers hands a membership to the sync loop, which closes taken
@@ -84,9 +94,9 @@ type startedMembers struct {
 	taken chan struct{}
 }
 
-// membershipRetryMax bounds the wait between two attempts to start the
-// membership: a fixed Secret or RBAC takes effect within it.
-const membershipRetryMax = 8 * time.Second
+// retryMax bounds the wait between two attempts (retryWait): a fixed
+// Secret or RBAC, or an API server back, takes effect within it.
+const retryMax = 8 * time.Second
 
 // startMembers prepares this node's membership.
 func (s *Speaker) startMembers(ctx context.Context) (*election.Members, error) {

@@ -227,16 +227,14 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Speaker, error) 
 	// API server is back.
 	var mgr ctrl.Manager
 	var err error
-	for wait := time.Second; ; wait = min(2*wait, 8*time.Second) {
+	for wait := time.Second; ; {
 		mgr, err = ctrl.NewManager(cfg, mgrOpts)
 		if err == nil {
 			break
 		}
 		log.Error("cannot set up against the API server yet; trying again", "error", err, "retry", wait)
-		select {
-		case <-ctx.Done():
+		if !retryWait(ctx, &wait) {
 			return nil, fmt.Errorf("create manager: %w", err)
-		case <-time.After(wait):
 		}
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {

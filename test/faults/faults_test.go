@@ -30,7 +30,7 @@ func TestFaults(t *testing.T) {
 				t.Error(err)
 			}
 		})
-		if err := e.Settled(ctx, 30*time.Second); err != nil {
+		if _, err := e.Settled(ctx, 30*time.Second); err != nil {
 			t.Fatalf("after %s (ok %v): %v", s.Name, ok, err)
 		}
 	}

@@ -90,7 +90,7 @@ func (e *Env) hold(ctx context.Context, d time.Duration, r *Result, never ...str
 			switch {
 			case n != start[ip]:
 				why = fmt.Sprintf("%s moved from %s to %s %s into the fault", ip, start[ip], n, time.Since(t0).Round(time.Second))
-			case contains(never, n):
+			case n != "" && slices.Contains(never, n):
 				why = fmt.Sprintf("%s announced by %s, which must announce nothing, %s into the fault", ip, n, time.Since(t0).Round(time.Second))
 			}
 			if why != "" && !reported[ip.String()+n] {
@@ -100,15 +100,6 @@ func (e *Env) hold(ctx context.Context, d time.Duration, r *Result, never ...str
 		}
 	}
 	return e.announcerNodes(ctx)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s && s != "" {
-			return true
-		}
-	}
-	return false
 }
 
 // afterHeal checks the row-wide expectation once a fault heals: one
@@ -249,11 +240,7 @@ func apiServerCutOff(ctx context.Context, e *Env) Result {
 // oneAnnouncer checks that every address has one announcer, answering
 // alone, within 2 s, and returns the owners.
 func (e *Env) oneAnnouncer(ctx context.Context, r *Result) (map[netip.Addr]string, bool) {
-	var owners map[netip.Addr]string
-	err := labcluster.Eventually(ctx, 2*time.Second, func() (err error) {
-		owners, err = e.Owners(ctx)
-		return err
-	})
+	owners, err := e.Settled(ctx, 2*time.Second)
 	return owners, !r.fail(err)
 }
 

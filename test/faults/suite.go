@@ -105,16 +105,19 @@ func (e *Env) Setup(ctx context.Context) error {
 			return err
 		}
 	}
-	return e.Settled(ctx, 30*time.Second)
+	_, err := e.Settled(ctx, 30*time.Second)
+	return err
 }
 
 // Settled waits until every Service's address is announced by a node and
-// answered by that node's MAC alone.
-func (e *Env) Settled(ctx context.Context, timeout time.Duration) error {
-	return labcluster.Eventually(ctx, timeout, func() error {
-		_, err := e.Owners(ctx)
+// answered by that node's MAC alone, and returns the owners (Owners).
+func (e *Env) Settled(ctx context.Context, timeout time.Duration) (map[netip.Addr]string, error) {
+	var owners map[netip.Addr]string
+	err := labcluster.Eventually(ctx, timeout, func() (err error) {
+		owners, err = e.Owners(ctx)
 		return err
 	})
+	return owners, err
 }
 
 // Owners returns, for every suite address, the node its

@@ -65,7 +65,7 @@ func run(scenarios []faults.Scenario, short bool, only string) error {
 		} else {
 			logf("row %d %s held its invariants: %s", s.Row, s.Name, r.Report)
 		}
-		if err := e.Settled(ctx, 30*time.Second); err != nil {
+		if _, err := e.Settled(ctx, 30*time.Second); err != nil {
 			return fmt.Errorf("after %s: %w", s.Name, err)
 		}
 	}
