@@ -59,8 +59,8 @@ type Cluster struct {
 	Client     client.Client
 	Controller *labnet.Process
 
-	bin         string
-	speakerArgs []string
+	bin                         string
+	speakerArgs, controllerArgs []string
 
 	mu       sync.Mutex
 	speakers map[string]*labnet.Process
@@ -105,10 +105,8 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	cl := &Cluster{Lab: l, CP: cp, Client: c, bin: bin, speakerArgs: opts.SpeakerArgs, speakers: map[string]*labnet.Process{}}
-	args := append([]string{"controller", "--kubeconfig", cp.Kubeconfig, "--leader-elect=false",
-		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--log-level=debug"}, opts.ControllerArgs...)
-	if cl.Controller, err = l.CP().Start(context.Background(), bin, args...); err != nil {
+	cl := &Cluster{Lab: l, CP: cp, Client: c, bin: bin, speakerArgs: opts.SpeakerArgs, controllerArgs: opts.ControllerArgs, speakers: map[string]*labnet.Process{}}
+	if cl.Controller, err = cl.StartController("--leader-elect=false"); err != nil {
 		return nil, err
 	}
 	if !opts.NoSpeakers {
@@ -141,6 +139,31 @@ func (c *Cluster) Close() error {
 	}
 	wg.Wait()
 	return errors.Join(append(errs, c.Lab.Close())...)
+}
+
+// StartController starts a controller in the cp host, with the cluster's
+// controller flags and then args (a later flag wins). It does not replace
+// Controller, which Close stops: stop the ones you start.
+func (c *Cluster) StartController(args ...string) (*labnet.Process, error) {
+	args = append(append([]string{"controller", "--kubeconfig", c.CP.Kubeconfig,
+		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--log-level=debug"}, c.controllerArgs...), args...)
+	return c.Lab.CP().Start(context.Background(), c.bin, args...)
+}
+
+// RestartController stops Controller (SIGTERM) and starts it again with
+// the same flags, as a rollout of its Deployment does.
+func (c *Cluster) RestartController() error {
+	if err := c.Controller.Stop(); err != nil {
+		return fmt.Errorf("stop the controller: %w", err)
+	}
+	p, err := c.StartController("--leader-elect=false")
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.Controller = p
+	c.mu.Unlock()
+	return nil
 }
 
 // StartSpeaker starts the speaker of node name, with extra flags.
