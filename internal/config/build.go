@@ -32,8 +32,9 @@ type Input struct {
 // An invalid object is left out whole and reported as Problems. If prev
 // (the Config the previous Build returned, or nil) holds a version of that
 // same object (same kind, name and UID), that version stays in force and
-// the Problems say so (Outcome KeptLastGood). Last good versions live only
-// in the Config values: a process that starts with prev == nil has none.
+// the Problems say so (Outcome KeptLastGood). A process that starts has
+// no Config of its own yet: it passes the one LastGood builds of the
+// versions saved in the cluster (SaveLastGood).
 //
 // Rules between objects:
 //   - Pool names are unique across IPPools and the ConfigMap's pools; no two

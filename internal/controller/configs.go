@@ -57,6 +57,7 @@ type configReconciler struct {
 	// services and serviceQueue serve requeueServices.
 	services     *records.Store[*svcRecord]
 	serviceQueue *workQueue
+	lastGood     *lastGood
 
 	// Owned by Reconcile (one worker): what the last run saw, to skip work
 	// when only pool usage changed.
@@ -80,6 +81,9 @@ func (r *configReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (
 	if fp != r.lastInput {
 		problems := r.apply(in)
 		if err := r.writeValidity(ctx, in, problems); err != nil {
+			return reconcile.Result{}, err
+		}
+		if err := r.lastGood.save(ctx, in, problems); err != nil {
 			return reconcile.Result{}, err
 		}
 		r.lastInput = fp

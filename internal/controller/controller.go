@@ -163,10 +163,11 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 		client: mgr.GetClient(), services: services, patchStatus: svcAPI.patchStatus, ledger: ledger, recorder: recorder, log: log,
 		class: opts.LoadBalancerClass, metrics: m, queue: svcQueue, configQueue: cfgQueue,
 	}
+	saved := &lastGood{reader: mgr.GetAPIReader(), client: mgr.GetClient(), namespace: opts.Namespace, log: log}
 	cfgRec := &configReconciler{
 		client: mgr.GetClient(), ledger: ledger, recorder: recorder, log: log,
 		configMap: types.NamespacedName{Namespace: opts.Namespace, Name: opts.ConfigMapName},
-		metrics:   m, services: services, serviceQueue: svcQueue,
+		metrics:   m, services: services, serviceQueue: svcQueue, lastGood: saved,
 	}
 
 	err = builder.ControllerManagedBy(mgr).
@@ -207,7 +208,7 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 		return nil, fmt.Errorf("set up config controller: %w", err)
 	}
 
-	restore := &restorer{cache: mgr.GetCache(), services: services, ledger: ledger, log: log, configMap: cfgRec.configMap, class: opts.LoadBalancerClass}
+	restore := &restorer{cache: mgr.GetCache(), services: services, ledger: ledger, log: log, configMap: cfgRec.configMap, class: opts.LoadBalancerClass, lastGood: saved}
 	if err := mgr.Add(restore); err != nil {
 		return nil, err
 	}

@@ -131,11 +131,13 @@ type displacedClaim struct {
 	err error
 }
 
-// restore builds the Config from in, gives the allocator every address of
+// restore builds the Config from in, keeping for an invalid object its
+// version in prev (the last good versions saved in the cluster, see
+// lastGood; nil for none), gives the allocator every address of
 // claims, first claim first (see restorer for the order and why), and
 // marks the ledger restored, which lets decide begin. It is the start-up
 // step and runs once.
-func (l *ledger) restore(in config.Input, claims []claim) restoreResult {
+func (l *ledger) restore(in config.Input, prev *config.Config, claims []claim) restoreResult {
 	rank := make(map[string]int, len(claims))
 	for _, c := range claims {
 		rank[c.key] = c.rank
@@ -143,7 +145,7 @@ func (l *ledger) restore(in config.Input, claims []claim) restoreResult {
 	l.mu.Lock()
 	defer close(l.ready)
 	defer l.mu.Unlock()
-	cfg, problems := config.Build(in, nil)
+	cfg, problems := config.Build(in, prev)
 	l.install(cfg, deletingPools(in))
 	res := restoreResult{pools: len(cfg.Pools), problems: problems}
 	// Held back only once every claim is in: holding back an address

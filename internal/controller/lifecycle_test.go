@@ -260,3 +260,69 @@ func TestConfigMapAndCRDsTogether(t *testing.T) {
 	create(t, c)
 	waitIPs(t, ns, "still-legacy", "198.51.100.129")
 }
+
+// TestLastGoodSurvivesRestart (issue 14, point 6): objects that turn
+// invalid while the controller is down keep, after it starts, the last
+// good version the previous controller saved in the cluster: the
+// addresses already served stay, and their pools still hand out more.
+func TestLastGoodSurvivesRestart(t *testing.T) {
+	ns := "lastgood"
+	stop := startController(t, ns)
+	cleanupConfig(t)
+	cleanupServices(t, ns)
+	legacy := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "config"},
+		Data:       map[string]string{"config": "address-pools:\n- name: legacy\n  protocol: layer2\n  addresses: [198.51.100.204/30]\n"},
+	}
+	create(t, ipPool("older", "198.51.100.212/30"))
+	time.Sleep(1100 * time.Millisecond) // a later creationTimestamp: "edited" is the newer pool
+	create(t, ipPool("edited", "198.51.100.208/30"), legacy)
+	withIP := func(name, ip string) *corev1.Service {
+		s := lbService(ns, name)
+		s.Spec.LoadBalancerIP = ip
+		return s
+	}
+	create(t, withIP("a", "198.51.100.204"), withIP("b", "198.51.100.208"))
+	waitIPs(t, ns, "a", "198.51.100.204")
+	waitIPs(t, ns, "b", "198.51.100.208")
+	eventually(t, 10*time.Second, func() string {
+		var cm corev1.ConfigMap
+		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "ironlb-last-good"}, &cm); err != nil {
+			return err.Error()
+		}
+		if !strings.Contains(cm.Data["IPPool.edited"], "198.51.100.208/30") || !strings.Contains(cm.Data["ConfigMap.config"], "198.51.100.204/30") {
+			return fmt.Sprintf("saved %v", cm.Data)
+		}
+		return ""
+	})
+	stop()
+
+	// While no controller runs, a typo in the ConfigMap and an edit that
+	// makes the pool overlap an older one.
+	legacy.Data["config"] = strings.Replace(legacy.Data["config"], "addresses", "adresses", 1)
+	if err := env.Client.Update(context.Background(), legacy); err != nil {
+		t.Fatal(err)
+	}
+	p := getPool(t, "edited")
+	p.Spec.Addresses = []string{"198.51.100.208/29"}
+	if err := env.Client.Update(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+
+	startController(t, ns)
+	waitValid(t, "edited", metav1.ConditionFalse, "the last valid version stays in force")
+	waitEvent(t, ns, "config", "adresses")
+	// Both pools still hand out addresses, the ones they had.
+	create(t, withIP("c", "198.51.100.209"), withIP("d", "198.51.100.205"))
+	waitIPs(t, ns, "c", "198.51.100.209")
+	waitIPs(t, ns, "d", "198.51.100.205")
+	waitIPs(t, ns, "a", "198.51.100.204")
+	waitIPs(t, ns, "b", "198.51.100.208")
+	var cm corev1.ConfigMap
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "ironlb-last-good"}, &cm); err != nil {
+		t.Fatal(err)
+	}
+	if s := cm.Data["IPPool.edited"]; !strings.Contains(s, "198.51.100.208/30") {
+		t.Errorf("saved IPPool/edited is %s, want the last good version (198.51.100.208/30)", s)
+	}
+}

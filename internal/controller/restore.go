@@ -54,6 +54,7 @@ type restorer struct {
 	log       *slog.Logger
 	configMap types.NamespacedName
 	class     string
+	lastGood  *lastGood
 }
 
 func (r *restorer) Start(ctx context.Context) error {
@@ -70,6 +71,10 @@ func (r *restorer) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
+	prev, err := r.lastGood.load(ctx)
+	if err != nil {
+		return nil // ctx ended
+	}
 	var claims []claim
 	for _, s := range selectRecords(r.services, func(s *svcRecord) bool {
 		return len(s.ingress) > 0 && s.ours(r.class) && !s.deleting
@@ -81,7 +86,7 @@ func (r *restorer) Start(ctx context.Context) error {
 			cmp.Compare(a.svc.nn.Namespace, b.svc.nn.Namespace), cmp.Compare(a.svc.nn.Name, b.svc.nn.Name))
 	})
 
-	res := r.ledger.restore(in, claims)
+	res := r.ledger.restore(in, prev, claims)
 	for _, d := range res.displaced {
 		r.log.Warn("address claimed twice", "service", d.key, "ips", d.ips, "error", d.err)
 	}

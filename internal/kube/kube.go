@@ -38,6 +38,10 @@ const (
 	// the key can be rotated with no moment at which two speakers cannot
 	// hear each other (README: rotating the memberlist key).
 	MemberlistAcceptPrefix = MemberlistSecretKey + "-"
+	// LastGoodConfigMapName holds the last good version of every config
+	// object (config.SaveLastGood), which the controller writes and every
+	// daemon reads as it starts.
+	LastGoodConfigMapName = "ironlb-last-good"
 )
 
 // Scheme returns a scheme with the core types and ironlb's CRDs.
@@ -76,6 +80,25 @@ func ReadInput(ctx context.Context, c client.Reader, cm types.NamespacedName) (c
 	}
 	in.Pools, in.L2, in.BGPPeers, in.BGPAnnouncements, in.BFDProfiles = pools.Items, l2.Items, peers.Items, anns.Items, bfd.Items
 	return in, nil
+}
+
+// ReadLastGood reads the data of the ConfigMap of last good versions
+// (LastGoodConfigMapName in namespace) and the object itself, to update
+// it. A missing ConfigMap is no error: nothing was saved yet. Read it from
+// the API server (c uncached): the daemons' caches hold only the legacy
+// ConfigMap.
+func ReadLastGood(ctx context.Context, c client.Reader, namespace string) (map[string]string, *corev1.ConfigMap, error) {
+	var cm corev1.ConfigMap
+	switch err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: LastGoodConfigMapName}, &cm); {
+	case apierrors.IsNotFound(err):
+		return map[string]string{}, nil, nil
+	case err != nil:
+		return nil, nil, fmt.Errorf("read the last good config versions (ConfigMap %s/%s): %w", namespace, LastGoodConfigMapName, err)
+	}
+	if cm.Data == nil {
+		cm.Data = map[string]string{}
+	}
+	return cm.Data, &cm, nil
 }
 
 // InputVersion identifies the versions of the objects in in: equal

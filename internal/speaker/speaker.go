@@ -332,6 +332,7 @@ func (s *Speaker) Start(ctx context.Context) error {
 	if !toolscache.WaitForCacheSync(ctx.Done(), configSynced) {
 		return errors.New("speaker: caches did not sync")
 	}
+	s.loadLastGood(ctx)
 	if v, err := s.configView(ctx); err != nil {
 		s.log.Error("read the configuration", "error", err)
 	} else {

@@ -54,18 +54,49 @@ func (s *Speaker) sync(ctx context.Context) error {
 // changed: Services and EndpointSlices change far more often.
 type configCache struct {
 	version string
-	cfg     *config.Config
+	built   bool
+	// cfg is the last Config built, or before the first build the last
+	// good versions saved in the cluster (loadLastGood), so that an
+	// object invalid as the speaker starts keeps its last good version.
+	cfg *config.Config
 }
 
 // get returns the Config of in, building it only when in's version
 // differs from the last one's. The problems are the controller's to
 // report.
 func (c *configCache) get(in config.Input) *config.Config {
-	if v := kube.InputVersion(in); c.cfg == nil || v != c.version {
+	if v := kube.InputVersion(in); !c.built || v != c.version {
 		c.cfg, _ = config.Build(in, c.cfg)
-		c.version = v
+		c.version, c.built = v, true
 	}
 	return c.cfg
+}
+
+// loadLastGood reads the last good config versions the controller saved
+// in the cluster (config.SaveLastGood) for the first build. It tries for
+// a few seconds only: the speaker must not sit out for it (it waited for
+// the API server already), and without them it still has every object
+// that is valid now.
+func (s *Speaker) loadLastGood(ctx context.Context) {
+	for try := 0; ; try++ {
+		data, _, err := kube.ReadLastGood(ctx, s.mgr.GetAPIReader(), s.opts.Namespace)
+		if err == nil {
+			cfg, errs := config.LastGood(data)
+			for _, err := range errs {
+				s.log.Warn("left out a saved config version", "error", err)
+			}
+			s.config.cfg = cfg
+			return
+		}
+		if try == 4 || ctx.Err() != nil {
+			s.log.Warn("cannot read the last good config versions: an object invalid now is left out", "error", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // configView reads the configuration and the nodes: all a view needs to

@@ -3,6 +3,7 @@ package faults
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -12,10 +13,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/ironlb/ironlb/api/v1alpha1"
+	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/kube"
-
 	"github.com/ironlb/ironlb/internal/labcluster"
 )
 
@@ -40,6 +44,7 @@ var Scenarios = []Scenario{
 	{5, "RestartCutOff", restartCutOff},
 	{6, "KeyRotation", keyRotation},
 	{7, "KeySecretRefused", keySecretRefused},
+	{10, "BadConfigThroughRestarts", badConfigThroughRestarts},
 	{11, "RandomLoss", randomLoss},
 	{12, "EveryNodeNotReady", everyNodeNotReady},
 	{13, "RollingUpgrade", rollingUpgrade},
@@ -509,6 +514,112 @@ func everyNodeNotReady(ctx context.Context, e *Env) Result {
 		}
 		e.oneAnnouncer(ctx, r)
 	})
+}
+
+// badConfigThroughRestarts is row 10: the suite's IPPool edited to
+// overlap an older one and a typo put in the legacy ConfigMap, both
+// holding Services' addresses; then the controller restarted and every
+// speaker rolled. Each daemon starts while both objects are invalid and
+// must take their last good versions from the cluster (config.LastGood):
+// every address already served stays served, with no probe lost, and
+// its ServiceAnnouncement stays.
+func badConfigThroughRestarts(ctx context.Context, e *Env) Result {
+	r := run(ctx, e, labcluster.Bounds{MaxGap: 200 * time.Millisecond, MaxDark: time.Second}, func(_ map[netip.Addr]string, r *Result) {
+		c := e.C.Client
+		restore, err := e.breakConfig(ctx)
+		if r.fail(err) {
+			return
+		}
+		defer func() { r.fail(restore()) }()
+		e.Logf("restarting the controller")
+		if r.fail(e.C.RestartController()) {
+			return
+		}
+		for _, n := range e.nodeNames() {
+			e.Logf("restarting %s's speaker", n)
+			if r.fail(e.C.Speaker(n).Stop()) {
+				return
+			}
+			if _, err := e.C.StartSpeaker(n); r.fail(err) {
+				return
+			}
+			if r.fail(e.speakerJoined(ctx, n, 30*time.Second)) {
+				return
+			}
+			sleep(ctx, 2*time.Second)
+		}
+		// Each address announced (its ServiceAnnouncement names a node)
+		// and answered by that node alone. The roll itself moves
+		// addresses, as every rolling update does.
+		if _, err := e.Owners(ctx); r.fail(err) {
+			return
+		}
+		// The controller, started with both objects invalid, still holds
+		// their addresses: a Service's status is what it was.
+		for _, s := range Services {
+			var svc corev1.Service
+			if r.fail(c.Get(ctx, types.NamespacedName{Namespace: Namespace, Name: s.Name}, &svc)) {
+				continue
+			}
+			if ing := svc.Status.LoadBalancer.Ingress; len(ing) != 1 || ing[0].IP != s.IP.String() {
+				r.fail(fmt.Errorf("Service %s's status shows %v, want %s", s.Name, ing, s.IP))
+			}
+		}
+	})
+	r.Errs = append(r.Errs, lost(r.Report)...)
+	return r
+}
+
+// breakConfig makes the IPPool "faults" overlap the older IPPool "older"
+// and puts a typo in the legacy ConfigMap, waits until the controller
+// reports both, and returns what puts them right again.
+func (e *Env) breakConfig(ctx context.Context) (restore func() error, err error) {
+	c := e.C.Client
+	var pool v1alpha1.IPPool
+	if err := c.Get(ctx, types.NamespacedName{Name: "faults"}, &pool); err != nil {
+		return nil, err
+	}
+	pool.Spec.Addresses = append(slices.Clone(faultsPool.Addresses), olderPool.Addresses...)
+	if err := c.Update(ctx, &pool); err != nil {
+		return nil, fmt.Errorf("make IPPool/faults overlap IPPool/older: %w", err)
+	}
+	key := types.NamespacedName{Namespace: kube.DefaultNamespace, Name: kube.DefaultConfigMapName}
+	var cm corev1.ConfigMap
+	if err := c.Get(ctx, key, &cm); err != nil {
+		return nil, err
+	}
+	cm.Data[config.LegacyConfigKey] = strings.Replace(legacyConf, "addresses", "adresses", 1)
+	if err := c.Update(ctx, &cm); err != nil {
+		return nil, err
+	}
+	e.Logf("IPPool/faults overlaps IPPool/older; a typo in ConfigMap %s", key)
+	restore = func() error {
+		var pool v1alpha1.IPPool
+		if err := c.Get(ctx, types.NamespacedName{Name: "faults"}, &pool); err != nil {
+			return err
+		}
+		pool.Spec = faultsPool
+		var cm corev1.ConfigMap
+		if err := c.Get(ctx, key, &cm); err != nil {
+			return err
+		}
+		cm.Data[config.LegacyConfigKey] = legacyConf
+		return errors.Join(c.Update(ctx, &pool), c.Update(ctx, &cm))
+	}
+	err = labcluster.Eventually(ctx, 10*time.Second, func() error {
+		var p v1alpha1.IPPool
+		if err := c.Get(ctx, types.NamespacedName{Name: "faults"}, &p); err != nil {
+			return err
+		}
+		if cond := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionValid); cond == nil || cond.Status != metav1.ConditionFalse || cond.ObservedGeneration != p.Generation {
+			return fmt.Errorf("IPPool/faults is not reported invalid yet: %+v", cond)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, errors.Join(err, restore())
+	}
+	return restore, nil
 }
 
 // rollingUpgrade is row 13: each speaker in turn SIGTERMed and started

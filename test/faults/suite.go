@@ -23,6 +23,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
+	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/kube"
 	"github.com/ironlb/ironlb/internal/labcluster"
 )
 
@@ -62,17 +64,34 @@ type Env struct {
 	Logf  func(format string, args ...any)
 }
 
-// Setup creates the suite's pool, its Layer 2 announcement and its
-// Services with backends on every node, and waits until each is
-// announced.
+// The suite's config: the IPPool "faults" and its L2Announcement, and
+// the legacy ConfigMap, whose pool holds grafana's address, so that a
+// fault in either kind of config object (row 10) is one in the Services'
+// own config. The IPPool "older" is older than "faults" and holds no
+// Service: row 10 makes "faults" overlap it.
+var (
+	faultsPool = v1alpha1.IPPoolSpec{Addresses: []string{"198.51.100.88-198.51.100.89", "198.51.100.92-198.51.100.95", "2001:db8:1::300/125"}}
+	olderPool  = v1alpha1.IPPoolSpec{Addresses: []string{"2001:db8:1::400/126"}}
+	legacyConf = "address-pools:\n- name: legacy\n  protocol: layer2\n  addresses: [198.51.100.90/31]\n"
+)
+
+// Setup creates the suite's config and its Services with backends on
+// every node, and waits until each is announced.
 func (e *Env) Setup(ctx context.Context) error {
 	c := e.C.Client
+	older := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "older"}, Spec: olderPool}
+	if err := c.Create(ctx, older); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create IPPool/older: %w", err)
+	} else if err == nil {
+		sleep(ctx, 1100*time.Millisecond) // a creationTimestamp a second older than the rest
+	}
 	objs := []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}},
-		&v1alpha1.IPPool{
-			ObjectMeta: metav1.ObjectMeta{Name: "faults"},
-			Spec:       v1alpha1.IPPoolSpec{Addresses: []string{"198.51.100.88-198.51.100.95", "2001:db8:1::300/125"}},
+		&corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Namespace: kube.DefaultNamespace, Name: kube.DefaultConfigMapName},
+			Data:       map[string]string{config.LegacyConfigKey: legacyConf},
 		},
+		&v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "faults"}, Spec: faultsPool},
 		&v1alpha1.L2Announcement{
 			ObjectMeta: metav1.ObjectMeta{Name: "faults"},
 			Spec:       v1alpha1.L2AnnouncementSpec{IPPools: []string{"faults"}},
