@@ -60,6 +60,10 @@ type turn struct {
 	// nothing. BGP does not read it: every eligible node announces, and
 	// the routers judge a node by its sessions.
 	answer bool
+	// confirmedOnly limits the Layer 2 answers to the addresses whose
+	// ServiceAnnouncement names this node; with degraded false it also
+	// writes none (degraded.go).
+	degraded, confirmedOnly bool
 	// janitor is the node that writes what no owner writes and deletes
 	// what nobody needs (see janitor).
 	janitor string

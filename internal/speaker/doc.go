@@ -79,7 +79,13 @@
 //     the others, is a candidate only where no other node is, so that a
 //     node that comes back after an outage of the API server takes
 //     nothing back while the new owners' reports reach the API server;
-//     and New waits for an absent API server rather than exit.
+//     and New waits for an absent API server rather than exit;
+//   - degraded.go: when gossip is lost everywhere (no majority anywhere,
+//     most speakers still reaching the API server), the speakers fall
+//     back on the API server as the arbiter: each answers only for the
+//     addresses whose ServiceAnnouncement names it, and an address moves
+//     only by a write of its announcement; the decision and its bounds
+//     are written there.
 //
 // # Shape
 //

@@ -91,8 +91,13 @@ func (l *layer2) announce(_ context.Context, t *turn) {
 	ds := t.round.Layer2(election.StickyOwner)
 	l.ds = ds
 	mine := announce.Mine(ds, l.node, l.ifaces)
-	if !t.answer {
+	switch {
+	case !t.answer:
 		mine = nil
+	case t.confirmedOnly:
+		for name, ips := range mine {
+			mine[name] = slices.DeleteFunc(ips, func(ip netip.Addr) bool { return t.view.Current[ip] != l.node })
+		}
 	}
 	owned := map[netip.Addr]bool{}
 	for name, r := range l.responders {
@@ -171,7 +176,7 @@ func (l *layer2) report(t *turn) {
 		l.started = true
 	}
 	l.status.observe(t.announcements)
-	if t.answer {
+	if t.answer && (t.degraded || !t.confirmedOnly) {
 		l.status.set(l.reports(t))
 	}
 }

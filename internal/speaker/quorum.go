@@ -58,19 +58,29 @@ func quorum(v announce.View, self string, seen map[string]bool) (bool, string) {
 	if v.Alive == nil {
 		return true, ""
 	}
-	known, alive := 0, 0
-	for name := range seen {
-		if n, ok := v.Nodes[name]; (ok && n.Ready) || name == self {
-			known++
-			if v.Alive[name] {
-				alive++
-			}
+	known := knownSpeakers(v, self, seen)
+	alive := 0
+	for name := range known {
+		if v.Alive[name] {
+			alive++
 		}
 	}
-	if known < 3 || 2*alive > known {
+	if len(known) < 3 || 2*alive > len(known) {
 		return true, ""
 	}
-	return false, fmt.Sprintf("this speaker reaches %d of the %d speakers it knows, not a majority: it answers for nothing until it reaches more, so that no address is answered by two nodes", alive, known)
+	return false, fmt.Sprintf("this speaker reaches %d of the %d speakers it knows, not a majority: it answers for nothing until it reaches more, so that no address is answered by two nodes", alive, len(known))
+}
+
+// knownSpeakers are the speakers a majority is counted of: those in seen
+// whose node is Ready, and self.
+func knownSpeakers(v announce.View, self string, seen map[string]bool) map[string]bool {
+	out := map[string]bool{self: true}
+	for name := range seen {
+		if n, ok := v.Nodes[name]; ok && n.Ready {
+			out[name] = true
+		}
+	}
+	return out
 }
 
 // standing is what this speaker knows of its place among the others,

@@ -3,6 +3,8 @@ package speaker
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -60,17 +62,19 @@ func (s *Speaker) renewLease(ctx context.Context) error {
 				AcquireTime: &now, RenewTime: &now,
 			},
 		}
+		setQuorate(&l.ObjectMeta, s.quorate.Load())
 		return c.Create(ctx, &l)
 	}
 	if err != nil {
 		return err
 	}
 	l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds, l.Spec.RenewTime = &s.opts.NodeName, &seconds, &now
+	setQuorate(&l.ObjectMeta, s.quorate.Load())
 	return c.Update(ctx, &l)
 }
 
-// keepLease renews this speaker's Lease every registryRenew until ctx
-// ends.
+// keepLease renews this speaker's Lease every registryRenew, and at once
+// when whether it reaches a majority changes (leaseKick), until ctx ends.
 func (s *Speaker) keepLease(ctx context.Context) {
 	t := time.NewTicker(registryRenew)
 	defer t.Stop()
@@ -82,13 +86,21 @@ func (s *Speaker) keepLease(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-s.leaseKick:
 		}
 	}
 }
 
 // registered returns the nodes whose speaker Lease is fresh at now.
 func registered(leases []coordinationv1.Lease, now time.Time) []string {
-	var out []string
+	return slices.Sorted(maps.Keys(registry(leases, now)))
+}
+
+// registry returns, for each node whose speaker Lease is fresh at now,
+// whether its speaker says it reaches a majority of the others
+// (quorateAnnotation).
+func registry(leases []coordinationv1.Lease, now time.Time) map[string]bool {
+	out := map[string]bool{}
 	for _, l := range leases {
 		sp := l.Spec
 		if sp.HolderIdentity == nil || sp.RenewTime == nil {
@@ -99,7 +111,7 @@ func registered(leases []coordinationv1.Lease, now time.Time) []string {
 			d = time.Duration(*sp.LeaseDurationSeconds) * time.Second
 		}
 		if now.Sub(sp.RenewTime.Time) < d {
-			out = append(out, *sp.HolderIdentity)
+			out[*sp.HolderIdentity] = l.Annotations[quorateAnnotation] == "true"
 		}
 	}
 	return out
@@ -108,10 +120,30 @@ func registered(leases []coordinationv1.Lease, now time.Time) []string {
 // readRegistry lists the speakers' Leases from the API server (a quorum
 // read) and returns the nodes whose speaker holds a fresh one.
 func (s *Speaker) readRegistry(ctx context.Context) ([]string, error) {
+	leases, err := s.listLeases(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return registered(leases, time.Now()), nil
+}
+
+// listLeases lists the speakers' Leases from the API server.
+func (s *Speaker) listLeases(ctx context.Context) ([]coordinationv1.Lease, error) {
 	var list coordinationv1.LeaseList
 	err := s.mgr.GetAPIReader().List(ctx, &list, client.InNamespace(s.opts.Namespace), client.MatchingLabels{registryLabel: registryValue})
 	if err != nil {
 		return nil, fmt.Errorf("read the speakers' Leases: %w", err)
 	}
-	return registered(list.Items, time.Now()), nil
+	return list.Items, nil
+}
+
+// dropLease deletes this speaker's Lease: on a clean stop while
+// degraded (degraded.go), so that the others take its addresses over at
+// their next read of the registry rather than when it expires.
+func (s *Speaker) dropLease(ctx context.Context) error {
+	l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: s.opts.Namespace, Name: leaseName(s.opts.NodeName)}}
+	if err := s.mgr.GetClient().Delete(ctx, l); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	return nil
 }

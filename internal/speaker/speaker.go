@@ -112,8 +112,16 @@ type Speaker struct {
 	services *records.Store[svcRecord]
 	slices   *records.Store[sliceRecord]
 
-	kick  chan struct{} // API objects changed
-	links chan struct{} // this host's links or addresses changed (watchLinks)
+	kick chan struct{} // API objects changed
+	// leaseKick asks keepLease to write this speaker's Lease now: quorate
+	// changed (degraded.go).
+	leaseKick chan struct{}
+	// quorate is whether this speaker answers as one of a majority of the
+	// speakers, as its Lease tells the others (degraded.go); degraded
+	// holds what the sync loop knows of degraded mode.
+	quorate  atomic.Bool
+	degraded degradedState
+	links    chan struct{} // this host's links or addresses changed (watchLinks)
 
 	// The rest is owned by Start's goroutine, which runs the sync loop.
 	config configCache
@@ -265,17 +273,18 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Speaker, error) 
 		return nil, fmt.Errorf("API server probe client: %w", err)
 	}
 	s := &Speaker{
-		services: serviceRecords(core, opts.LoadBalancerClass),
-		slices:   sliceRecords(discovery),
-		opts:     opts,
-		log:      log,
-		mgr:      mgr,
-		metrics:  newMetrics(crmetrics.Registry),
-		kick:     make(chan struct{}, 1),
-		links:    make(chan struct{}, 1),
-		standing: standing{seen: map[string]bool{}, quorate: true},
-		rest:     probe.RESTClient(),
-		api:      apiState{since: time.Now()},
+		services:  serviceRecords(core, opts.LoadBalancerClass),
+		slices:    sliceRecords(discovery),
+		opts:      opts,
+		log:       log,
+		mgr:       mgr,
+		metrics:   newMetrics(crmetrics.Registry),
+		kick:      make(chan struct{}, 1),
+		links:     make(chan struct{}, 1),
+		leaseKick: make(chan struct{}, 1),
+		standing:  standing{seen: map[string]bool{}, quorate: true},
+		rest:      probe.RESTClient(),
+		api:       apiState{since: time.Now()},
 	}
 	s.apiPublished = s.api
 	if err := mgr.AddReadyzCheck("synced", func(*http.Request) error { return s.readyErr() }); err != nil {
@@ -379,6 +388,7 @@ func (s *Speaker) Start(ctx context.Context) error {
 		s.log.Info("speakers registered", "nodes", names)
 	}
 	wg.Go(func() { s.keepLease(lctx) })
+	wg.Go(func() { s.pollRegistry(lctx) })
 	wg.Go(func() { s.watchAPI(lctx) })
 
 	up := make(chan startedMembers)
@@ -405,6 +415,15 @@ func (s *Speaker) Start(ctx context.Context) error {
 			s.log.Info("handing over", "addresses", held, "grace", s.opts.HandoverGrace)
 			for _, a := range s.announcers {
 				a.release()
+			}
+			if s.degraded.active {
+				// Gossip carries no leave now: the others learn of it
+				// from the registry (degraded.go).
+				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+				if err := s.dropLease(dctx); err != nil {
+					s.log.Warn("delete this speaker's Lease", "error", err)
+				}
+				cancel()
 			}
 			if err := s.members.Leave(s.opts.HandoverGrace); err != nil {
 				s.log.Warn("leave", "error", err)

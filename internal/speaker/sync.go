@@ -32,10 +32,12 @@ func (s *Speaker) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.publishQuorate(answer)
+	answer, degraded, confirmedOnly := s.degrade(&v, answer)
 	v.Alive = s.candidates(v.Alive)
 	t := &turn{
 		view: v, round: announce.NewRound(v), answer: answer, janitor: janitor(v),
-		nodeIP: s.nodeIP, announcements: anns,
+		nodeIP: s.nodeIP, announcements: anns, degraded: degraded, confirmedOnly: confirmedOnly,
 	}
 	for _, a := range s.announcers {
 		a.announce(ctx, t)

@@ -33,6 +33,7 @@ type Scenario struct {
 // Open are rows whose fault ironlb does not survive yet: not in the
 // suite, runnable with `go run ./test/bench/faults -open` to work on them.
 var Open = []Scenario{
+	{3, "GossipCutOneNode", gossipCutOneNode},
 	{11, "Starvation", starvation},
 }
 
@@ -41,6 +42,7 @@ var Scenarios = []Scenario{
 	{1, "APIServerStopped", apiServerStopped},
 	{2, "APIServerCutOff", apiServerCutOff},
 	{3, "GossipCutBetweenTwo", gossipCutBetweenTwo},
+	{4, "GossipBlockedEverywhere", gossipBlockedEverywhere},
 	{5, "RestartCutOff", restartCutOff},
 	{6, "KeyRotation", keyRotation},
 	{7, "KeySecretRefused", keySecretRefused},
@@ -270,6 +272,87 @@ func gossipCutBetweenTwo(ctx context.Context, e *Env) Result {
 			r.fail(fmt.Errorf("owners went from %v to %v", owners, during))
 		}
 		r.fail(heal())
+		e.afterHeal(ctx, during, r)
+	})
+}
+
+// gossipCutOneNode goes with row 3: the gossip port blocked both ways on
+// the busiest owner alone for 20 s, then healed. The others, a majority,
+// take its addresses over (a failover: at most 1 s dark) while it goes
+// silent; when gossip returns it hears one member before the other, and
+// must take nothing back meanwhile.
+func gossipCutOneNode(ctx context.Context, e *Env) Result {
+	return run(ctx, e, labcluster.Bounds{}, func(owners map[netip.Addr]string, r *Result) {
+		victim := busiest(owners)
+		heal, err := e.C.CutGossip(ctx, victim)
+		if r.fail(err) {
+			return
+		}
+		defer heal()
+		e.Logf("gossip cut both ways on %s (owner of %v) for 20 s", victim, owned(owners, victim))
+		sleep(ctx, 5*time.Second)
+		during := e.hold(ctx, 15*time.Second, r, victim)
+		r.fail(heal())
+		e.afterHeal(ctx, during, r)
+	})
+}
+
+// degradedDark is the stated bound of row 4: how long an address may go
+// unanswered when gossip goes everywhere (the speakers find there is no
+// majority anywhere and fall back on the API server: speaker/degraded.go)
+// and when a speaker stops while degraded (the others read the registry
+// once a second, write the address's announcement, and answer once their
+// cache shows it).
+const degradedDark = 4 * time.Second
+
+// gossipBlockedEverywhere is row 4: the gossip port blocked on every node,
+// held 60 s (30 in make test) of which, after the first third, every
+// speaker is restarted 3 s apart; then healed. No majority exists
+// anywhere: the speakers must neither all go dark (fail closed) nor all
+// answer (two MACs). Each address may be dark for at most degradedDark at
+// a time; a restarted speaker takes nothing back, and healing moves
+// nothing.
+func gossipBlockedEverywhere(ctx context.Context, e *Env) Result {
+	d := time.Minute
+	if e.Short {
+		d = 30 * time.Second
+	}
+	return run(ctx, e, labcluster.Bounds{MaxDark: degradedDark}, func(owners map[netip.Addr]string, r *Result) {
+		var heals []func() error
+		healAll := func() {
+			for _, h := range heals {
+				r.fail(h())
+			}
+			heals = nil
+		}
+		defer healAll()
+		start := time.Now()
+		for _, n := range e.nodeNames() {
+			heal, err := e.C.CutGossip(ctx, n)
+			if r.fail(err) {
+				return
+			}
+			heals = append(heals, heal)
+		}
+		e.Logf("gossip blocked on every node")
+		sleep(ctx, d/3)
+		for _, n := range e.nodeNames() {
+			e.Logf("restarting %s's speaker", n)
+			if r.fail(e.C.Speaker(n).Stop()) {
+				return
+			}
+			if _, err := e.C.StartSpeaker(n); r.fail(err) {
+				return
+			}
+			sleep(ctx, 3*time.Second)
+		}
+		sleep(ctx, d-time.Since(start))
+		during, err := e.Owners(ctx)
+		if r.fail(err) {
+			return
+		}
+		e.Logf("healing; owners %v", during)
+		healAll()
 		e.afterHeal(ctx, during, r)
 	})
 }
