@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -28,6 +29,7 @@ import (
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/kube"
 	"github.com/ironlb/ironlb/internal/records"
+	"github.com/ironlb/ironlb/internal/version"
 )
 
 // Options wire the controller process. The zero value of each field has a
@@ -62,7 +64,10 @@ type Options struct {
 // Controller is the IPAM controller process: caches, reconcilers, leader
 // election, metrics and health endpoints.
 type Controller struct {
-	mgr manager.Manager
+	mgr            manager.Manager
+	identity       string // in leader election and the user agent
+	leaderElection bool
+	log            *slog.Logger
 }
 
 // New sets the controller up against the API server at cfg. It starts
@@ -91,13 +96,39 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 	}
 	log := opts.Logger
 
+	identity, err := newIdentity()
+	if err != nil {
+		return nil, err
+	}
+	fence := newWriteFence(identity, opts.LeaderElection)
+	cfg = rest.CopyConfig(cfg)
+	// The identity in the user agent tells replicas apart in the API
+	// server's audit log.
+	cfg.UserAgent = fmt.Sprintf("ironlb-controller/%s (%s)", version.Version, identity)
+	// Every client below is made from cfg (the manager's, and through
+	// mgr.GetConfig the Service API's), so every write passes the fence.
+	cfg.Wrap(fence.wrap)
+	var lease *resourcelock.LeaseLock
+	var lock resourcelock.Interface
+	if opts.LeaderElection {
+		if lease, err = newLeaseLock(cfg, opts.Namespace, leaseName, identity); err != nil {
+			return nil, err
+		}
+		lock = fence.lock(lease)
+	}
+
 	disableDeepCopy := true
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  kube.Scheme(),
 		Logger:                  logr.FromSlogHandler(log.Handler()),
 		LeaderElection:          opts.LeaderElection,
-		LeaderElectionID:        "ironlb-controller",
+		LeaderElectionID:        leaseName,
 		LeaderElectionNamespace: opts.Namespace,
+		// Our own lock, so that its renewals open the write fence.
+		LeaderElectionResourceLockInterface: lock,
+		LeaseDuration:                       new(leaseDuration),
+		RenewDeadline:                       new(renewDeadline),
+		RetryPeriod:                         new(retryPeriod),
 		// Hand the Lease over at once on a clean stop, so a rolling update
 		// does not wait a lease duration.
 		LeaderElectionReleaseOnCancel: true,
@@ -147,6 +178,9 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 	ledger := newLedger()
 	m := newMetrics(ctrlmetrics.Registry)
 	recorder := mgr.GetEventRecorder("ironlb-controller")
+	if lease != nil {
+		lease.LockConfig.EventRecorder = leaseEvents{recorder}
+	}
 	svcAPI, err := newServiceAPI(mgr.GetConfig())
 	if err != nil {
 		return nil, err
@@ -212,12 +246,13 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 	if err := mgr.Add(restore); err != nil {
 		return nil, err
 	}
-	return &Controller{mgr: mgr}, nil
+	return &Controller{mgr: mgr, identity: identity, leaderElection: opts.LeaderElection, log: log}, nil
 }
 
 // Run runs the controller until ctx is done. With leader election it
 // assigns nothing until it holds the Lease.
 func (c *Controller) Run(ctx context.Context) error {
+	c.log.Info("controller identity", "identity", c.identity, "leaderElection", c.leaderElection)
 	return c.mgr.Start(ctx)
 }
 

@@ -50,6 +50,10 @@ type Options struct {
 	ControllerArgs, SpeakerArgs []string
 	// NoSpeakers starts no speaker (call StartSpeaker).
 	NoSpeakers bool
+	// AuditLog has the API server write an audit log of every request
+	// that is not a read (AuditEvents), so a test can tell who wrote what
+	// and when.
+	AuditLog bool
 }
 
 // Cluster is ironlb running in a lab. Close it.
@@ -61,6 +65,7 @@ type Cluster struct {
 
 	bin                         string
 	speakerArgs, controllerArgs []string
+	auditLog                    string // its path, "" if off
 
 	mu       sync.Mutex
 	speakers map[string]*labnet.Process
@@ -94,7 +99,14 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	// start aborts it.
 	cpCtx, abort := context.WithCancel(context.Background())
 	stop := context.AfterFunc(ctx, abort)
-	cp, err := l.StartControlPlane(cpCtx, labnet.ControlPlaneOptions{})
+	var cpOpts labnet.ControlPlaneOptions
+	auditLog := ""
+	if opts.AuditLog {
+		if cpOpts.APIServerArgs, auditLog, err = auditArgs(l.Dir()); err != nil {
+			return nil, err
+		}
+	}
+	cp, err := l.StartControlPlane(cpCtx, cpOpts)
 	if !stop() {
 		err = errors.Join(err, fmt.Errorf("start the control plane: %w", ctx.Err()))
 	}
@@ -105,8 +117,9 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	cl := &Cluster{Lab: l, CP: cp, Client: c, bin: bin, speakerArgs: opts.SpeakerArgs, controllerArgs: opts.ControllerArgs, speakers: map[string]*labnet.Process{}}
-	if cl.Controller, err = cl.StartController("--leader-elect=false"); err != nil {
+	cl := &Cluster{Lab: l, CP: cp, Client: c, bin: bin, speakerArgs: opts.SpeakerArgs, controllerArgs: opts.ControllerArgs,
+		auditLog: auditLog, speakers: map[string]*labnet.Process{}}
+	if err := cl.RespawnController(); err != nil {
 		return nil, err
 	}
 	if !opts.NoSpeakers {
@@ -156,6 +169,14 @@ func (c *Cluster) RestartController() error {
 	if err := c.Controller.Stop(); err != nil {
 		return fmt.Errorf("stop the controller: %w", err)
 	}
+	return c.RespawnController()
+}
+
+// RespawnController starts a controller with the cluster's controller
+// flags and without leader election, and makes it Controller, as a
+// Deployment's ReplicaSet replaces a pod that died. It does not stop the
+// one it replaces: Stop or Kill that first.
+func (c *Cluster) RespawnController() error {
 	p, err := c.StartController("--leader-elect=false")
 	if err != nil {
 		return err

@@ -15,7 +15,8 @@ import (
 func TestFaults(t *testing.T) {
 	// IRONLB_BIN runs the suite against another build (an older one, to
 	// see a row fail where the fix is missing).
-	cl := labcluster.StartTest(t, 3, labcluster.Options{Bin: os.Getenv("IRONLB_BIN")})
+	// The audit log is row 8's witness of who wrote what.
+	cl := labcluster.StartTest(t, 3, labcluster.Options{Bin: os.Getenv("IRONLB_BIN"), AuditLog: true})
 	e := &Env{C: cl, Short: true, Logf: t.Logf}
 	ctx := t.Context()
 	if err := e.Setup(ctx); err != nil {

@@ -46,6 +46,8 @@ var Scenarios = []Scenario{
 	{5, "RestartCutOff", restartCutOff},
 	{6, "KeyRotation", keyRotation},
 	{7, "KeySecretRefused", keySecretRefused},
+	{8, "LeaderPaused", leaderPaused},
+	{9, "ControllerKilledDuringChurn", controllerKilledDuringChurn},
 	{10, "BadConfigThroughRestarts", badConfigThroughRestarts},
 	{11, "RandomLoss", randomLoss},
 	{12, "EveryNodeNotReady", everyNodeNotReady},
