@@ -7,9 +7,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ironlb/ironlb/internal/kube"
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -46,7 +48,17 @@ type memberlistFacts struct {
 	// Secret is the memberlist key's Secret, nil if not found.
 	Secret    *corev1.Secret
 	SecretErr error
+
+	// Reach is, for each node whose speaker holds a fresh registry Lease,
+	// whether that speaker reaches a majority of the others over gossip
+	// (kube.SpeakerLeases), read at gathering time.
+	Reach    map[string]bool
+	ReachErr error
 }
+
+// speakerLeaseDuration is the speakers' registry Lease duration, for a
+// Lease that does not say (the speaker writes it).
+const speakerLeaseDuration = 40 * time.Second
 
 // speakerSettings is how the speaker DaemonSet runs memberlist, from its
 // speaker container's flags.
@@ -174,6 +186,13 @@ func gatherMemberlist(ctx context.Context, c client.Client, ns string) memberlis
 		}
 	}
 
+	var leases coordinationv1.LeaseList
+	if err := c.List(ctx, &leases, client.InNamespace(ns), client.MatchingLabels{componentLabel: speakerComponent}); err != nil {
+		m.ReachErr = err
+	} else {
+		m.Reach = kube.SpeakerLeases(leases.Items, time.Now(), speakerLeaseDuration)
+	}
+
 	key := settingsOf(m.DaemonSet, ns).Secret
 	var sec corev1.Secret
 	switch err := c.Get(ctx, key, &sec); {
@@ -255,8 +274,48 @@ func checkMemberlist(f clusterFacts) []finding {
 			fmt.Sprintf("write IP:PORT, :PORT or off: kubectl -n %s edit daemonset %s", s.DaemonSet.Namespace, s.DaemonSet.Name)})
 	default:
 		out = append(out, portFindings(f, s, port, from)...)
+		out = append(out, reachFindings(f.Memberlist, port)...)
 	}
 	return append(out, secretFindings(f, s)...)
+}
+
+// reachFindings reports the speakers that say (in their registry Lease)
+// they reach no majority of the others over gossip: each answers for
+// nothing while the others answer for its addresses; if none reaches a
+// majority, gossip is blocked everywhere and the speakers run in degraded
+// mode (README: Reliability).
+func reachFindings(m memberlistFacts, port uint16) []finding {
+	const check = "memberlist"
+	if m.ReachErr != nil {
+		return []finding{{check, sevWarn, fmt.Sprintf("cannot list the speakers' Leases, so whether they reach each other was not checked: %v", m.ReachErr),
+			"run doctor as a user who may list Leases in ironlb's namespace"}}
+	}
+	if len(m.Reach) == 0 {
+		return nil // no speaker running: checkSpeakers says so
+	}
+	var cut []string
+	for node, quorate := range m.Reach {
+		if !quorate {
+			cut = append(cut, node)
+		}
+	}
+	slices.Sort(cut)
+	open := fmt.Sprintf("let the nodes reach each other's InternalIP on port %d, TCP and UDP (host firewalls, security groups, NetworkPolicies for host-network pods)", port)
+	switch {
+	case len(cut) == 0:
+		return []finding{{check, sevOK, fmt.Sprintf("each of the %s reaches a majority of the others over gossip", plural(len(m.Reach), "speaker")), ""}}
+	case len(cut) == len(m.Reach) && len(cut) >= 3:
+		return []finding{{check, sevFail,
+			fmt.Sprintf("no speaker reaches a majority of the others over gossip (port %d): they run in degraded mode, each answering only for the addresses whose ServiceAnnouncement names its node; an address moves only when its speaker stops cleanly or its Lease expires (40 s), and a new Service's address may wait that long", port),
+			open}}
+	}
+	who := "the speaker on node " + cut[0] + " reaches"
+	if len(cut) > 1 {
+		who = "the speakers on nodes " + strings.Join(cut, ", ") + " reach"
+	}
+	return []finding{{check, sevWarn,
+		fmt.Sprintf("%s no majority of the others over gossip (port %d): such a speaker answers for nothing, and the others answer for its addresses (one that started in the last few seconds says so too until it has joined)", who, port),
+		open}}
 }
 
 // portFindings reports the pods, other than ironlb's speakers, that take

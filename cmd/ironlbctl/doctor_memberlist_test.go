@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -279,5 +280,38 @@ func TestBindPort(t *testing.T) {
 	}
 	if v, ok := flagValue(argv, "memberlist-secret"); ok {
 		t.Errorf("flagValue of an absent flag = %q, true", v)
+	}
+}
+
+func TestReachFindings(t *testing.T) {
+	cases := []struct {
+		name string
+		m    memberlistFacts
+		sev  severity
+		want string // in the message; "" for no finding
+	}{
+		{"every speaker reaches a majority", memberlistFacts{Reach: map[string]bool{"a": true, "b": true, "c": true}}, sevOK, "each of the 3 speakers reaches a majority"},
+		{"one cut off", memberlistFacts{Reach: map[string]bool{"a": true, "b": false, "c": true}}, sevWarn, "the speaker on node b reaches no majority"},
+		{"two cut off", memberlistFacts{Reach: map[string]bool{"a": true, "b": false, "c": false}}, sevWarn, "the speakers on nodes b, c reach no majority"},
+		{"blocked everywhere: degraded mode", memberlistFacts{Reach: map[string]bool{"a": false, "b": false, "c": false}}, sevFail, "they run in degraded mode"},
+		{"Leases unreadable", memberlistFacts{ReachErr: errors.New("forbidden")}, sevWarn, "cannot list the speakers' Leases"},
+		{"no speaker", memberlistFacts{Reach: map[string]bool{}}, sevOK, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := reachFindings(c.m, 7946)
+			if c.want == "" {
+				if len(got) != 0 {
+					t.Errorf("findings %+v, want none", got)
+				}
+				return
+			}
+			if len(got) != 1 || got[0].Severity != c.sev || !strings.Contains(got[0].Message, c.want) {
+				t.Fatalf("findings %+v, want one %s containing %q", got, c.sev, c.want)
+			}
+			if c.sev != sevOK && !strings.Contains(got[0].Fix, "7946") && c.m.ReachErr == nil {
+				t.Errorf("fix %q does not name the port", got[0].Fix)
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -124,6 +125,10 @@ type Members struct {
 	self    netip.AddrPort         // this member's gossip address
 	held    map[string]held        // members reported dead, being verified
 	gen     uint64                 // last held.gen
+	// unreachable are alive members that did not answer a ping when this
+	// member found itself cut off from most of the others (verify.go,
+	// cutOff); Alive leaves them out until they answer one.
+	unreachable map[string]net.Addr
 }
 
 // member is what Members keeps of a memberlist node. It is copied in the
@@ -200,11 +205,12 @@ func New(opts Options) (*Members, error) {
 	opts.SecretKey = slices.Clone(opts.SecretKey)
 	opts.AcceptKeys = slices.Clone(opts.AcceptKeys)
 	return &Members{
-		opts:    opts,
-		log:     log,
-		changes: make(chan struct{}, 1),
-		members: map[string]member{},
-		held:    map[string]held{},
+		opts:        opts,
+		log:         log,
+		changes:     make(chan struct{}, 1),
+		members:     map[string]member{},
+		held:        map[string]held{},
+		unreachable: map[string]net.Addr{},
 	}, nil
 }
 
@@ -401,7 +407,7 @@ func (m *Members) Alive() []string {
 	}
 	names := make([]string, 0, len(m.members)+len(m.held))
 	for name, mb := range m.members {
-		if mb.meta != metaLeaving { // it is handing over
+		if _, cut := m.unreachable[name]; mb.meta != metaLeaving && !cut { // leaving: it is handing over
 			names = append(names, name)
 		}
 	}

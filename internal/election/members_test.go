@@ -646,3 +646,40 @@ func TestSetMeta(t *testing.T) {
 		t.Errorf("%s lists %s after it left and set its metadata", ms[0].name, opts[1].Name)
 	}
 }
+
+// TestCutOffCountsOthersOut: when a member's death is confirmed and the
+// others do not answer a ping either, this member is the one cut off:
+// Alive leaves the silent ones out at once rather than keeping "two of
+// three" for the moment until they too are declared dead. When the
+// others answer, only the dead member goes.
+func TestCutOffCountsOthersOut(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		crashed []int // besides node-3, whose death is reported
+		want    []string
+	}{
+		{"only node-3 is gone: node-2 answers", nil, []string{"node-1", "node-2"}},
+		{"node-2 is silent too: node-1 is cut off", []int{1}, []string{"node-1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ms := startCluster(t, 3, nil)
+			m := ms[0].Members
+			n := memberOfName(t, m, "node-3")
+			ms[2].crash()
+			for _, i := range tc.crashed {
+				ms[i].crash()
+			}
+			m.onDeath("node-3", n)
+			start := time.Now()
+			for isHeld(m, "node-3") {
+				if time.Since(start) > 2*time.Second {
+					t.Fatal("node-3 still held 2 s after its death was reported")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if got := m.Alive(); !slices.Equal(got, tc.want) {
+				t.Errorf("Alive = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

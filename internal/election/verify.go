@@ -2,7 +2,9 @@ package election
 
 import (
 	"context"
+	"maps"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,6 +38,24 @@ import (
 // waits for that to spread; Alive drops a member with that metadata at
 // once, and its death is not verified.
 
+// Finding oneself cut off.
+//
+// memberlist declares the members it cannot reach dead one at a time,
+// each after its own suspicion timeout. A member whose own link to the
+// others is cut (a firewall on its gossip port, a cable) therefore sees
+// one peer die while it still counts the next as alive, for the 100 ms or
+// so until that one is declared dead too: with three members it then
+// holds "two of three", a majority, and takes over the first one's
+// addresses while that one, with the real majority, goes on answering for
+// them (two answering nodes, seen in the fault suite's GossipCutOneNode).
+// So when a death is confirmed (the member does not answer a direct ping),
+// this member also pings every other alive member, at once; if with
+// itself they are not a majority of the members it knows, it is the one
+// cut off, and Alive leaves out those that did not answer, at once,
+// until each answers a ping again (re-pinged every ProbeInterval). The
+// speaker's quorum then sees this member alone and answers for nothing.
+// On a healthy member this costs one ping per alive member per death.
+
 // metaLeaving is the node metadata of a member that is leaving.
 const metaLeaving = "leaving"
 
@@ -56,6 +76,7 @@ type held struct {
 func (m *Members) onDeath(name string, mb member) {
 	m.mu.Lock()
 	delete(m.members, name)
+	delete(m.unreachable, name)
 	if mb.meta == metaLeaving || name == m.opts.Name || m.closing || m.ml == nil {
 		m.mu.Unlock()
 		m.log.Info("member left", "member", name, "addr", mb.addr)
@@ -87,6 +108,103 @@ func (m *Members) onAlive(name string, mb member) {
 	m.notify()
 }
 
+// cutOff pings every alive member other than this one and dead (whose
+// death is being confirmed) at once and, if those that answer are, with
+// this member, no majority of the members it knows (the alive, those
+// being verified, and dead), sets those that did not answer unreachable
+// (see Alive) and starts re-pinging them. It reports whether it did; the
+// caller notifies. The caller is counted in m.workers.
+func (m *Members) cutOff(ctx context.Context, ml *memberlist.Memberlist, dead string) bool {
+	m.mu.Lock()
+	others := map[string]net.Addr{}
+	known := map[string]bool{dead: true, m.opts.Name: true}
+	for name, mb := range m.members {
+		known[name] = true
+		if _, cut := m.unreachable[name]; name != m.opts.Name && name != dead && mb.meta != metaLeaving && !cut {
+			others[name] = net.UDPAddrFromAddrPort(mb.addr)
+		}
+	}
+	for name := range m.held {
+		known[name] = true
+	}
+	m.mu.Unlock()
+	if len(others) == 0 {
+		return false // nobody else to ask: two members, or the others gone already
+	}
+	type result struct {
+		name string
+		ok   bool
+	}
+	results := make(chan result, len(others))
+	for name, addr := range others {
+		go func() { results <- result{name, m.answers(ml, name, addr)} }()
+	}
+	reached := 1 // this member
+	silent := map[string]net.Addr{}
+	for range others {
+		r := <-results
+		if r.ok {
+			reached++
+		} else {
+			silent[r.name] = others[r.name]
+		}
+	}
+	if 2*reached > len(known) || len(silent) == 0 {
+		return false
+	}
+	m.mu.Lock()
+	if m.closing {
+		m.mu.Unlock()
+		return false
+	}
+	for name, addr := range silent {
+		m.unreachable[name] = addr
+	}
+	m.workers.Add(1) // under mu with closing false
+	m.mu.Unlock()
+	m.log.Warn("cut off: a member failed and most of the others do not answer a ping either; counting them out until they answer", "failed", dead, "silent", slices.Sorted(maps.Keys(silent)), "reached", reached, "known", len(known))
+	go func() {
+		defer m.workers.Done()
+		m.repingUnreachable(ctx, ml)
+	}()
+	return true
+}
+
+// repingUnreachable pings the unreachable members every ProbeInterval and
+// counts each back in (Alive) once it answers, until none is left or ctx
+// ends.
+func (m *Members) repingUnreachable(ctx context.Context, ml *memberlist.Memberlist) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(m.opts.Tuning.ProbeInterval):
+		}
+		m.mu.Lock()
+		cut := maps.Clone(m.unreachable)
+		m.mu.Unlock()
+		if len(cut) == 0 {
+			return
+		}
+		var back []string
+		for name, addr := range cut {
+			if m.answers(ml, name, addr) {
+				back = append(back, name)
+			}
+		}
+		if len(back) == 0 {
+			continue
+		}
+		m.mu.Lock()
+		for _, name := range back {
+			delete(m.unreachable, name)
+		}
+		m.mu.Unlock()
+		m.log.Info("reachable again", "members", back)
+		m.notify()
+	}
+}
+
 // verify pings a member memberlist reported dead until it fails to
 // answer, memberlist reports it alive again, holdMax has passed, or ctx
 // ends; then it drops the member from Alive unless memberlist revived it.
@@ -101,6 +219,18 @@ func (m *Members) verify(ctx context.Context, ml *memberlist.Memberlist, name st
 			return // alive again, or a newer death is being checked
 		}
 		if !answered || time.Since(start) >= holdMax {
+			if !answered {
+				// Before dropping it: is this member the one cut off?
+				// Both changes then show in Alive at once.
+				m.mu.Unlock()
+				m.cutOff(ctx, ml, name)
+				m.mu.Lock()
+				if cur, ok := m.held[name]; !ok || cur.gen != h.gen {
+					m.mu.Unlock()
+					m.notify()
+					return
+				}
+			}
 			delete(m.held, name)
 			m.mu.Unlock()
 			if answered {

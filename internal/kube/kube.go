@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -42,7 +44,35 @@ const (
 	// object (config.SaveLastGood), which the controller writes and every
 	// daemon reads as it starts.
 	LastGoodConfigMapName = "ironlb-last-good"
+	// SpeakerQuorateAnnotation, on a speaker's registry Lease
+	// ("speaker-<node>", labelled app.kubernetes.io/component=speaker),
+	// says whether that speaker answers as one of a majority of the
+	// speakers it knows ("true"), or reaches no majority over gossip
+	// ("false"), as ironlbctl doctor reports.
+	SpeakerQuorateAnnotation = "ironlb.io/quorate"
 )
+
+// SpeakerLeases returns, for each node whose speaker Lease is fresh at
+// now (renewed less than its lease duration ago, or than def if it has
+// none), whether its speaker says it answers as one of a majority
+// (SpeakerQuorateAnnotation).
+func SpeakerLeases(leases []coordinationv1.Lease, now time.Time, def time.Duration) map[string]bool {
+	out := map[string]bool{}
+	for _, l := range leases {
+		sp := l.Spec
+		if sp.HolderIdentity == nil || sp.RenewTime == nil {
+			continue
+		}
+		d := def
+		if sp.LeaseDurationSeconds != nil {
+			d = time.Duration(*sp.LeaseDurationSeconds) * time.Second
+		}
+		if now.Sub(sp.RenewTime.Time) < d {
+			out[*sp.HolderIdentity] = l.Annotations[SpeakerQuorateAnnotation] == "true"
+		}
+	}
+	return out
+}
 
 // Scheme returns a scheme with the core types and ironlb's CRDs.
 func Scheme() *runtime.Scheme {

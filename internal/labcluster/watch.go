@@ -26,6 +26,12 @@ import (
 //   - every LoadBalancer Service's addresses, read from the API server
 //     whenever it answers.
 //
+// In BGP mode (WatchOptions.Router) the addresses are routed, not
+// answered on the LAN: the probes come from a host behind the router, and
+// each sample is the router's route to the address instead, its next
+// hops (several are ECMP, no fault). An address is then dark while the
+// router has no route to it.
+//
 // Two answers to one ARP request count only if asking again at once gets
 // two answers again: a sample's window may straddle a handover, one node
 // answering before it and the other after.
@@ -47,9 +53,16 @@ type WatchOptions struct {
 	// IPs are the addresses to sample and probe; each must have backends
 	// (Backends).
 	IPs []netip.Addr
-	// SampleEvery is the ARP/NDP sampling period; 0 means
-	// DefaultSampleEvery.
+	// SampleEvery is the sampling period; 0 means DefaultSampleEvery.
 	SampleEvery time.Duration
+	// From is the host the UDP probes are sent from; nil means the lab's
+	// client on the LAN. Routed addresses are probed from a host behind
+	// the router (labnet.Router.Outside), as their users reach them.
+	From *labnet.Host
+	// Router, if set, is the router the addresses are routed through (BGP
+	// mode): each sample is then its kernel route to the address, which
+	// is what it forwards by, instead of who answers ARP/NDP on the LAN.
+	Router *labnet.Host
 }
 
 // Watch samples the invariants until Stop. Start one with Cluster.Watch.
@@ -58,6 +71,7 @@ type Watch struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	probes map[netip.Addr]*labnet.Prober
+	router *labnet.Host // WatchOptions.Router
 	start  time.Time
 
 	mu      sync.Mutex
@@ -70,22 +84,28 @@ type Watch struct {
 	apiReads  int
 }
 
-// Sample is who answered for an address at one moment.
+// Sample is who answered for an address at one moment: the MACs that
+// answered ARP/NDP for it, or for a routed address (WatchOptions.Router)
+// the next hops of the router's route to it.
 type Sample struct {
-	At   time.Time
-	MACs []string
+	At       time.Time
+	MACs     []string
+	NextHops []netip.Addr
 }
+
+// dark reports whether nothing answered: no MAC, no route.
+func (s Sample) dark() bool { return len(s.MACs) == 0 && len(s.NextHops) == 0 }
 
 // IPReport is what a Watch saw of one address.
 type IPReport struct {
 	// Probe is what the client's UDP probe saw.
 	Probe labnet.ProbeResult
-	// Samples is every ARP/NDP sample, in order.
+	// Samples is every sample, in order.
 	Samples []Sample
 	// Dark and Multi are the total time during which samples saw no MAC
-	// and more than one MAC; LongestDark the longest stretch with no MAC.
-	// A stretch is counted from its first bad sample to the next good
-	// one.
+	// (no route, for a routed address) and more than one MAC; LongestDark
+	// the longest dark stretch. A stretch is counted from its first bad
+	// sample to the next good one.
 	Dark, Multi, LongestDark time.Duration
 	// MultiSamples counts the samples that saw more than one MAC, twice
 	// in a row; Straddles those whose two answers came from a handover
@@ -95,6 +115,8 @@ type IPReport struct {
 
 // Report is what a Watch saw.
 type Report struct {
+	// Start is when the watch began; Duration how long it ran.
+	Start    time.Time
 	Duration time.Duration
 	IPs      map[netip.Addr]*IPReport
 	// Changes lists, in words, every Service whose address changed or
@@ -103,6 +125,9 @@ type Report struct {
 	// APIReads counts the successful reads of the Services (none while
 	// the API server is stopped).
 	APIReads int
+	// Routed says the samples are a router's routes (WatchOptions.Router),
+	// not ARP/NDP answers.
+	Routed bool
 }
 
 // Watch starts sampling ips (see WatchOptions).
@@ -111,12 +136,16 @@ func (c *Cluster) Watch(opts WatchOptions) (*Watch, error) {
 		opts.SampleEvery = DefaultSampleEvery
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	from := opts.From
+	if from == nil {
+		from = c.Lab.Client()
+	}
 	w := &Watch{
-		c: c, cancel: cancel, probes: map[netip.Addr]*labnet.Prober{},
+		c: c, cancel: cancel, probes: map[netip.Addr]*labnet.Prober{}, router: opts.Router,
 		samples: map[netip.Addr][]Sample{}, straddles: map[netip.Addr]int{}, services: map[string]string{}, start: time.Now(),
 	}
 	for _, ip := range opts.IPs {
-		p, err := c.Lab.Client().ProbeUDP(ctx, netip.AddrPortFrom(ip, UDPPort), labnet.DefaultProbeInterval)
+		p, err := from.ProbeUDP(ctx, netip.AddrPortFrom(ip, UDPPort), labnet.DefaultProbeInterval)
 		if err != nil {
 			w.Stop()
 			return nil, err
@@ -130,6 +159,10 @@ func (c *Cluster) Watch(opts WatchOptions) (*Watch, error) {
 
 // sample asks who answers ip every period until ctx ends.
 func (w *Watch) sample(ctx context.Context, ip netip.Addr, every time.Duration) {
+	if w.router != nil {
+		w.sampleRoutes(ctx, ip, every)
+		return
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -156,6 +189,27 @@ func (w *Watch) sample(ctx context.Context, ip netip.Addr, every time.Duration) 
 		if err == nil {
 			w.mu.Lock()
 			w.samples[ip] = append(w.samples[ip], Sample{At: at, MACs: macs})
+			w.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sampleRoutes reads the router's route to ip every period until ctx
+// ends.
+func (w *Watch) sampleRoutes(ctx context.Context, ip netip.Addr, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		at := time.Now()
+		hops, err := w.router.RouteNextHops(netip.PrefixFrom(ip, ip.BitLen()))
+		if err == nil {
+			w.mu.Lock()
+			w.samples[ip] = append(w.samples[ip], Sample{At: at, NextHops: hops})
 			w.mu.Unlock()
 		}
 		select {
@@ -242,7 +296,7 @@ func (w *Watch) observe(svcs []corev1.Service) {
 func (w *Watch) Stop() Report {
 	w.cancel()
 	w.wg.Wait()
-	r := Report{Duration: time.Since(w.start), IPs: map[netip.Addr]*IPReport{}}
+	r := Report{Start: w.start, Duration: time.Since(w.start), IPs: map[netip.Addr]*IPReport{}, Routed: w.router != nil}
 	for ip, p := range w.probes {
 		r.IPs[ip] = &IPReport{Probe: p.Stop()}
 	}
@@ -261,9 +315,9 @@ func (w *Watch) Stop() Report {
 	return r
 }
 
-// stretches sums the time the samples saw no MAC and more than one, each
-// bad stretch lasting from its first bad sample to the next sample that
-// differs (or end).
+// stretches sums the time the samples saw nothing answer (Sample.dark)
+// and more than one MAC, each bad stretch lasting from its first bad
+// sample to the next sample that differs (or end).
 func stretches(ss []Sample, end time.Time) (dark, multi, longestDark time.Duration, multiSamples int) {
 	for i, s := range ss {
 		next := end
@@ -271,10 +325,10 @@ func stretches(ss []Sample, end time.Time) (dark, multi, longestDark time.Durati
 			next = ss[i+1].At
 		}
 		d := next.Sub(s.At)
-		switch n := len(s.MACs); {
-		case n == 0:
+		switch {
+		case s.dark():
 			dark += d
-		case n > 1:
+		case len(s.MACs) > 1:
 			multi += d
 			multiSamples++
 		}
@@ -285,7 +339,7 @@ func stretches(ss []Sample, end time.Time) (dark, multi, longestDark time.Durati
 		if i+1 < len(ss) {
 			next = ss[i+1].At
 		}
-		if len(s.MACs) == 0 {
+		if s.dark() {
 			run += next.Sub(s.At)
 			longestDark = max(longestDark, run)
 		} else {
@@ -299,7 +353,8 @@ func stretches(ss []Sample, end time.Time) (dark, multi, longestDark time.Durati
 type Bounds struct {
 	// MaxGap is the longest probe gap allowed; 0 means 1 s.
 	MaxGap time.Duration
-	// MaxDark is the longest stretch with no MAC allowed; 0 means MaxGap.
+	// MaxDark is the longest stretch with no MAC (no route) allowed; 0
+	// means MaxGap.
 	MaxDark time.Duration
 	// AllowChanges lets addresses change (a row that deletes Services).
 	AllowChanges bool
@@ -325,7 +380,7 @@ func (r Report) Check(b Bounds) error {
 			errs = append(errs, fmt.Errorf("%s: probe gap %s, allowed %s", ip, ir.Probe.LongestGap.Round(time.Millisecond), b.MaxGap))
 		}
 		if ir.LongestDark > b.MaxDark {
-			errs = append(errs, fmt.Errorf("%s: no MAC answered for %s, allowed %s", ip, ir.LongestDark.Round(time.Millisecond), b.MaxDark))
+			errs = append(errs, fmt.Errorf("%s: %s for %s, allowed %s", ip, r.darkWords(), ir.LongestDark.Round(time.Millisecond), b.MaxDark))
 		}
 		if want := int(r.Duration / (2 * DefaultSampleEvery)); len(ir.Samples) < want {
 			errs = append(errs, fmt.Errorf("%s: only %d samples in %s", ip, len(ir.Samples), r.Duration.Round(time.Second)))
@@ -337,6 +392,14 @@ func (r Report) Check(b Bounds) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// darkWords says what a dark sample saw.
+func (r Report) darkWords() string {
+	if r.Routed {
+		return "no route at the router"
+	}
+	return "no MAC answered"
 }
 
 func firstMulti(ss []Sample) string {
@@ -351,13 +414,20 @@ func firstMulti(ss []Sample) string {
 // Figures are r's numbers as `name value unit` lines for make bench,
 // each name prefixed with prefix: per scenario, the longest probe gap and
 // the time with no MAC and with more than one, the worst over its
-// addresses.
+// addresses; for routed addresses the time with no route instead (two
+// next hops are ECMP, no fault).
 func (r Report) Figures(prefix string) []string {
 	var gap, dark, multi time.Duration
 	for _, ir := range r.IPs {
 		gap = max(gap, ir.Probe.LongestGap)
 		dark = max(dark, ir.Dark)
 		multi = max(multi, ir.Multi)
+	}
+	if r.Routed {
+		return []string{
+			fmt.Sprintf("%s_longest_gap %.3f s", prefix, gap.Seconds()),
+			fmt.Sprintf("%s_no_route %.3f s", prefix, dark.Seconds()),
+		}
 	}
 	return []string{
 		fmt.Sprintf("%s_longest_gap %.3f s", prefix, gap.Seconds()),
@@ -379,6 +449,12 @@ func (r Report) String() string {
 	}, netip.Addr.Compare)
 	for _, ip := range ips {
 		ir := r.IPs[ip]
+		if r.Routed {
+			fmt.Fprintf(&b, "; %s: gap %s, %d/%d probes by %v, %d samples, no route %s (longest %s), next hops %s",
+				ip, ir.Probe.LongestGap.Round(time.Millisecond), ir.Probe.Received, ir.Probe.Sent, ir.Probe.ByNode,
+				len(ir.Samples), ir.Dark.Round(time.Millisecond), ir.LongestDark.Round(time.Millisecond), hopChanges(ir.Samples, r.Start))
+			continue
+		}
 		fmt.Fprintf(&b, "; %s: gap %s, %d/%d probes by %v, %d samples, no MAC %s (longest %s), two MACs %s, %d handovers within a sample",
 			ip, ir.Probe.LongestGap.Round(time.Millisecond), ir.Probe.Received, ir.Probe.Sent, ir.Probe.ByNode,
 			len(ir.Samples), ir.Dark.Round(time.Millisecond), ir.LongestDark.Round(time.Millisecond), ir.Multi.Round(time.Millisecond), ir.Straddles)
@@ -387,4 +463,20 @@ func (r Report) String() string {
 		fmt.Fprintf(&b, "; %s", c)
 	}
 	return b.String()
+}
+
+// hopChanges lists the next-hop sets of the samples as they change, each
+// with the time since start it was first seen: "[a b c] at 0s, [a c] at
+// 30.412s".
+func hopChanges(ss []Sample, start time.Time) string {
+	var parts []string
+	var last []netip.Addr
+	for i, s := range ss {
+		if i > 0 && slices.Equal(s.NextHops, last) {
+			continue
+		}
+		last = s.NextHops
+		parts = append(parts, fmt.Sprintf("%v at %s", s.NextHops, s.At.Sub(start).Round(time.Millisecond)))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ironlb/ironlb/internal/announce"
+	"github.com/ironlb/ironlb/internal/kube"
 )
 
 // Degraded mode: what the speakers do when gossip is lost everywhere.
@@ -59,7 +60,7 @@ import (
 // server never degrades either (apicut.go): it could not learn that a
 // majority came back.
 const (
-	quorateAnnotation = "ironlb.io/quorate"
+	quorateAnnotation = kube.SpeakerQuorateAnnotation
 	degradedPoll      = time.Second
 	degradedStale     = 3 * degradedPoll
 	degradedHold      = 3 * time.Second

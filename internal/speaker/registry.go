@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ironlb/ironlb/internal/kube"
 )
 
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;create;update,namespace=ironlb-system
@@ -97,24 +99,10 @@ func registered(leases []coordinationv1.Lease, now time.Time) []string {
 }
 
 // registry returns, for each node whose speaker Lease is fresh at now,
-// whether its speaker says it reaches a majority of the others
-// (quorateAnnotation).
+// whether its speaker says it answers as one of a majority
+// (kube.SpeakerLeases).
 func registry(leases []coordinationv1.Lease, now time.Time) map[string]bool {
-	out := map[string]bool{}
-	for _, l := range leases {
-		sp := l.Spec
-		if sp.HolderIdentity == nil || sp.RenewTime == nil {
-			continue
-		}
-		d := registryDuration
-		if sp.LeaseDurationSeconds != nil {
-			d = time.Duration(*sp.LeaseDurationSeconds) * time.Second
-		}
-		if now.Sub(sp.RenewTime.Time) < d {
-			out[*sp.HolderIdentity] = l.Annotations[quorateAnnotation] == "true"
-		}
-	}
-	return out
+	return kube.SpeakerLeases(leases, now, registryDuration)
 }
 
 // readRegistry lists the speakers' Leases from the API server (a quorum

@@ -33,7 +33,6 @@ type Scenario struct {
 // Open are rows whose fault ironlb does not survive yet: not in the
 // suite, runnable with `go run ./test/bench/faults -open` to work on them.
 var Open = []Scenario{
-	{3, "GossipCutOneNode", gossipCutOneNode},
 	{11, "Starvation", starvation},
 }
 
@@ -42,6 +41,7 @@ var Scenarios = []Scenario{
 	{1, "APIServerStopped", apiServerStopped},
 	{2, "APIServerCutOff", apiServerCutOff},
 	{3, "GossipCutBetweenTwo", gossipCutBetweenTwo},
+	{3, "GossipCutOneNode", gossipCutOneNode},
 	{4, "GossipBlockedEverywhere", gossipBlockedEverywhere},
 	{5, "RestartCutOff", restartCutOff},
 	{6, "KeyRotation", keyRotation},
@@ -138,16 +138,9 @@ func apiServerStopped(ctx context.Context, e *Env) Result {
 		stop, die, back = 2*time.Minute, 30*time.Second, 75*time.Second
 	}
 	return run(ctx, e, labcluster.Bounds{}, func(owners map[netip.Addr]string, r *Result) {
-		api := e.C.CP.APIServer
-		if r.fail(api.Pause()) {
+		resume, ok := e.pauseAPIServer(r)
+		if !ok {
 			return
-		}
-		resumed := false
-		resume := func() {
-			if !resumed {
-				resumed = true
-				r.fail(api.Resume())
-			}
 		}
 		defer resume()
 		start := time.Now()
@@ -585,18 +578,13 @@ func starvation(ctx context.Context, e *Env) Result {
 // cause, each a handover, not a gap.
 func everyNodeNotReady(ctx context.Context, e *Env) Result {
 	return run(ctx, e, labcluster.Bounds{}, func(owners map[netip.Addr]string, r *Result) {
-		nodes := e.nodeNames()
-		e.Logf("marking %v NotReady for 60 s", nodes)
-		for _, n := range nodes {
-			if r.fail(e.C.CP.SetNodeReady(ctx, n, false)) {
-				return
-			}
+		e.Logf("marking every Node NotReady for 60 s")
+		if !e.setAllReady(ctx, r, false) {
+			return
 		}
 		sleep(ctx, 5*time.Second)
 		e.hold(ctx, 55*time.Second, r)
-		for _, n := range nodes {
-			r.fail(e.C.CP.SetNodeReady(ctx, n, true))
-		}
+		e.setAllReady(ctx, r, true)
 		e.oneAnnouncer(ctx, r)
 	})
 }
@@ -620,18 +608,8 @@ func badConfigThroughRestarts(ctx context.Context, e *Env) Result {
 		if r.fail(e.C.RestartController()) {
 			return
 		}
-		for _, n := range e.nodeNames() {
-			e.Logf("restarting %s's speaker", n)
-			if r.fail(e.C.Speaker(n).Stop()) {
-				return
-			}
-			if _, err := e.C.StartSpeaker(n); r.fail(err) {
-				return
-			}
-			if r.fail(e.speakerJoined(ctx, n, 30*time.Second)) {
-				return
-			}
-			sleep(ctx, 2*time.Second)
+		if !e.rollSpeakers(ctx, r, "restarting") {
+			return
 		}
 		// Each address announced (its ServiceAnnouncement names a node)
 		// and answered by that node alone. The roll itself moves
@@ -713,19 +691,7 @@ func (e *Env) breakConfig(ctx context.Context) (restore func() error, err error)
 // answering: no probe may be lost.
 func rollingUpgrade(ctx context.Context, e *Env) Result {
 	r := run(ctx, e, labcluster.Bounds{MaxGap: 200 * time.Millisecond, MaxDark: time.Second}, func(owners map[netip.Addr]string, r *Result) {
-		for _, n := range e.nodeNames() {
-			e.Logf("upgrading %s's speaker", n)
-			if r.fail(e.C.Speaker(n).Stop()) {
-				return
-			}
-			if _, err := e.C.StartSpeaker(n); r.fail(err) {
-				return
-			}
-			if r.fail(e.speakerJoined(ctx, n, 30*time.Second)) {
-				return
-			}
-			sleep(ctx, 2*time.Second)
-		}
+		e.rollSpeakers(ctx, r, "upgrading")
 	})
 	r.Errs = append(r.Errs, lost(r.Report)...)
 	return r

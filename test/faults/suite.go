@@ -281,3 +281,53 @@ func (e *Env) speakerJoined(ctx context.Context, node string, timeout time.Durat
 		return nil
 	})
 }
+
+// pauseAPIServer stops the API server (SIGSTOP) and returns what resumes
+// it, once however often it is called; ok is false (and r says why) if
+// it could not be stopped.
+func (e *Env) pauseAPIServer(r *Result) (resume func(), ok bool) {
+	api := e.C.CP.APIServer
+	if r.fail(api.Pause()) {
+		return nil, false
+	}
+	resumed := false
+	return func() {
+		if !resumed {
+			resumed = true
+			r.fail(api.Resume())
+		}
+	}, true
+}
+
+// rollSpeakers restarts every speaker in turn (SIGTERM, start again),
+// moving to the next once the restarted one has joined the others and
+// 2 s more have passed, as a DaemonSet's rolling update does. It reports
+// whether every restart went through (r says why not).
+func (e *Env) rollSpeakers(ctx context.Context, r *Result, what string) bool {
+	for _, n := range e.nodeNames() {
+		e.Logf("%s %s's speaker", what, n)
+		if r.fail(e.C.Speaker(n).Stop()) {
+			return false
+		}
+		if _, err := e.C.StartSpeaker(n); r.fail(err) {
+			return false
+		}
+		if r.fail(e.speakerJoined(ctx, n, 30*time.Second)) {
+			return false
+		}
+		sleep(ctx, 2*time.Second)
+	}
+	return true
+}
+
+// setAllReady marks every Node Ready or NotReady, one after the other, as
+// the node lifecycle controller does; it reports whether every change
+// went through (r says why not).
+func (e *Env) setAllReady(ctx context.Context, r *Result, ready bool) bool {
+	for _, n := range e.nodeNames() {
+		if r.fail(e.C.CP.SetNodeReady(ctx, n, ready)) {
+			return false
+		}
+	}
+	return true
+}

@@ -3,6 +3,9 @@
 // UDP probe saw and how long its addresses had no answering MAC and more
 // than one, as `name value unit` lines (the worst over the scenario's
 // addresses); whether each scenario held its invariants goes to stderr.
+// The BGP scenarios (faults.BGPScenarios) run last, on the same cluster
+// once the lab's router is added (faults.Env.SetupBGP), and print the
+// time their addresses had no route at the router instead of MACs.
 // Needs root (network namespaces) and `make build`:
 //
 //	make build && go run ./test/bench/faults
@@ -13,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,20 +30,22 @@ func main() {
 	only := flag.String("run", "", "run only the scenarios whose name contains this")
 	open := flag.Bool("open", false, "run the open rows (faults.Open, which ironlb does not survive yet) instead")
 	flag.Parse()
-	scenarios := faults.Scenarios
+	scenarios, bgp := faults.Scenarios, faults.BGPScenarios
 	if *open {
-		scenarios = faults.Open
+		scenarios, bgp = faults.Open, nil
 	}
-	if err := run(scenarios, *short, *only); err != nil {
+	if err := run(scenarios, bgp, *short, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "faults:", err)
 		os.Exit(1)
 	}
 }
 
-func run(scenarios []faults.Scenario, short bool, only string) error {
+func run(scenarios, bgp []faults.Scenario, short bool, only string) error {
 	ctx := context.Background()
 	cl, err := labcluster.Start(ctx, labcluster.Options{
 		Lab: labnet.Options{Nodes: 3, StopGrace: 5 * time.Second},
+		// The audit log is row 8's witness of who wrote what.
+		AuditLog: true,
 	})
 	if err != nil {
 		return err
@@ -51,9 +57,18 @@ func run(scenarios []faults.Scenario, short bool, only string) error {
 		return err
 	}
 	failed := 0
-	for _, s := range scenarios {
+	settled := func() error { _, err := e.Settled(ctx, 30*time.Second); return err }
+	bgpUp := false // the router is added before the first BGP scenario
+	for i, s := range append(slices.Clone(scenarios), bgp...) {
 		if only != "" && !strings.Contains(s.Name, only) {
 			continue
+		}
+		if i >= len(scenarios) && !bgpUp {
+			if err := e.SetupBGP(ctx); err != nil {
+				return err
+			}
+			bgpUp = true
+			settled = func() error { return e.SettledBGP(ctx, 30*time.Second) }
 		}
 		r := s.Run(ctx, e)
 		for _, line := range r.Report.Figures(fmt.Sprintf("fault_row%d_%s", s.Row, s.Name)) {
@@ -65,7 +80,7 @@ func run(scenarios []faults.Scenario, short bool, only string) error {
 		} else {
 			logf("row %d %s held its invariants: %s", s.Row, s.Name, r.Report)
 		}
-		if _, err := e.Settled(ctx, 30*time.Second); err != nil {
+		if err := settled(); err != nil {
 			return fmt.Errorf("after %s: %w", s.Name, err)
 		}
 	}
