@@ -15,7 +15,9 @@ import (
 	"github.com/ironlb/ironlb/internal/kube"
 )
 
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=create;update,namespace=ironlb-system
+// Create cannot be limited to one name; update can.
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=create,namespace=ironlb-system
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=update,resourceNames=ironlb-last-good,namespace=ironlb-system
 
 // lastGood keeps the ConfigMap of last good config versions
 // (kube.LastGoodConfigMapName, see config.SaveLastGood) in step with the

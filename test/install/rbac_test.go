@@ -52,7 +52,7 @@ func writeKubeconfig(t *testing.T, cfg *rest.Config, path string) {
 
 // access is one request a component may or may not make.
 type access struct {
-	verb, group, resource, subresource, namespace string
+	verb, group, resource, subresource, namespace, name string
 }
 
 func (a access) String() string {
@@ -62,6 +62,9 @@ func (a access) String() string {
 	}
 	if a.subresource != "" {
 		r += "/" + a.subresource
+	}
+	if a.name != "" {
+		r += " " + a.name
 	}
 	if a.namespace != "" {
 		return fmt.Sprintf("%s %s in %s", a.verb, r, a.namespace)
@@ -86,6 +89,9 @@ func TestRBAC(t *testing.T) {
 			{verb: "patch", resource: "services", subresource: "status", namespace: "kubeflow"},
 			{verb: "watch", resource: "namespaces"},
 			{verb: "list", resource: "configmaps", namespace: systemNamespace},
+			// The last good config versions (internal/controller/lastgood.go).
+			{verb: "create", resource: "configmaps", namespace: systemNamespace},
+			{verb: "update", resource: "configmaps", namespace: systemNamespace, name: "ironlb-last-good"},
 			{verb: "create", resource: "events", namespace: "kubeflow"},
 			{verb: "create", group: "events.k8s.io", resource: "events", namespace: "kubeflow"},
 			{verb: "watch", group: "ironlb.io", resource: "ippools"},
@@ -100,7 +106,9 @@ func TestRBAC(t *testing.T) {
 			{verb: "delete", resource: "services", namespace: "kubeflow"},
 			{verb: "create", resource: "secrets", namespace: systemNamespace},
 			{verb: "get", resource: "secrets", namespace: systemNamespace},
-			{verb: "update", resource: "configmaps", namespace: systemNamespace},
+			{verb: "update", resource: "configmaps", namespace: systemNamespace, name: "config"},
+			{verb: "delete", resource: "configmaps", namespace: systemNamespace, name: "ironlb-last-good"},
+			{verb: "create", resource: "configmaps", namespace: "kube-system"},
 			{verb: "delete", group: "ironlb.io", resource: "ippools"},
 			{verb: "create", group: "ironlb.io", resource: "serviceannouncements", namespace: "kubeflow"},
 			{verb: "update", resource: "nodes"},
@@ -158,7 +166,7 @@ func TestRBAC(t *testing.T) {
 				t.Helper()
 				r, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(context.Background(), &authorizationv1.SelfSubjectAccessReview{
 					Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
-						Verb: a.verb, Group: a.group, Resource: a.resource, Subresource: a.subresource, Namespace: a.namespace,
+						Verb: a.verb, Group: a.group, Resource: a.resource, Subresource: a.subresource, Namespace: a.namespace, Name: a.name,
 					}},
 				}, metav1.CreateOptions{})
 				if err != nil {
