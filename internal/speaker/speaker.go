@@ -112,7 +112,8 @@ type Speaker struct {
 	services *records.Store[svcRecord]
 	slices   *records.Store[sliceRecord]
 
-	kick chan struct{} // API objects changed
+	kick  chan struct{} // API objects changed
+	links chan struct{} // this host's links or addresses changed (watchLinks)
 	// leaseKick asks keepLease to write this speaker's Lease now: quorate
 	// changed (degraded.go).
 	leaseKick chan struct{}
@@ -121,7 +122,6 @@ type Speaker struct {
 	// holds what the sync loop knows of degraded mode.
 	quorate  atomic.Bool
 	degraded degradedState
-	links    chan struct{} // this host's links or addresses changed (watchLinks)
 
 	// The rest is owned by Start's goroutine, which runs the sync loop.
 	config configCache
