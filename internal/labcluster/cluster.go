@@ -462,10 +462,26 @@ func StartTest(t *testing.T, n int, opts Options) *Cluster {
 	return cl
 }
 
+// Delay holds every IP packet node sends on the LAN for d ± jitter
+// (labnet's Host.Delay: netem's delay, which the lab's kernel lacks),
+// until heal.
+func (c *Cluster) Delay(ctx context.Context, node string, d, jitter time.Duration) (heal func() error, err error) {
+	h, err := c.Host(node)
+	if err != nil {
+		return nil, err
+	}
+	stop, err := h.Delay(ctx, d, jitter, 0)
+	if err != nil {
+		return nil, err
+	}
+	return func() error { _, err := stop(); return err }, nil
+}
+
 // RandomLoss drops percent of the packets node receives and sends (IP and
 // ARP alike), at random, in its own network namespace, and returns the
 // function that stops it. The kernels this lab runs on may lack netem
-// (sch_netem), so loss is nftables' random numbers and there is no delay.
+// (sch_netem), so loss is nftables' random numbers (see Delay for the
+// delay).
 func (c *Cluster) RandomLoss(ctx context.Context, node string, percent int) (heal func() error, err error) {
 	drop := func(string) [][]string {
 		return [][]string{{"numgen", "random", "mod", "100", "<", fmt.Sprint(percent), "drop"}}

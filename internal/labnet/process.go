@@ -230,12 +230,22 @@ func closeIfNotNil(f *os.File) {
 	}
 }
 
+// CPUStat is what a CPU cgroup saw of its processes while they were in
+// it.
+type CPUStat struct {
+	// Usage is the CPU time they used.
+	Usage time.Duration
+	// Throttled is the number of CFS periods (100 ms) in which they hit
+	// the limit and were stopped until the period's end: proof that the
+	// limit bit.
+	Throttled int
+}
+
 // LimitCPU confines the process to percent of one CPU (a CPU cgroup of its
 // own: cpu.max with cgroup v2, the CFS quota with v1's cpu controller) and
-// returns the function that lifts the limit and reports how many CFS
-// periods the process was throttled in (proof that the limit bit). It
-// fails where neither is mounted.
-func (p *Process) LimitCPU(percent int) (restore func() (throttled int, err error), err error) {
+// returns the function that lifts the limit and reports what the cgroup
+// saw. It fails where neither is mounted.
+func (p *Process) LimitCPU(percent int) (restore func() (CPUStat, error), err error) {
 	const period = 100000 // µs
 	quota := period * percent / 100
 	type layout struct{ root, limitFile, limit string }
@@ -248,18 +258,27 @@ func (p *Process) LimitCPU(percent int) (restore func() (throttled int, err erro
 	default:
 		return nil, errors.New("no CPU cgroup controller mounted (cgroup v2, or v1's cpu)")
 	}
+	before, err := p.cpuTime()
+	if err != nil {
+		return nil, err
+	}
 	dir := filepath.Join(l.root, fmt.Sprintf("ironlb-lab-%d", p.PID()))
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, err
 	}
-	undo := func() (int, error) {
-		throttled := 0
+	undo := func() (CPUStat, error) {
+		var st CPUStat
 		if b, err := os.ReadFile(filepath.Join(dir, "cpu.stat")); err == nil {
 			for line := range strings.Lines(string(b)) {
-				if n, ok := strings.CutPrefix(strings.TrimSpace(line), "nr_throttled "); ok {
-					throttled, _ = strconv.Atoi(n)
+				k, v, _ := strings.Cut(strings.TrimSpace(line), " ")
+				n, _ := strconv.Atoi(v)
+				if k == "nr_throttled" {
+					st.Throttled = n
 				}
 			}
+		}
+		if used, err := p.cpuTime(); err == nil {
+			st.Usage = used - before
 		}
 		err := os.WriteFile(filepath.Join(l.root, "cgroup.procs"), []byte(fmt.Sprint(p.PID())), 0)
 		select {
@@ -267,7 +286,7 @@ func (p *Process) LimitCPU(percent int) (restore func() (throttled int, err erro
 			err = nil // gone: nothing to move back
 		default:
 		}
-		return throttled, errors.Join(err, os.Remove(dir))
+		return st, errors.Join(err, os.Remove(dir))
 	}
 	if err := os.WriteFile(filepath.Join(dir, l.limitFile), []byte(l.limit), 0); err != nil {
 		return nil, errors.Join(err, os.Remove(dir))
@@ -276,6 +295,29 @@ func (p *Process) LimitCPU(percent int) (restore func() (throttled int, err erro
 		return nil, errors.Join(err, os.Remove(dir))
 	}
 	return undo, nil
+}
+
+// cpuTime is the CPU time the process has used, user and system, read
+// from /proc (cgroup v1's cpu.stat has no usage).
+func (p *Process) cpuTime() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.PID()))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, field 2, is in parentheses and may hold spaces;
+	// utime and stime are fields 14 and 15, in clock ticks (USER_HZ, 100
+	// on Linux).
+	_, rest, ok := bytes.Cut(b, []byte(") "))
+	f := strings.Fields(string(rest))
+	if !ok || len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", p.PID())
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }
 
 func fileExists(path string) bool {

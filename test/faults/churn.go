@@ -44,12 +44,18 @@ const (
 // announces them, so the churn leaves the suite's Services and their
 // traffic alone. Each Service has a port of its own, so two Services with
 // one sharing key may always share.
+//
+// With announced set before setup, an L2Announcement of the churn's own
+// selects its pool: the speakers elect an owner for each churned address,
+// answer ARP for it and write its ServiceAnnouncement, the work of a busy
+// cluster (the client never sends to those addresses).
 type churn struct {
-	c     client.Client
-	ns    string
-	pool  string
-	addrs []netip.Addr // the pool's addresses
-	names []string
+	c         client.Client
+	ns        string
+	pool      string
+	announced bool
+	addrs     []netip.Addr // the pool's addresses
+	names     []string
 
 	mu     sync.Mutex
 	rnd    *rand.Rand
@@ -81,6 +87,12 @@ func (ch *churn) setup(ctx context.Context) error {
 			Spec:       v1alpha1.IPPoolSpec{Addresses: []string{first.String() + "-" + last.String()}, AutoAssign: new(false)},
 		},
 	}
+	if ch.announced {
+		objs = append(objs, &v1alpha1.L2Announcement{
+			ObjectMeta: metav1.ObjectMeta{Name: ch.pool},
+			Spec:       v1alpha1.L2AnnouncementSpec{IPPools: []string{ch.pool}},
+		})
+	}
 	for _, o := range objs {
 		if err := ch.c.Create(ctx, o); err != nil {
 			return fmt.Errorf("create %T %s: %w", o, o.GetName(), err)
@@ -97,6 +109,12 @@ func (ch *churn) cleanup(ctx context.Context) error {
 	err := ch.c.DeleteAllOf(ctx, &corev1.Service{}, client.InNamespace(ch.ns))
 	if err != nil {
 		return fmt.Errorf("delete the churn's Services: %w", err)
+	}
+	if ch.announced {
+		l2 := &v1alpha1.L2Announcement{ObjectMeta: metav1.ObjectMeta{Name: ch.pool}}
+		if err := ch.c.Delete(ctx, l2); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete L2Announcement %s: %w", ch.pool, err)
+		}
 	}
 	pool := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: ch.pool}}
 	if err := ch.c.Delete(ctx, pool); err != nil && !apierrors.IsNotFound(err) {

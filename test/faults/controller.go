@@ -51,7 +51,7 @@ func leaderPaused(ctx context.Context, e *Env) Result {
 		rate     = 15.0             // operations a second
 	)
 	return e.churnRow(ctx, ns, func(r *Result) {
-		ch, k, stop, err := e.startChurn(ctx, ns, pool, netip.MustParsePrefix("203.0.113.32/27"), 24)
+		ch, k, stop, err := e.startChurn(ctx, ns, pool, netip.MustParsePrefix("203.0.113.32/27"), 24, false)
 		if r.fail(err) {
 			return
 		}
@@ -201,7 +201,7 @@ func controllerKilledDuringChurn(ctx context.Context, e *Env) Result {
 		rate = 25
 	}
 	return e.churnRow(ctx, ns, func(r *Result) {
-		ch, k, stop, err := e.startChurn(ctx, ns, pool, netip.MustParsePrefix("203.0.113.0/27"), 40)
+		ch, k, stop, err := e.startChurn(ctx, ns, pool, netip.MustParsePrefix("203.0.113.0/27"), 40, false)
 		if r.fail(err) {
 			return
 		}
@@ -255,10 +255,11 @@ func onlyIn(change, ns string) bool {
 }
 
 // startChurn makes the churn of n Services in namespace ns, with its pool
-// holding prefix, and starts its checker. stop stops the checker and
+// holding prefix, announced or not (see churn), and starts its checker. stop stops the checker and
 // deletes the churn's objects.
-func (e *Env) startChurn(ctx context.Context, ns, pool string, prefix netip.Prefix, n int) (*churn, *checker, func() error, error) {
+func (e *Env) startChurn(ctx context.Context, ns, pool string, prefix netip.Prefix, n int, announced bool) (*churn, *checker, func() error, error) {
 	ch := newChurn(e.C.Client, ns, pool, prefix, n)
+	ch.announced = announced
 	if err := ch.setup(ctx); err != nil {
 		return nil, nil, nil, err
 	}

@@ -32,8 +32,17 @@ type Scenario struct {
 
 // Open are rows whose fault ironlb does not survive yet: not in the
 // suite, runnable with `go run ./test/bench/faults -open` to work on them.
+//
+// SevereStarvation is row 11's starvation at a fifth of the issue's
+// share: the speaker gets 2 ms of CPU in every 100, answers its peers'
+// pings too late, and they declare it dead and take its addresses while
+// it, between two throttled periods, still answers for them (two MACs);
+// it also declares healthy peers dead and, reaching one of them in time
+// for the cut-off check, takes an address of theirs. Surviving that needs
+// an owner's right to answer bounded in time by its own clock (a lease),
+// not its view of the membership.
 var Open = []Scenario{
-	{11, "Starvation", starvation},
+	{11, "SevereStarvation", starvation(severeCPU)},
 }
 
 // Scenarios are the rows the suite runs, in the table's order.
@@ -49,7 +58,8 @@ var Scenarios = []Scenario{
 	{8, "LeaderPaused", leaderPaused},
 	{9, "ControllerKilledDuringChurn", controllerKilledDuringChurn},
 	{10, "BadConfigThroughRestarts", badConfigThroughRestarts},
-	{11, "RandomLoss", randomLoss},
+	{11, "DelayAndLoss", delayAndLoss},
+	{11, "Starvation", starvation(starvedCPU)},
 	{12, "EveryNodeNotReady", everyNodeNotReady},
 	{13, "RollingUpgrade", rollingUpgrade},
 }
@@ -507,62 +517,98 @@ func (e *Env) refuseSecrets(ctx context.Context) (restore func() error, err erro
 	}, nil
 }
 
-// randomLoss is the first half of row 11: 5% of the packets of the
-// busiest owner dropped at random, both ways (IP and ARP), for 5 minutes
-// (1 in make test). Loss is no reason to move an address: the failure
-// detector must not take a lossy node for a dead one. The issue also asks
-// for 50 ms ± 40 ms of delay; the lab's kernel may have no netem, so
-// there is none (RandomLoss).
-func randomLoss(ctx context.Context, e *Env) Result {
+// delayAndLoss is the first half of row 11: the busiest owner's packets
+// delayed by 50 ms ± 40 ms (netem's delay, built in the lab by
+// Cluster.Delay: every IP packet it sends, NDP included) and 5% of its
+// packets dropped at random both ways (IP and ARP), for 5 minutes (1 in
+// make test). The delay is longer than the failure detector's probe
+// timeout (30 ms), so most direct pings to the node fail and the
+// indirect probes answer for it; neither delay nor loss is a reason to
+// move an address.
+func delayAndLoss(ctx context.Context, e *Env) Result {
 	d := 5 * time.Minute
 	if e.Short {
 		d = time.Minute
 	}
 	return run(ctx, e, labcluster.Bounds{}, func(owners map[netip.Addr]string, r *Result) {
-		lossy := busiest(owners)
-		e.Logf("5%% loss on %s for %s", lossy, d)
-		heal, err := e.C.RandomLoss(ctx, lossy, 5)
+		slow := busiest(owners)
+		e.Logf("50 ms ± 40 ms of delay and 5%% loss on %s for %s", slow, d)
+		healDelay, err := e.C.Delay(ctx, slow, 50*time.Millisecond, 40*time.Millisecond)
 		if r.fail(err) {
 			return
 		}
+		healLoss, err := e.C.RandomLoss(ctx, slow, 5)
+		if r.fail(err) {
+			r.fail(healDelay())
+			return
+		}
 		during := e.hold(ctx, d, r)
-		r.fail(heal())
+		r.fail(errors.Join(healDelay(), healLoss()))
 		e.afterHeal(ctx, during, r)
 	})
 }
 
-// starvedCPU is the share of one CPU (%) row 11 leaves a speaker. The
-// issue asks for 10%, which an idle speaker never reaches in the lab (not
-// one throttled period in a minute); at 2% it is throttled.
-const starvedCPU = 2
+// The share of one CPU (%) row 11 leaves a speaker: the issue's, and a
+// fifth of it (open: see Open).
+const (
+	starvedCPU = 10
+	severeCPU  = 2
+)
 
-// starvation is the second half of row 11, open: one speaker (not the
-// busiest owner's) confined to starvedCPU of a CPU for 5 minutes. At 2%
-// the lab saw two MACs for up to 1.6 s and a 1.4 s dark stretch: the
-// starved speaker and the others disagree about who is alive.
-func starvation(ctx context.Context, e *Env) Result {
+// starvation is the second half of row 11: the busiest owner's speaker
+// confined to percent of a CPU for 5 minutes (1 in make
+// test). An idle speaker needs less than that (not one throttled period
+// in a minute in the lab), so the row makes it work as a busy cluster
+// would: Services churn all along (the churn of row 9, announced: the
+// speakers elect, answer and record an owner for each churned address). Starved,
+// the speaker answers pings late and its gossip lags; none of that is
+// a reason to move an address.
+func starvation(percent int) func(ctx context.Context, e *Env) Result {
+	return func(ctx context.Context, e *Env) Result { return starve(ctx, e, percent) }
+}
+
+func starve(ctx context.Context, e *Env, percent int) Result {
+	const ns, pool, rate = "faults-starve", "faults-starve", 40.0
 	d := 5 * time.Minute
 	if e.Short {
 		d = time.Minute
 	}
-	return run(ctx, e, labcluster.Bounds{}, func(owners map[netip.Addr]string, r *Result) {
-		slow := e.nodeNames()[0]
-		if slow == busiest(owners) {
-			slow = e.nodeNames()[1]
-		}
-		e.Logf("%s's speaker confined to %d%% of a CPU for %s", slow, starvedCPU, d)
-		restore, err := e.C.Speaker(slow).LimitCPU(starvedCPU)
+	return e.churnRow(ctx, ns, func(r *Result) {
+		owners, err := e.Owners(ctx)
 		if r.fail(err) {
 			return
 		}
+		ch, k, stop, err := e.startChurn(ctx, ns, pool, netip.MustParsePrefix("203.0.113.64/27"), 40, true)
+		if r.fail(err) {
+			return
+		}
+		defer func() { r.fail(stop()) }()
+		cctx, cancel := context.WithCancel(ctx)
+		churned := make(chan error, 1)
+		go func() { churned <- ch.run(cctx, int(rate*d.Seconds())*2, rate, 4) }()
+		slow := busiest(owners)
+		e.Logf("%s's speaker confined to %d%% of a CPU for %s, Services churning at %.0f/s", slow, percent, d, rate)
+		restore, err := e.C.Speaker(slow).LimitCPU(percent)
+		if r.fail(err) {
+			cancel()
+			<-churned
+			return
+		}
 		during := e.hold(ctx, d, r)
-		throttled, err := restore()
+		st, err := restore()
+		cancel()
+		if err := <-churned; err != nil && !errors.Is(err, context.Canceled) {
+			r.fail(err)
+		}
+		n, _ := ch.total()
+		e.Logf("%d churn operations", n)
 		if !r.fail(err) {
-			e.Logf("%s's speaker was throttled in %d periods of 100 ms", slow, throttled)
-			if throttled == 0 {
+			e.Logf("%s's speaker used %s of CPU in %s, throttled in %d periods of 100 ms", slow, st.Usage.Round(time.Millisecond), d, st.Throttled)
+			if st.Throttled == 0 {
 				r.fail(fmt.Errorf("%s's speaker was never throttled: the CPU limit did not bite", slow))
 			}
 		}
+		r.Errs = append(r.Errs, e.churnSettled(ctx, ch, k)...)
 		e.afterHeal(ctx, during, r)
 	})
 }

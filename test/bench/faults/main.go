@@ -29,21 +29,22 @@ func main() {
 	short := flag.Bool("short", false, "run the shortened scenarios, as make test does")
 	only := flag.String("run", "", "run only the scenarios whose name contains this")
 	open := flag.Bool("open", false, "run the open rows (faults.Open, which ironlb does not survive yet) instead")
+	logs := flag.String("logs", "", "keep the lab's logs (every daemon's) in this directory")
 	flag.Parse()
 	scenarios, bgp := faults.Scenarios, faults.BGPScenarios
 	if *open {
 		scenarios, bgp = faults.Open, nil
 	}
-	if err := run(scenarios, bgp, *short, *only); err != nil {
+	if err := run(scenarios, bgp, *short, *only, *logs); err != nil {
 		fmt.Fprintln(os.Stderr, "faults:", err)
 		os.Exit(1)
 	}
 }
 
-func run(scenarios, bgp []faults.Scenario, short bool, only string) error {
+func run(scenarios, bgp []faults.Scenario, short bool, only, logs string) error {
 	ctx := context.Background()
 	cl, err := labcluster.Start(ctx, labcluster.Options{
-		Lab: labnet.Options{Nodes: 3, StopGrace: 5 * time.Second},
+		Lab: labnet.Options{Nodes: 3, StopGrace: 5 * time.Second, Dir: logs},
 		// The audit log is row 8's witness of who wrote what.
 		AuditLog: true,
 	})
