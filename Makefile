@@ -75,20 +75,47 @@ check-generated: tools ## fail when generated files differ from what `make gener
 
 # The image the manifests run; config/default names it ghcr.io/ironlb/ironlb:dev.
 # A release renders them with its tag: `make manifests VERSION=v0.1.0`.
+# hack/render is kustomize run as `kubectl kustomize` runs it, byte for byte,
+# so rendering needs no Kubernetes tool built.
 IMAGE ?= ghcr.io/ironlb/ironlb
 IMAGE_TAG ?= $(VERSION)
 CHART := charts/ironlb
 
 .PHONY: manifests
-manifests: tools ## render dist/ironlb.yaml (the one-file install) and the chart's CRDs and RBAC from config/
+manifests: ## render dist/ironlb.yaml (the one-file install) and the chart's CRDs and RBAC from config/ (builds no Kubernetes tool)
 	@mkdir -p dist $(CHART)/crds $(CHART)/files/rbac
 	{ echo '# ironlb $(IMAGE_TAG): rendered by `make manifests` from config/default; do not edit.'; \
-	  $(BIN)/kubectl kustomize config/default | sed 's|image: ghcr.io/ironlb/ironlb:dev$$|image: $(IMAGE):$(IMAGE_TAG)|'; } > dist/ironlb.yaml.tmp
+	  $(GO) run ./hack/render config/default | sed 's|image: ghcr.io/ironlb/ironlb:dev$$|image: $(IMAGE):$(IMAGE_TAG)|'; } > dist/ironlb.yaml.tmp
 	@grep -q 'image: $(IMAGE):$(IMAGE_TAG)$$' dist/ironlb.yaml.tmp || { echo "manifests: no image line was set to $(IMAGE):$(IMAGE_TAG)"; exit 1; }
 	mv dist/ironlb.yaml.tmp dist/ironlb.yaml
-	$(BIN)/kubectl kustomize config/crd > $(CHART)/crds/ironlb.io.yaml
+	$(GO) run ./hack/render config/crd > $(CHART)/crds/ironlb.io.yaml
 	cp config/rbac/controller/role.yaml $(CHART)/files/rbac/controller.yaml
 	cp config/rbac/speaker/role.yaml $(CHART)/files/rbac/speaker.yaml
+
+# The image (`make image`, `make release`): the binaries of `make build` for
+# each platform, FROM scratch as in the Dockerfile, written by hack/image with
+# go-containerregistry; no Docker daemon, no base image.
+IMAGE_PLATFORMS ?= linux/amd64 linux/arm64
+IMAGE_ARCHIVE ?= dist/ironlb-image.tar
+
+.PHONY: build-platforms
+build-platforms: ## cross-build `make build` (CGO_ENABLED=0) for each of IMAGE_PLATFORMS into bin/OS_ARCH/
+	@$(foreach p,$(IMAGE_PLATFORMS),GOOS=$(word 1,$(subst /, ,$(p))) GOARCH=$(word 2,$(subst /, ,$(p))) \
+		$(MAKE) --no-print-directory build BIN=$(BIN)/$(subst /,_,$(p)) &&) true
+
+.PHONY: image
+image: build-platforms ## write the image for IMAGE_PLATFORMS as one OCI archive, dist/ironlb-image.tar, named IMAGE:IMAGE_TAG
+	$(GO) run ./hack/image -bin $(BIN) -platforms '$(IMAGE_PLATFORMS)' -ref $(IMAGE):$(IMAGE_TAG) archive $(IMAGE_ARCHIVE)
+
+# `make release REGISTRY=ghcr.io/you TAG=v0.2.0` pushes REGISTRY/ironlb:TAG
+# (credentials from ~/.docker/config.json, as `docker login` writes them) and
+# renders the manifests for it.
+.PHONY: release
+release: ## push the image for IMAGE_PLATFORMS as one index to REGISTRY/ironlb:TAG and render the manifests for it
+	@[ -n "$(REGISTRY)" ] && [ -n "$(TAG)" ] || { echo "usage: make release REGISTRY=ghcr.io/you TAG=v0.2.0"; exit 2; }
+	$(MAKE) --no-print-directory build-platforms VERSION=$(TAG)
+	$(GO) run ./hack/image -bin $(BIN) -platforms '$(IMAGE_PLATFORMS)' -ref $(REGISTRY)/ironlb:$(TAG) push
+	$(MAKE) --no-print-directory manifests IMAGE=$(REGISTRY)/ironlb VERSION=$(TAG)
 
 .PHONY: lint
 lint: tools ## go vet and staticcheck

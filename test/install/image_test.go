@@ -41,7 +41,7 @@ var commandLine = regexp.MustCompile(`(?m)^\s+command:\n\s+- (\S+)$`)
 
 // TestImageHoldsWhatManifestsRun: every command dist/ironlb.yaml runs is
 // a file the Dockerfile puts in the image, and the binaries `make build`
-// writes are static (the image is distroless/static: no libc).
+// writes are static (the image is FROM scratch: no libc).
 func TestImageHoldsWhatManifestsRun(t *testing.T) {
 	files := imageFiles(t)
 	if len(files) == 0 {
