@@ -64,10 +64,18 @@ type configReconciler struct {
 	lastInput string
 }
 
-// +kubebuilder:rbac:groups=ironlb.io,resources=ippools;l2announcements;bgppeers;bgpannouncements;bfdprofiles,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=ironlb.io,resources=ippools/status;l2announcements/status;bgppeers/status;bgpannouncements/status;bfdprofiles/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=ironlb.io,resources=ippools/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
+// The config objects are read through the cache (list, watch); the
+// controller writes their status (Status().Update) and an IPPool's
+// finalizer (a merge patch of the object).
+// The legacy ConfigMap is read through the cache too, which lists and
+// watches ironlb's namespace with a field selector on its name
+// (controller.go), so the Role can name it: list and watch requests with a
+// metadata.name field selector are authorized against resourceNames. The
+// name is the default of --config-map.
+// +kubebuilder:rbac:groups=ironlb.io,resources=ippools;l2announcements;bgppeers;bgpannouncements;bfdprofiles,verbs=list;watch
+// +kubebuilder:rbac:groups=ironlb.io,resources=ippools,verbs=patch
+// +kubebuilder:rbac:groups=ironlb.io,resources=ippools/status;l2announcements/status;bgppeers/status;bgpannouncements/status;bfdprofiles/status,verbs=update
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=list;watch,resourceNames=config,namespace=ironlb-system
 
 func (r *configReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
 	if err := r.ledger.waitRestored(ctx); err != nil {

@@ -22,7 +22,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -45,6 +44,8 @@ type Options struct {
 	// anything, so two replicas never hand out addresses at once.
 	LeaderElection bool
 	// MetricsAddr and HealthAddr are listen addresses; "0" disables.
+	// Metrics are served over HTTPS to authorized callers only
+	// (kube.MetricsServer); health over plain HTTP, for the kubelet.
 	MetricsAddr, HealthAddr string
 	// PprofAddr is the listen address of net/http/pprof; "" (the default)
 	// or "0" disables it. Profiles reveal memory contents, so bind it to
@@ -59,7 +60,14 @@ type Options struct {
 	instance string
 }
 
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete,namespace=ironlb-system
+// Leader election reads, creates and renews one Lease (leaseName; create
+// cannot be limited to a name). The metrics endpoint authenticates and
+// authorizes its callers with TokenReviews and SubjectAccessReviews
+// (kube.MetricsServer).
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=create,namespace=ironlb-system
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;update,resourceNames=ironlb-controller,namespace=ironlb-system
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
 // Controller is the IPAM controller process: caches, reconcilers, leader
 // election, metrics and health endpoints.
@@ -132,7 +140,7 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 		// Hand the Lease over at once on a clean stop, so a rolling update
 		// does not wait a lease duration.
 		LeaderElectionReleaseOnCancel: true,
-		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsAddr},
+		Metrics:                       kube.MetricsServer(opts.MetricsAddr),
 		HealthProbeBindAddress:        opts.HealthAddr,
 		PprofBindAddress:              opts.PprofAddr,
 		Cache: cache.Options{

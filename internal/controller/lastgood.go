@@ -15,9 +15,10 @@ import (
 	"github.com/ironlb/ironlb/internal/kube"
 )
 
-// Create cannot be limited to one name; update can.
+// Create cannot be limited to one name; get (ReadLastGood, uncached) and
+// update can.
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=create,namespace=ironlb-system
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=update,resourceNames=ironlb-last-good,namespace=ironlb-system
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;update,resourceNames=ironlb-last-good,namespace=ironlb-system
 
 // lastGood keeps the ConfigMap of last good config versions
 // (kube.LastGoodConfigMapName, see config.SaveLastGood) in step with the

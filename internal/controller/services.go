@@ -41,11 +41,15 @@ type serviceReconciler struct {
 	queue, configQueue *workQueue
 }
 
-// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=services/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// Services are listed and watched into the record store (svcstore.go) and
+// their status patched (serviceAPI.patchStatus); Namespaces are read
+// through the cache. Events go through the events.k8s.io API
+// (controller-runtime's GetEventRecorder), which patches an event's
+// series when it repeats.
+// +kubebuilder:rbac:groups="",resources=services,verbs=list;watch
+// +kubebuilder:rbac:groups="",resources=services/status,verbs=patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
 func (r *serviceReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	if err := r.ledger.waitRestored(ctx); err != nil {

@@ -23,7 +23,8 @@ import (
 	"github.com/ironlb/ironlb/internal/bgp"
 )
 
-// +kubebuilder:rbac:groups=ironlb.io,resources=bgpsessionstates,verbs=get;list;watch;create;update;patch;delete,namespace=ironlb-system
+// BGPSessionStates are read from the API server (get, list), not watched.
+// +kubebuilder:rbac:groups=ironlb.io,resources=bgpsessionstates,verbs=get;list;create;update;delete,namespace=ironlb-system
 
 const (
 	// sessionCoalesce is the shortest time between two writes of one

@@ -16,7 +16,9 @@ import (
 	"github.com/ironlb/ironlb/internal/kube"
 )
 
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;create;update,namespace=ironlb-system
+// Each speaker gets, creates, renews and (stopping while degraded) deletes
+// its Lease, and lists the others'; their names are the nodes'.
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;create;update;delete,namespace=ironlb-system
 
 // The registry is how a speaker knows the others run without hearing
 // them: each speaker holds a Lease, "speaker-<node>" in the speakers'

@@ -26,7 +26,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/announce"
@@ -35,14 +34,29 @@ import (
 	"github.com/ironlb/ironlb/internal/records"
 )
 
-// +kubebuilder:rbac:groups="",resources=services;nodes,verbs=get;list;watch
-// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
-// +kubebuilder:rbac:groups=ironlb.io,resources=ippools;l2announcements;bgppeers;bgpannouncements;bfdprofiles,verbs=get;list;watch
-// +kubebuilder:rbac:groups=ironlb.io,resources=serviceannouncements,verbs=get;list;watch;create;update;patch;delete
+// The speaker lists and watches what it reads (the cache, and the record
+// stores of Services and EndpointSlices), and gets single objects only
+// where said below. The legacy ConfigMap is cached from ironlb's namespace with a
+// field selector on its name (New), so the Role can name it, as it names
+// the ConfigMap of last good versions (kube.ReadLastGood, uncached): a
+// speaker reads no other ConfigMap. It writes ServiceAnnouncements
+// (status.go), events (events.k8s.io, whose series are patched), its
+// registry Lease (registry.go) and its BGPSessionStates (bgpstatus.go).
+// Secrets: it gets the memberlist key, creating it if missing (create
+// cannot be limited to a name), and the BGP passwords the BGPPeers name,
+// whose names the Role cannot know: so any Secret of ironlb's namespace,
+// by name only (no list or watch), and none elsewhere. The metrics
+// endpoint authenticates and authorizes its callers (kube.MetricsServer).
+// +kubebuilder:rbac:groups="",resources=services;nodes,verbs=list;watch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=list;watch,resourceNames=config,namespace=ironlb-system
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get,resourceNames=ironlb-last-good,namespace=ironlb-system
+// +kubebuilder:rbac:groups=ironlb.io,resources=ippools;l2announcements;bgppeers;bgpannouncements;bfdprofiles,verbs=list;watch
+// +kubebuilder:rbac:groups=ironlb.io,resources=serviceannouncements,verbs=list;watch;create;update;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create,namespace=ironlb-system
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
 // Defaults for Options' zero values, and how syncs are paced.
 const (
@@ -81,7 +95,9 @@ type Options struct {
 	SecretName string
 	// Interfaces, if set, are the only interfaces answered on.
 	Interfaces []string
-	// MetricsAddr and HealthAddr: "" or "0" disables.
+	// MetricsAddr and HealthAddr: "" or "0" disables. Metrics are served
+	// over HTTPS to authorized callers only (kube.MetricsServer); health
+	// over plain HTTP, for the kubelet, and says ok or not only.
 	MetricsAddr, HealthAddr string
 	// PprofAddr is the listen address of net/http/pprof; "" (the default)
 	// disables it. Profiles expose memory: keep it on localhost.
@@ -213,7 +229,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Speaker, error) 
 	mgrOpts := ctrl.Options{
 		Scheme:                 kube.Scheme(),
 		Logger:                 logr.FromSlogHandler(log.Handler()),
-		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
+		Metrics:                kube.MetricsServer(opts.MetricsAddr),
 		HealthProbeBindAddress: opts.HealthAddr,
 		PprofBindAddress:       opts.PprofAddr,
 		Cache: cache.Options{
