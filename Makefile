@@ -22,7 +22,7 @@ KUBE_LDFLAGS := $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/v
 HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
 	$(foreach p,helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules,-X $(p).k8sVersionMajor=1 -X $(p).k8sVersionMinor=$(KUBE_MINOR))
 
-TOOLS := etcd kube-apiserver kube-proxy kubectl controller-gen staticcheck helm
+TOOLS := etcd kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet kubectl controller-gen staticcheck helm
 TOOLS_HASH := $(shell { cat hack/tools/go.mod hack/tools/go.sum hack/tools/cmd/etcd/main.go; echo '$(KUBE_LDFLAGS) $(HELM_LDFLAGS)'; } | sha256sum | cut -c1-16)
 TOOLS_STAMP := $(BIN)/.tools-$(TOOLS_HASH)
 
@@ -46,7 +46,10 @@ $(TOOLS_STAMP): hack/tools/go.mod hack/tools/go.sum hack/tools/cmd/etcd/main.go
 	cd hack/tools && $(GO) build -trimpath -ldflags '$(KUBE_LDFLAGS)' -o $(BIN)/ \
 		./cmd/etcd \
 		k8s.io/kubernetes/cmd/kube-apiserver \
+		k8s.io/kubernetes/cmd/kube-controller-manager \
+		k8s.io/kubernetes/cmd/kube-scheduler \
 		k8s.io/kubernetes/cmd/kube-proxy \
+		k8s.io/kubernetes/cmd/kubelet \
 		k8s.io/kubernetes/cmd/kubectl \
 		sigs.k8s.io/controller-tools/cmd/controller-gen \
 		honnef.co/go/tools/cmd/staticcheck
