@@ -56,6 +56,7 @@ event when it cannot.`,
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, then in-cluster config)")
 	f.StringVar(&opts.Namespace, "namespace", kube.DefaultNamespace, "namespace of the legacy ConfigMap and the leader-election Lease")
 	f.StringVar(&opts.ConfigMapName, "config-map", "config", "name of the legacy MetalLB-format ConfigMap (the installed Roles allow reading \"config\" only)")
+	f.StringVar(&opts.MemberlistSecret, "memberlist-secret", kube.DefaultMemberlistSecret, "Secret in --namespace holding the speakers' memberlist key, created if missing (the installed Roles name \"ironlb-memberlist\")")
 	f.StringVar(&opts.LoadBalancerClass, "load-balancer-class", v1alpha1.DefaultLoadBalancerClass, "spec.loadBalancerClass served besides Services with none")
 	f.BoolVar(&opts.LeaderElection, "leader-elect", true, "take a Lease before assigning, so only one replica allocates")
 	f.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":7472", "Prometheus metrics listen address, HTTPS for callers allowed get /metrics (\"0\" disables)")

@@ -64,7 +64,7 @@ speakers, so failover does not wait for the API server.`,
 	f.StringVar(&opts.ConfigMapName, "config-map", "config", "name of the legacy MetalLB-format ConfigMap (the installed Roles allow reading \"config\" only)")
 	f.StringVar(&opts.LoadBalancerClass, "load-balancer-class", v1alpha1.DefaultLoadBalancerClass, "spec.loadBalancerClass served besides Services with none")
 	f.StringVar(&opts.MemberlistBind, "memberlist-bind", "", "memberlist address: IP:PORT, :PORT (on the node's InternalIP), or off (default: the node's InternalIP, port 7946)")
-	f.StringVar(&opts.SecretName, "memberlist-secret", kube.DefaultMemberlistSecret, "Secret in --namespace holding the memberlist encryption key (created if missing)")
+	f.StringVar(&opts.SecretName, "memberlist-secret", kube.DefaultMemberlistSecret, "Secret in --namespace holding the memberlist encryption key (the controller creates it)")
 	f.StringVar(&interfaces, "interfaces", "", "comma-separated interfaces to answer on (default: every LAN-like interface that is up and has an address)")
 	f.DurationVar(&opts.HandoverGrace, "handover-grace", speaker.DefaultHandoverGrace, "on SIGTERM, how long to wait after leaving, with ARP/NDP answered by the new owners alone, before closing the BGP sessions and stopping")
 	f.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":7474", "Prometheus metrics listen address, HTTPS for callers allowed get /metrics (\"0\" disables)")

@@ -20,8 +20,8 @@ import (
 )
 
 // The speakers gossip with hashicorp/memberlist on each node's InternalIP,
-// TCP and UDP, encrypted with an AES key kept in a Secret that the first
-// speaker creates (kube.DefaultMemberlistSecret). The port mirrors
+// TCP and UDP, encrypted with an AES key kept in a Secret that the
+// controller creates (kube.DefaultMemberlistSecret). The port mirrors
 // election.DefaultPort, copied rather than imported to keep memberlist out
 // of ironlbctl; a test checks they agree.
 const (
@@ -468,15 +468,15 @@ func secretFindings(f clusterFacts, s speakerSettings) []finding {
 			}
 		}
 		if len(running) == 0 {
-			return []finding{{check, sevOK, fmt.Sprintf("Secret %s with the memberlist key does not exist yet; no speaker runs, and the first to start creates it", name), ""}}
+			return []finding{{check, sevOK, fmt.Sprintf("Secret %s with the memberlist key does not exist yet; no speaker runs, and the controller creates it", name), ""}}
 		}
 		return []finding{{check, sevFail,
-			fmt.Sprintf("Secret %s with the memberlist key is missing while speakers run (%s): a speaker that restarts makes a new key the others do not have, and they stop hearing each other",
+			fmt.Sprintf("Secret %s with the memberlist key is missing while speakers run (%s): a speaker that restarts answers for nothing until it exists, and the key the controller then creates is not the one the running speakers hold",
 				name, strings.Join(running, ", ")),
-			fmt.Sprintf("restart all the speakers so the first creates it and the rest read it: %s; if it is still missing, the speaker's log says why: kubectl -n %s logs %s", restart, f.Namespace, running[0])}}
+			fmt.Sprintf("the controller creates it within 10 s of its absence; then restart all the speakers so they read it: %s; if it stays missing, the controller's log says why: kubectl -n %s logs deployment/ironlb-controller", restart, f.Namespace)}}
 	}
 	key, ok := m.Secret.Data[kube.MemberlistSecretKey]
-	fix := fmt.Sprintf("delete the Secret and restart the speakers; the first to start creates a new 32-byte key: kubectl -n %s delete secret %s && %s",
+	fix := fmt.Sprintf("delete the Secret; the controller creates a new 32-byte key within 10 s; then restart the speakers: kubectl -n %s delete secret %s && sleep 10 && %s",
 		s.Secret.Namespace, s.Secret.Name, restart)
 	switch {
 	case !ok:

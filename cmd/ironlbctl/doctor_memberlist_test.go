@@ -173,22 +173,22 @@ func TestDoctorMemberlist(t *testing.T) {
 			objs: []client.Object{speakerDS(), running(ironlbSpeaker("ml-1")), key("ironlb-memberlist", 5)},
 			want: []string{
 				`FAIL  memberlist  Secret ironlb-doctor-ml/ironlb-memberlist: key "secretkey" is 5 bytes; memberlist's AES keys are 16, 24 or 32 bytes, so the speakers run without membership`,
-				"fix: delete the Secret and restart the speakers; the first to start creates a new 32-byte key: " +
-					"kubectl -n ironlb-doctor-ml delete secret ironlb-memberlist && kubectl -n ironlb-doctor-ml rollout restart daemonset ironlb-speaker",
+				"fix: delete the Secret; the controller creates a new 32-byte key within 10 s; then restart the speakers: " +
+					"kubectl -n ironlb-doctor-ml delete secret ironlb-memberlist && sleep 10 && kubectl -n ironlb-doctor-ml rollout restart daemonset ironlb-speaker",
 			},
 			wantFails: 1,
 		},
 		{
-			name: "no key before the first speaker",
+			name: "no key before the speakers run",
 			objs: []client.Object{speakerDS(), ironlbSpeaker("ml-1")}, // Pending
-			want: []string{"OK    memberlist  Secret ironlb-doctor-ml/ironlb-memberlist with the memberlist key does not exist yet; no speaker runs, and the first to start creates it"},
+			want: []string{"OK    memberlist  Secret ironlb-doctor-ml/ironlb-memberlist with the memberlist key does not exist yet; no speaker runs, and the controller creates it"},
 		},
 		{
 			name: "no key while speakers run",
 			objs: []client.Object{speakerDS(), running(ironlbSpeaker("ml-1"))},
 			want: []string{
 				"FAIL  memberlist  Secret ironlb-doctor-ml/ironlb-memberlist with the memberlist key is missing while speakers run (ironlb-speaker-ml-1)",
-				"fix: restart all the speakers so the first creates it and the rest read it: kubectl -n ironlb-doctor-ml rollout restart daemonset ironlb-speaker",
+				"fix: the controller creates it within 10 s of its absence; then restart all the speakers so they read it: kubectl -n ironlb-doctor-ml rollout restart daemonset ironlb-speaker",
 			},
 			wantFails: 1,
 		},

@@ -38,6 +38,10 @@ type Options struct {
 	Namespace string // default kube.DefaultNamespace
 	// ConfigMapName is the legacy MetalLB-format ConfigMap.
 	ConfigMapName string // default kube.DefaultConfigMapName
+	// MemberlistSecret is the Secret in Namespace holding the speakers'
+	// memberlist key, which the controller creates if it is missing
+	// (memberlistkey.go).
+	MemberlistSecret string // default kube.DefaultMemberlistSecret
 	// LoadBalancerClass is served besides Services that name no class.
 	LoadBalancerClass string // default v1alpha1.DefaultLoadBalancerClass
 	// LeaderElection makes the controller take a Lease before it assigns
@@ -86,6 +90,9 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 	}
 	if opts.ConfigMapName == "" {
 		opts.ConfigMapName = kube.DefaultConfigMapName
+	}
+	if opts.MemberlistSecret == "" {
+		opts.MemberlistSecret = kube.DefaultMemberlistSecret
 	}
 	if opts.LoadBalancerClass == "" {
 		opts.LoadBalancerClass = v1alpha1.DefaultLoadBalancerClass
@@ -252,6 +259,11 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 
 	restore := &restorer{cache: mgr.GetCache(), services: services, ledger: ledger, log: log, configMap: cfgRec.configMap, class: opts.LoadBalancerClass, lastGood: saved}
 	if err := mgr.Add(restore); err != nil {
+		return nil, err
+	}
+	key := &memberlistKey{reader: mgr.GetAPIReader(), client: mgr.GetClient(),
+		name: types.NamespacedName{Namespace: opts.Namespace, Name: opts.MemberlistSecret}, log: log}
+	if err := mgr.Add(key); err != nil {
 		return nil, err
 	}
 	return &Controller{mgr: mgr, identity: identity, leaderElection: opts.LeaderElection, log: log}, nil

@@ -2,7 +2,6 @@ package speaker
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"maps"
@@ -14,7 +13,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ironlb/ironlb/internal/election"
@@ -171,36 +169,21 @@ func bindAddr(flag string, node netip.Addr) (netip.AddrPort, error) {
 }
 
 // secretKey reads the memberlist key from the Secret, and the keys it
-// accepts besides (kube.MemberlistAcceptPrefix), creating the Secret with
-// a random key if there is none (the first speaker to start wins; the
-// others read its key).
+// accepts besides (kube.MemberlistAcceptPrefix). The controller creates
+// the Secret (a speaker may not create Secrets: see the controller's
+// memberlistkey.go); a speaker that finds none, at a fresh install before
+// the controller has run, reads again like after any other error.
 func (s *Speaker) secretKey(ctx context.Context) (key []byte, accept [][]byte, err error) {
 	r := s.mgr.GetAPIReader() // not cached: the speaker does not watch Secrets
 	name := types.NamespacedName{Namespace: s.opts.Namespace, Name: s.opts.SecretName}
-	for range 3 {
-		var sec corev1.Secret
-		err := r.Get(ctx, name, &sec)
-		if err == nil {
-			return secretKeys(name, sec.Data)
-		}
-		if !apierrors.IsNotFound(err) {
-			return nil, nil, fmt.Errorf("read memberlist key from secret %s: %w", name, err)
-		}
-		key := make([]byte, 32)
-		rand.Read(key)
-		sec = corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: name.Namespace, Name: name.Name},
-			Data:       map[string][]byte{kube.MemberlistSecretKey: key},
-		}
-		switch err := s.mgr.GetClient().Create(ctx, &sec); {
-		case err == nil:
-			s.log.Info("created the memberlist key", "secret", name)
-			return key, nil, nil
-		case !apierrors.IsAlreadyExists(err):
-			return nil, nil, fmt.Errorf("create secret %s for the memberlist key: %w", name, err)
-		}
+	var sec corev1.Secret
+	switch err := r.Get(ctx, name, &sec); {
+	case apierrors.IsNotFound(err):
+		return nil, nil, fmt.Errorf("secret %s with the memberlist key does not exist yet: the controller creates it (is it running?)", name)
+	case err != nil:
+		return nil, nil, fmt.Errorf("read memberlist key from secret %s: %w", name, err)
 	}
-	return nil, nil, fmt.Errorf("secret %s keeps changing", name)
+	return secretKeys(name, sec.Data)
 }
 
 // secretKeys reads the key and the accepted keys out of the Secret's

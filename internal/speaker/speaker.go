@@ -42,10 +42,11 @@ import (
 // speaker reads no other ConfigMap. It writes ServiceAnnouncements
 // (status.go), events (events.k8s.io, whose series are patched), its
 // registry Lease (registry.go) and its BGPSessionStates (bgpstatus.go).
-// Secrets: it gets the memberlist key, creating it if missing (create
-// cannot be limited to a name), and the BGP passwords the BGPPeers name,
-// whose names the Role cannot know: so any Secret of ironlb's namespace,
-// by name only (no list or watch), and none elsewhere. The metrics
+// Secrets: it gets the memberlist key (which the controller creates: a
+// speaker may create no Secret, see the controller's memberlistkey.go)
+// and the BGP passwords the BGPPeers name, whose names the Role cannot
+// know: so any Secret of ironlb's namespace, by name only (no list or
+// watch), and none elsewhere. The metrics
 // endpoint authenticates and authorizes its callers (kube.MetricsServer).
 // +kubebuilder:rbac:groups="",resources=services;nodes,verbs=list;watch
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=list;watch
@@ -54,7 +55,7 @@ import (
 // +kubebuilder:rbac:groups=ironlb.io,resources=ippools;l2announcements;bgppeers;bgpannouncements;bfdprofiles,verbs=list;watch
 // +kubebuilder:rbac:groups=ironlb.io,resources=serviceannouncements,verbs=list;watch;create;update;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create,namespace=ironlb-system
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get,namespace=ironlb-system
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
@@ -90,8 +91,8 @@ type Options struct {
 	// so a dead node's addresses move only when the API server marks it
 	// NotReady, after about 40 s).
 	MemberlistBind string
-	// SecretName is the Secret holding the memberlist key, created with a
-	// random key if missing.
+	// SecretName is the Secret holding the memberlist key, which the
+	// controller creates with a random key if it is missing.
 	SecretName string
 	// Interfaces, if set, are the only interfaces answered on.
 	Interfaces []string

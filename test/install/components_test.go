@@ -125,7 +125,7 @@ func TestComponentsRunWithTheirServiceAccounts(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, time.Minute, "speaker creates the memberlist Secret", func() error {
+	eventually(t, time.Minute, "controller creates the memberlist Secret", func() error {
 		return c.Get(ctx, client.ObjectKey{Namespace: systemNamespace, Name: "ironlb-memberlist"}, &corev1.Secret{})
 	})
 	eventually(t, time.Minute, "speaker reports who announces the address", func() error {

@@ -107,6 +107,9 @@ func TestRBAC(t *testing.T) {
 			{verb: "update", group: "ironlb.io", resource: "bgppeers", subresource: "status"},
 			{verb: "update", group: "ironlb.io", resource: "bgpannouncements", subresource: "status"},
 			{verb: "update", group: "ironlb.io", resource: "bfdprofiles", subresource: "status"},
+			// The speakers' memberlist key (internal/controller/memberlistkey.go).
+			{verb: "create", resource: "secrets", namespace: systemNamespace},
+			{verb: "get", resource: "secrets", namespace: systemNamespace, name: "ironlb-memberlist"},
 			// Leader election.
 			{verb: "create", group: "coordination.k8s.io", resource: "leases", namespace: systemNamespace},
 			{verb: "get", group: "coordination.k8s.io", resource: "leases", namespace: systemNamespace, name: "ironlb-controller"},
@@ -120,8 +123,12 @@ func TestRBAC(t *testing.T) {
 			{verb: "update", resource: "services", namespace: "kubeflow"},
 			{verb: "update", resource: "services", subresource: "status", namespace: "kubeflow"},
 			{verb: "delete", resource: "services", namespace: "kubeflow"},
-			{verb: "create", resource: "secrets", namespace: systemNamespace},
-			{verb: "get", resource: "secrets", namespace: systemNamespace, name: "ironlb-memberlist"},
+			// No Secret but the key, which it never reads after creating.
+			{verb: "get", resource: "secrets", namespace: systemNamespace, name: "router-md5"},
+			{verb: "get", resource: "secrets", namespace: systemNamespace, name: "ironlb-controller-token"},
+			{verb: "list", resource: "secrets", namespace: systemNamespace},
+			{verb: "update", resource: "secrets", namespace: systemNamespace, name: "ironlb-memberlist"},
+			{verb: "create", resource: "secrets", namespace: "kube-system"},
 			// No ConfigMap but its two, and only as it uses them.
 			{verb: "list", resource: "configmaps"},
 			{verb: "list", resource: "configmaps", namespace: systemNamespace},
@@ -180,7 +187,6 @@ func TestRBAC(t *testing.T) {
 			// The memberlist key, and the BGP passwords the BGPPeers name.
 			{verb: "get", resource: "secrets", namespace: systemNamespace, name: "ironlb-memberlist"},
 			{verb: "get", resource: "secrets", namespace: systemNamespace, name: "router-md5"},
-			{verb: "create", resource: "secrets", namespace: systemNamespace},
 			{verb: "create", group: "events.k8s.io", resource: "events", namespace: "kubeflow"},
 			{verb: "patch", group: "events.k8s.io", resource: "events", namespace: "kubeflow"},
 			// The speaker registry (internal/speaker/registry.go).
@@ -212,7 +218,10 @@ func TestRBAC(t *testing.T) {
 			{verb: "list", resource: "configmaps", namespace: systemNamespace, name: "ironlb-last-good"},
 			{verb: "update", resource: "configmaps", namespace: systemNamespace, name: "ironlb-last-good"},
 			{verb: "create", resource: "configmaps", namespace: systemNamespace},
-			// Secrets: by name, in ironlb's namespace only.
+			// Secrets: by name, in ironlb's namespace only, and none
+			// created: a speaker that could create a token Secret for the
+			// controller's ServiceAccount could read it back.
+			{verb: "create", resource: "secrets", namespace: systemNamespace},
 			{verb: "get", resource: "secrets", namespace: "kube-system", name: "anything"},
 			{verb: "get", resource: "secrets", namespace: "kubeflow", name: "anything"},
 			{verb: "list", resource: "secrets"},
