@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync/atomic"
 
 	"github.com/ironlb/ironlb/internal/announce"
 	"github.com/ironlb/ironlb/internal/l2"
@@ -17,6 +18,8 @@ type runResponder interface {
 	responder
 	Run(ctx context.Context) error
 	Close() error
+	// Stats are its counts of ARP and NDP packets, for metrics.
+	Stats() l2.Stats
 }
 
 // ifaceSet keeps one running responder per interface the speaker answers
@@ -35,6 +38,9 @@ type ifaceSet struct {
 	run    func(func(context.Context))
 	byName map[string]*answering
 	list   []announce.Iface // byName's interfaces, in the kernel's order
+	// stats is byName's responders as the metrics read them, from the
+	// scrape's goroutine: replaced, never changed, on every change.
+	stats atomic.Pointer[map[string]runResponder]
 }
 
 // answering is one interface's responder, and which link it was opened
@@ -104,6 +110,11 @@ func (s *ifaceSet) update(ifis []net.Interface) (changed bool, err error) {
 		})
 	}
 	if changed {
+		stats := make(map[string]runResponder, len(s.byName))
+		for name, a := range s.byName {
+			stats[name] = a.r
+		}
+		s.stats.Store(&stats)
 		s.list = s.list[:0:0]
 		for _, ifi := range ifis {
 			if a := s.byName[ifi.Name]; a != nil {
@@ -124,6 +135,22 @@ func (s *ifaceSet) responders() map[string]responder {
 	out := make(map[string]responder, len(s.byName))
 	for name, a := range s.byName {
 		out[name] = a.r
+	}
+	return out
+}
+
+// packetStats returns the ARP and NDP counts of the responders answering
+// now, by interface. Safe for concurrent use. A responder opened anew on
+// an interface counts from zero again, which Prometheus reads as a
+// counter reset.
+func (s *ifaceSet) packetStats() map[string]l2.Stats {
+	rs := s.stats.Load()
+	if rs == nil {
+		return nil
+	}
+	out := make(map[string]l2.Stats, len(*rs))
+	for name, r := range *rs {
+		out[name] = r.Stats()
 	}
 	return out
 }

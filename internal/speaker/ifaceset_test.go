@@ -25,6 +25,7 @@ type runFake struct {
 
 func (r *runFake) Run(context.Context) error { <-r.closed; return l2.ErrClosed }
 func (r *runFake) Close() error              { r.once.Do(func() { close(r.closed) }); return nil }
+func (r *runFake) Stats() l2.Stats           { return l2.Stats{ARP: l2.Counters{Requests: uint64(len(r.name))}} }
 
 func (r *runFake) isClosed() bool {
 	select {

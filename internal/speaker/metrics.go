@@ -9,6 +9,7 @@ import (
 	"github.com/ironlb/ironlb/internal/announce"
 	"github.com/ironlb/ironlb/internal/bgp"
 	"github.com/ironlb/ironlb/internal/election"
+	"github.com/ironlb/ironlb/internal/l2"
 )
 
 // metrics are the speaker's Prometheus series.
@@ -61,6 +62,43 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.health = register(reg, m.health)
 	m.takeovers = register(reg, m.takeovers)
 	return m
+}
+
+// l2Collector exports the Layer 2 responders' packet counts (l2.Stats),
+// read at each scrape: ironlb_speaker_l2_packets_total by interface,
+// family (ipv4: ARP, ipv6: NDP) and kind. When an address is assigned but
+// unreachable, these say whether requests for it reach this node at all
+// (requests), and whether it answers (replies).
+type l2Collector struct {
+	stats func() map[string]l2.Stats
+	desc  *prometheus.Desc
+}
+
+func newL2Collector(stats func() map[string]l2.Stats) *l2Collector {
+	return &l2Collector{stats: stats, desc: prometheus.NewDesc("ironlb_speaker_l2_packets_total",
+		"ARP (family ipv4) and NDP (ipv6) packets on each interface the speaker answers on: "+
+			"requests received (for any address), replies sent (for the addresses this node announces), "+
+			"announcements sent (gratuitous ARP, unsolicited neighbour advertisements), "+
+			"invalid frames dropped, and socket errors.",
+		[]string{"interface", "family", "kind"}, nil)}
+}
+
+func (c *l2Collector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *l2Collector) Collect(ch chan<- prometheus.Metric) {
+	for iface, st := range c.stats() {
+		for _, f := range []struct {
+			family string
+			c      l2.Counters
+		}{{"ipv4", st.ARP}, {"ipv6", st.NDP}} {
+			for _, k := range []struct {
+				kind string
+				n    uint64
+			}{{"requests", f.c.Requests}, {"replies", f.c.Replies}, {"announcements", f.c.Announcements}, {"invalid", f.c.Invalid}, {"errors", f.c.Errors}} {
+				ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(k.n), iface, f.family, k.kind)
+			}
+		}
+	}
 }
 
 // register registers c, or returns the collector already registered under

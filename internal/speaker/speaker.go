@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
@@ -31,6 +32,7 @@ import (
 	"github.com/ironlb/ironlb/internal/announce"
 	"github.com/ironlb/ironlb/internal/election"
 	"github.com/ironlb/ironlb/internal/kube"
+	"github.com/ironlb/ironlb/internal/l2"
 	"github.com/ironlb/ironlb/internal/records"
 )
 
@@ -146,12 +148,15 @@ type Speaker struct {
 	// on; its ifaces are what the Layer 2 announcer answers on and what
 	// the membership metadata tells the others. refreshIfaces keeps it up
 	// to date.
-	answering  *ifaceSet
-	l2         *layer2           // announcers[modeLayer2]
-	nodeIP     netip.Addr        // this node's InternalIP (IPv4 preferred)
-	members    *election.Members // nil: no membership
-	announcers [numModes]announcer
-	standing   standing
+	answering *ifaceSet
+	// answeringStats is answering for the metrics' scrapes, which run on
+	// goroutines of their own (ifaceSet.packetStats).
+	answeringStats atomic.Pointer[ifaceSet]
+	l2             *layer2           // announcers[modeLayer2]
+	nodeIP         netip.Addr        // this node's InternalIP (IPv4 preferred)
+	members        *election.Members // nil: no membership
+	announcers     [numModes]announcer
+	standing       standing
 	// membersDown is set when members stopped for good: node readiness
 	// decides from then on (see Start).
 	membersDown atomic.Bool
@@ -304,6 +309,12 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Speaker, error) 
 		api:       apiState{since: time.Now()},
 	}
 	s.apiPublished = s.api
+	register(crmetrics.Registry, prometheus.Collector(newL2Collector(func() map[string]l2.Stats {
+		if a := s.answeringStats.Load(); a != nil {
+			return a.packetStats()
+		}
+		return nil
+	})))
 	if err := mgr.AddReadyzCheck("synced", func(*http.Request) error { return s.readyErr() }); err != nil {
 		return nil, err
 	}
@@ -374,6 +385,7 @@ func (s *Speaker) Start(ctx context.Context) error {
 	// between the two.
 	wg.Go(func() { watchLinks(lctx, s.log, s.kickLinks) })
 	s.answering = newIfaceSet(s.log, openL2(s.log), run)
+	s.answeringStats.Store(s.answering)
 	defer s.answering.close()
 	ifis, err := answerable(s.opts.Interfaces)
 	if err != nil {
