@@ -131,22 +131,13 @@ func (m *Members) cutOff(ctx context.Context, ml *memberlist.Memberlist, dead st
 	if len(others) == 0 {
 		return false // nobody else to ask: two members, or the others gone already
 	}
-	type result struct {
-		name string
-		ok   bool
-	}
-	results := make(chan result, len(others))
-	for name, addr := range others {
-		go func() { results <- result{name, m.answers(ml, name, addr)} }()
-	}
 	reached := 1 // this member
 	silent := map[string]net.Addr{}
-	for range others {
-		r := <-results
-		if r.ok {
+	for name, ok := range m.answerAll(ml, others) {
+		if ok {
 			reached++
 		} else {
-			silent[r.name] = others[r.name]
+			silent[name] = others[name]
 		}
 	}
 	if 2*reached > len(known) || len(silent) == 0 {
@@ -170,9 +161,9 @@ func (m *Members) cutOff(ctx context.Context, ml *memberlist.Memberlist, dead st
 	return true
 }
 
-// repingUnreachable pings the unreachable members every ProbeInterval and
-// counts each back in (Alive) once it answers, until none is left or ctx
-// ends.
+// repingUnreachable pings the unreachable members every ProbeInterval, all
+// at once, and counts each back in (Alive) once it answers, until none is
+// left or ctx ends.
 func (m *Members) repingUnreachable(ctx context.Context, ml *memberlist.Memberlist) {
 	for {
 		select {
@@ -187,8 +178,8 @@ func (m *Members) repingUnreachable(ctx context.Context, ml *memberlist.Memberli
 			return
 		}
 		var back []string
-		for name, addr := range cut {
-			if m.answers(ml, name, addr) {
+		for name, ok := range m.answerAll(ml, cut) {
+			if ok {
 				back = append(back, name)
 			}
 		}
@@ -274,6 +265,25 @@ func (m *Members) answers(ml *memberlist.Memberlist, name string, addr net.Addr)
 	case <-t.C:
 		return false
 	}
+}
+
+// answerAll pings every member of addrs at once (answers) and reports
+// which answered: one probe timeout in all, however many there are.
+func (m *Members) answerAll(ml *memberlist.Memberlist, addrs map[string]net.Addr) map[string]bool {
+	type result struct {
+		name string
+		ok   bool
+	}
+	results := make(chan result, len(addrs))
+	for name, addr := range addrs {
+		go func() { results <- result{name, m.answers(ml, name, addr)} }()
+	}
+	out := make(map[string]bool, len(addrs))
+	for range addrs {
+		r := <-results
+		out[r.name] = r.ok
+	}
+	return out
 }
 
 // metaPrefix starts the metadata of a member that is not leaving, so that

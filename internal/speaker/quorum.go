@@ -90,11 +90,12 @@ type standing struct {
 	seen map[string]bool
 	// started is when the membership was first seen running; settled
 	// turns true once this speaker has joined the others (see settled);
-	// quorate says whether it reached a majority at the last sync (see
-	// quorum).
-	started time.Time
-	settled bool
-	quorate bool
+	// majority says whether it reached a majority at the last sync (see
+	// quorum), to log the changes; what the others are told is
+	// Speaker.quorate.
+	started  time.Time
+	settled  bool
+	majority bool
 }
 
 // stand updates the speaker's standing from v and reports whether it may
@@ -120,13 +121,13 @@ func (s *Speaker) stand(ctx context.Context, v *announce.View) (bool, error) {
 		}
 	}
 	ok, why := quorum(*v, s.opts.NodeName, st.seen)
-	if ok != st.quorate {
+	if ok != st.majority {
 		if ok {
 			s.log.Info("reaching a majority of the speakers again")
 		} else {
 			s.log.Warn("cut off from the other speakers", "why", why, "alive", v.Alive)
 		}
-		st.quorate = ok
+		st.majority = ok
 	}
 	// When it may not, the Layer 2 announcer answers and reports nothing:
 	// this speaker's view is not one the others share.

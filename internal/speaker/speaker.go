@@ -304,7 +304,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Speaker, error) 
 		kick:      make(chan struct{}, 1),
 		links:     make(chan struct{}, 1),
 		leaseKick: make(chan struct{}, 1),
-		standing:  standing{seen: map[string]bool{}, quorate: true},
+		standing:  standing{seen: map[string]bool{}, majority: true},
 		rest:      probe.RESTClient(),
 		api:       apiState{since: time.Now()},
 	}
