@@ -207,6 +207,16 @@ func (c *cluster) testNoAnswerForUnowned(t *testing.T) {
 // answer from its IPv6 owner, and HTTP over IPv6 reaches that node.
 func (c *cluster) testIPv6(t *testing.T) {
 	c.t = t
+	c.applyDualPool()
+	v4, v6 := c.applyDualService()
+	c.checkAnswer("lab", "dual", v6)
+	c.checkAnswer("lab", "dual", v4)
+}
+
+// applyDualPool creates the dual-stack IPPool "dual" (198.51.100.112/29
+// and 2001:db8:1::200/125, not auto-assigned) and its L2Announcement on
+// eth0.
+func (c *cluster) applyDualPool() {
 	c.apply(&v1alpha1.IPPool{
 		ObjectMeta: metav1.ObjectMeta{Name: "dual"},
 		Spec:       v1alpha1.IPPoolSpec{Addresses: []string{"198.51.100.112/29", "2001:db8:1::200/125"}, AutoAssign: new(bool)},
@@ -215,18 +225,23 @@ func (c *cluster) testIPv6(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "dual"},
 		Spec:       v1alpha1.L2AnnouncementSpec{IPPools: []string{"dual"}, Interfaces: []string{"eth0"}},
 	})
+}
+
+// applyDualService creates lab/dual, a RequireDualStack Service of pool
+// "dual", waits for its two addresses (the pool's first of each family)
+// and puts its backends on the nodes.
+func (c *cluster) applyDualService() (v4, v6 netip.Addr) {
 	svc := service("lab", "dual", 80)
 	policy := corev1.IPFamilyPolicyRequireDualStack
 	svc.Spec.IPFamilyPolicy = &policy
 	svc.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
 	svc.Annotations = map[string]string{v1alpha1.AnnotationAddressPool: "dual"}
 	c.apply(svc)
-	v4, v6 := netip.MustParseAddr("198.51.100.112"), netip.MustParseAddr("2001:db8:1::200")
+	v4, v6 = netip.MustParseAddr("198.51.100.112"), netip.MustParseAddr("2001:db8:1::200")
 	c.waitIPs("lab", "dual", v4.String(), v6.String())
 	c.backends(v4)
 	c.backends(v6)
-	c.checkAnswer("lab", "dual", v6)
-	c.checkAnswer("lab", "dual", v4)
+	return v4, v6
 }
 
 // testExcludedNode: a node labelled exclude-from-external-load-balancers

@@ -95,14 +95,7 @@ exec %[2]s "$@"
 	})
 	// Layer 2, IPv4 and IPv6.
 	c.namespace("lab")
-	c.apply(&v1alpha1.IPPool{
-		ObjectMeta: metav1.ObjectMeta{Name: "dual"},
-		Spec:       v1alpha1.IPPoolSpec{Addresses: []string{"198.51.100.112/29", "2001:db8:1::200/125"}, AutoAssign: new(bool)},
-	})
-	c.apply(&v1alpha1.L2Announcement{
-		ObjectMeta: metav1.ObjectMeta{Name: "dual"},
-		Spec:       v1alpha1.L2AnnouncementSpec{IPPools: []string{"dual"}, Interfaces: []string{"eth0"}},
-	})
+	c.applyDualPool()
 
 	var speakers []*labnet.Process
 	var nodeIPs []netip.Addr
@@ -121,16 +114,7 @@ exec %[2]s "$@"
 		})
 	}
 
-	dual := service("lab", "dual", 80)
-	policy := corev1.IPFamilyPolicyRequireDualStack
-	dual.Spec.IPFamilyPolicy = &policy
-	dual.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
-	dual.Annotations = map[string]string{v1alpha1.AnnotationAddressPool: "dual"}
-	c.apply(dual)
-	v4, v6 := netip.MustParseAddr("198.51.100.112"), netip.MustParseAddr("2001:db8:1::200")
-	c.waitIPs("lab", "dual", v4.String(), v6.String())
-	c.backends(v4)
-	c.backends(v6)
+	v4, v6 := c.applyDualService()
 	c.checkAnswer("lab", "dual", v4)
 	c.checkAnswer("lab", "dual", v6)
 
