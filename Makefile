@@ -57,6 +57,14 @@ $(TOOLS_STAMP): hack/tools/go.mod hack/tools/go.sum hack/tools/cmd/etcd/main.go
 	@rm -f $(BIN)/.tools-*
 	@touch $@
 
+# The oldest Kubernetes ironlb is tested against (test/versions): its
+# kube-apiserver, from a module of its own (hack/oldkube/build.sh).
+.PHONY: oldkube
+oldkube: $(BIN)/kube-apiserver-1.21 ## build bin/kube-apiserver-1.21 from hack/oldkube, the oldest Kubernetes test/versions runs against (~10 min cold)
+
+$(BIN)/kube-apiserver-1.21: hack/oldkube/go.mod hack/oldkube/go.sum hack/oldkube/build.sh hack/oldkube/openapi-packages.txt
+	hack/oldkube/build.sh $@
+
 .PHONY: generate
 generate: tools ## regenerate deepcopy code, CRDs (config/crd/bases) and RBAC (config/rbac)
 	$(BIN)/controller-gen object paths=./api/...
@@ -126,7 +134,7 @@ lint: tools ## go vet and staticcheck
 	$(BIN)/staticcheck ./...
 
 .PHONY: test
-test: tools check-generated build ## everything CI runs: unit, integration on a real API server, lab e2e (lab needs root)
+test: tools oldkube check-generated build ## everything CI runs: unit, integration on a real API server, lab e2e (lab needs root)
 	$(GO) test $(GOTEST_FLAGS) ./...
 
 .PHONY: bench

@@ -91,7 +91,6 @@ type BGPAnnouncementSpec struct {
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=64
-	// +kubebuilder:validation:items:XValidation:rule="!self.contains(':') || (self.matches('^[0-9]{1,5}:[0-9]{1,5}$') && self.split(':').all(x, int(x) <= 65535)) || (self.matches('^large:[0-9]{1,10}:[0-9]{1,10}:[0-9]{1,10}$') && self.substring(6).split(':').all(x, int(x) <= 4294967295))",message="must be ASN:value with parts up to 65535, large:global:local1:local2 with parts up to 4294967295, or a community name"
 	// +listType=set
 	Communities []string `json:"communities,omitempty"`
 

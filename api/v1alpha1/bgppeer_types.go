@@ -36,12 +36,6 @@ type BGPPeer struct {
 }
 
 // BGPPeerSpec describes one BGP neighbour.
-//
-// +kubebuilder:validation:XValidation:rule="!has(self.holdTime) || duration(self.holdTime) == duration('0s') || (duration(self.holdTime) >= duration('3s') && duration(self.holdTime) <= duration('65535s'))",message="holdTime must be 0 (no keepalives) or between 3s and 65535s (RFC 4271 section 4.2)"
-// +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTime) || (has(self.holdTime) && duration(self.holdTime) == duration('0s') ? duration(self.keepaliveTime) == duration('0s') : (duration(self.keepaliveTime) >= duration('1s') && duration(self.keepaliveTime) < (has(self.holdTime) ? duration(self.holdTime) : duration('90s'))))",message="keepaliveTime must be at least 1s and shorter than holdTime (90s when holdTime is unset), or 0 when holdTime is 0"
-// +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || !isIP(self.sourceAddress) || !isIP(self.peerAddress) || ip(self.sourceAddress).family() == ip(self.peerAddress).family()",message="sourceAddress and peerAddress must be of the same IP family"
-// +kubebuilder:validation:XValidation:rule="!has(self.ebgpMultiHop) || !self.ebgpMultiHop || self.myASN != self.peerASN",message="ebgpMultiHop only applies to eBGP sessions (myASN different from peerASN)"
-// +kubebuilder:validation:XValidation:rule="!has(self.passwordSecret) || (has(self.passwordSecret.name) && size(self.passwordSecret.name) > 0 && has(self.passwordSecret.namespace) && size(self.passwordSecret.namespace) > 0)",message="passwordSecret needs both name and namespace"
 type BGPPeerSpec struct {
 	// MyASN is the autonomous system number the speakers use in this
 	// session (4-byte ASNs allowed).
@@ -62,7 +56,6 @@ type BGPPeerSpec struct {
 	// PeerAddress is the router's IPv4 or IPv6 address.
 	// +required
 	// +kubebuilder:validation:MaxLength=45
-	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="must be an IPv4 or IPv6 address"
 	PeerAddress string `json:"peerAddress"`
 
 	// PeerPort is the router's BGP TCP port.
@@ -77,7 +70,6 @@ type BGPPeerSpec struct {
 	// the peer.
 	// +optional
 	// +kubebuilder:validation:MaxLength=45
-	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="must be an IPv4 or IPv6 address"
 	SourceAddress string `json:"sourceAddress,omitempty"`
 
 	// RouterID is the BGP identifier the speakers send (RFC 6286: a
@@ -85,7 +77,6 @@ type BGPPeerSpec struct {
 	// uses its own IPv4 address.
 	// +optional
 	// +kubebuilder:validation:MaxLength=15
-	// +kubebuilder:validation:XValidation:rule="isIP(self) && ip(self).family() == 4 && self != '0.0.0.0'",message="must be a non-zero IPv4 address"
 	RouterID string `json:"routerID,omitempty"`
 
 	// HoldTime is how long the session may stay silent before it is

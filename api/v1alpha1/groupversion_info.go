@@ -6,13 +6,18 @@
 // announces a Service's addresses, beside the Service) and BGPSessionState
 // (each node's session with each BGP peer, in ironlb-system).
 //
-// Rules about a single object live here as OpenAPI and CEL validation, so the
-// API server rejects a malformed object at `kubectl apply`. Rules that relate
-// objects to each other (two pools overlapping, an announcement naming a
-// missing pool) live in internal/config, which reports them on each object's
-// Valid condition. internal/config also repeats every rule written here,
-// because the legacy ConfigMap and clusters without CEL get no help from the
-// API server.
+// Rules about a single object that OpenAPI can state (required fields,
+// bounds, lengths, enums, patterns) live here as schema validation, which
+// every API server since Kubernetes 1.16 enforces at `kubectl apply`. Rules
+// OpenAPI cannot state (address syntax, BGP timers, the families of two
+// fields) are not written as CEL (x-kubernetes-validations): an API server
+// older than 1.25 does not run CEL, kubectl refuses the unknown field when
+// it validates against such a server, and 1.25 to 1.30 reject a CRD whose
+// rules call CEL's IP and CIDR library. internal/config checks them, and
+// everything that relates objects to each other (two pools overlapping, an
+// announcement naming a missing pool), and reports them on each object's
+// Valid condition and in an event, the same on every Kubernetes version and
+// for the legacy ConfigMap.
 //
 // This package imports only k8s.io/api and k8s.io/apimachinery, so that the
 // pure packages above it (internal/config) stay free of any Kubernetes client.

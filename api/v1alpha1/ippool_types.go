@@ -53,7 +53,6 @@ type IPPoolSpec struct {
 	// +kubebuilder:validation:MaxItems=1024
 	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=100
-	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self) || isIP(self) || (self.split('-').size() == 2 && isIP(self.split('-')[0].trim()) && isIP(self.split('-')[1].trim()) && ip(self.split('-')[0].trim()).family() == ip(self.split('-')[1].trim()).family())",message="must be a CIDR (192.168.1.0/24), a range of one IP family (192.168.1.87-192.168.1.97) or a single IP address"
 	// +listType=atomic
 	Addresses []string `json:"addresses"`
 

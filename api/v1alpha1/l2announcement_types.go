@@ -64,7 +64,6 @@ type L2AnnouncementSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:Pattern=`^[^/:\s]{1,15}$`
-	// +kubebuilder:validation:items:XValidation:rule="self != '.' && self != '..'",message="must be a network interface name"
 	// +listType=set
 	Interfaces []string `json:"interfaces,omitempty"`
 }

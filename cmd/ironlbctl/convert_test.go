@@ -43,7 +43,7 @@ func run(t *testing.T, stdin string, args ...string) (stdout, stderr string, err
 // output against golden files (rewrite them with -update), that every
 // warning on stderr is also in the output, that ironlb's own validation
 // finds nothing wrong with the output, and that the real API server
-// accepts every object (CRD schemas and CEL rules included).
+// accepts every object (CRD schemas included).
 func TestConvertGolden(t *testing.T) {
 	const secretNS = "ironlb-convert"
 	ensureNamespace(t, secretNS)

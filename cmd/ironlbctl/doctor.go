@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
+	apiversion "k8s.io/apimachinery/pkg/version"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/internal/config"
@@ -35,6 +36,8 @@ func newDoctorCommand(g *globalFlags) *cobra.Command {
 		Long: `Doctor reads the cluster and reports each check as OK, WARN or FAIL, with a
 fix for every problem:
 
+  kubernetes   the API server's version: within the tested range (1.21 to 1.37),
+               and what older versions drop (spec.loadBalancerClass before 1.22)
   kube-proxy   IPVS mode needs ipvs.strictARP: true (ConfigMap kube-system/kube-proxy)
   pools        address pools must not overlap node addresses, pod CIDRs or the service CIDR
   speakers     every node needs a running, ready ironlb speaker
@@ -63,6 +66,7 @@ change and asking (--yes does not ask). Exit status: 0 when nothing FAILs
 			}
 			facts := gatherFacts(ctx, c, types.NamespacedName{Namespace: g.namespace, Name: g.configMap})
 			facts.CLI = cmd.Root().DisplayName()
+			facts.Version, facts.VersionErr = serverVersion(g)
 			findings := diagnose(facts)
 			if fails := printFindings(out, findings); fails > 0 {
 				return exitCode(1)
@@ -81,6 +85,9 @@ type clusterFacts struct {
 	Namespace string // ironlb's
 	ConfigMap types.NamespacedName
 	CLI       string // "ironlbctl" or "kubectl ironlb", for the fixes
+
+	Version    *apiversion.Info // the API server's
+	VersionErr error
 
 	KubeProxy    *corev1.ConfigMap // nil: not found
 	KubeProxyErr error

@@ -52,7 +52,7 @@ type finding struct {
 func diagnose(f clusterFacts) []finding {
 	var out []finding
 	for _, check := range []func(clusterFacts) []finding{
-		checkKubeProxy, checkPools, checkSpeakers, checkController, checkMetalLB, checkMemberlist, checkConfig, checkServices,
+		checkKubernetes, checkKubeProxy, checkPools, checkSpeakers, checkController, checkMetalLB, checkMemberlist, checkConfig, checkServices,
 	} {
 		out = append(out, check(f)...)
 	}

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	apiversion "k8s.io/apimachinery/pkg/version"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
@@ -98,6 +99,7 @@ func TestDoctor(t *testing.T) {
 		t.Errorf("doctor: error %v, want exit status 1\n%s", err, out)
 	}
 	for _, want := range []string{
+		"OK    kubernetes  v1.37.", // the version bin/kube-apiserver reports, from hack/tools
 		"FAIL  kube-proxy  mode ipvs with ipvs.strictARP: false: every node answers ARP",
 		"fix: ironlbctl doctor --fix (sets ipvs.strictARP: true in ConfigMap kube-system/kube-proxy), then restart kube-proxy: kubectl -n kube-system rollout restart daemonset kube-proxy",
 		"FAIL  pools       pool default (ConfigMap ironlb-doctor/config): 203.0.113.8-203.0.113.15 contains node addresses: 203.0.113.10 (InternalIP of node doctor-node-1)",
@@ -215,6 +217,7 @@ func TestDiagnose(t *testing.T) {
 	healthy := func() clusterFacts {
 		f := clusterFacts{
 			Namespace: "ironlb-system", ConfigMap: types.NamespacedName{Namespace: "ironlb-system", Name: "config"}, CLI: "ironlbctl",
+			Version:      &apiversion.Info{GitVersion: "v1.37.2"},
 			KubeProxy:    kubeProxy("mode: iptables\n"),
 			Nodes:        []corev1.Node{readyNode("n1", "192.168.1.11", "10.244.1.0/24"), readyNode("n2", "192.168.1.12", "10.244.2.0/24")},
 			ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/12")},

@@ -19,9 +19,10 @@ import (
 )
 
 // This file validates one object (or one entry of the legacy ConfigMap) on
-// its own. Each parse function mirrors the CRD's OpenAPI and CEL rules, so
-// the legacy ConfigMap and clusters that do not enforce CEL get the same
-// checks, and reports into r with paths built from at. Cross-object rules
+// its own. Each parse function checks what the CRDs' OpenAPI schema does
+// and more (the CRDs carry no CEL rules, so that they install on every
+// supported Kubernetes version), so the legacy ConfigMap and the CRDs get
+// the same checks everywhere, and reports into r with paths built from at. Cross-object rules
 // are in build.go.
 
 // Unset fields take the defaults in api/v1alpha1 (defaults.go), the

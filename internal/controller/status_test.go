@@ -162,7 +162,8 @@ func TestRecordIngressExact(t *testing.T) {
 		exact   bool
 	}{
 		{"ours", []corev1.LoadBalancerIngress{{IP: "192.0.2.1", IPMode: &vip}, {IP: "2001:db8::1", IPMode: &vip}}, true},
-		{"no ipMode", []corev1.LoadBalancerIngress{{IP: "192.0.2.1"}, {IP: "2001:db8::1", IPMode: &vip}}, false},
+		// Before 1.30 the API server drops ipMode; from 1.30 it defaults it.
+		{"no ipMode", []corev1.LoadBalancerIngress{{IP: "192.0.2.1"}, {IP: "2001:db8::1", IPMode: &vip}}, true},
 		{"proxy mode", []corev1.LoadBalancerIngress{{IP: "192.0.2.1", IPMode: &proxy}, {IP: "2001:db8::1", IPMode: &vip}}, false},
 		{"hostname", []corev1.LoadBalancerIngress{{IP: "192.0.2.1", Hostname: "a.example", IPMode: &vip}, {IP: "2001:db8::1", IPMode: &vip}}, false},
 		{"ports", []corev1.LoadBalancerIngress{{IP: "192.0.2.1", IPMode: &vip, Ports: []corev1.PortStatus{{Port: 80}}}, {IP: "2001:db8::1", IPMode: &vip}}, false},

@@ -67,7 +67,7 @@ type svcRecord struct {
 	hasClass bool // spec.loadBalancerClass is set
 	// ingressExact says status.loadBalancer.ingress is exactly what
 	// ingressFor(ingress) writes: every entry an address in canonical form
-	// with ipMode VIP and nothing else. hadIngress: it is not empty.
+	// with ipMode VIP (or none: see newRecord) and nothing else. hadIngress: it is not empty.
 	ingressExact bool
 	hadIngress   bool
 	hasCond      bool
@@ -114,8 +114,12 @@ func newRecord(svc *corev1.Service) *svcRecord {
 		if !r.ingressExact {
 			break
 		}
+		// No ipMode counts as VIP: API servers from 1.30 on default an
+		// ingress IP's ipMode to VIP (so none is never stored there), and
+		// older ones drop the field, so demanding it would rewrite every
+		// Service's status at every reconcile, to no effect.
 		r.ingressExact = in.IP == r.ingress[i].String() && in.Hostname == "" && len(in.Ports) == 0 &&
-			in.IPMode != nil && *in.IPMode == corev1.LoadBalancerIPModeVIP
+			(in.IPMode == nil || *in.IPMode == corev1.LoadBalancerIPModeVIP)
 	}
 	if len(r.ingress) == 0 {
 		r.ingress = nil
