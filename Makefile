@@ -149,6 +149,7 @@ bench: tools build ## benchmark scenarios; each prints `name value unit` lines (
 	$(GO) run ./test/bench/bgpscale -services $(BENCH_SERVICES) -runs 3
 	$(GO) run ./test/bench/bgpscale -services $(BENCH_SERVICES) -runs 1 -router frr
 	$(GO) run ./test/bench/faults
+	$(GO) run ./test/bench/realnodes
 
 .PHONY: demo
 demo: tools build ## the user's scenario end to end in a local lab (needs root)

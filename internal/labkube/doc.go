@@ -15,10 +15,23 @@
 // 10.244.N.0/24 (PodNetwork), on a bridge "cni0" in the node's namespace
 // (the CNI bridge and host-local plugins from Debian's
 // containernetworking-plugins); every node routes the other nodes' pod
-// CIDRs over the LAN, so pods reach each other across nodes. kube-proxy
-// runs in nftables mode (the kernel here has no IPVS) and masquerades
-// traffic from outside the pod network to Services, so a LAN client
-// routed to any node reaches every endpoint.
+// CIDRs over the LAN, so pods reach each other across nodes, and so does
+// the cp host. kube-proxy runs from the cluster's ConfigMap
+// kube-system/kube-proxy (kubeadm's layout: a KubeProxyConfiguration in
+// key config.conf, which `ironlbctl doctor` reads), in nftables mode (the
+// kernel here has no IPVS), and masquerades traffic from outside the pod
+// network to Services, so a LAN client routed to any node reaches every
+// endpoint. Each node routes the service CIDR onto the LAN, as a default
+// route would, so that host-network pods reach ClusterIPs.
+//
+// Pods reach the API server at the kubernetes Service's ClusterIP, as in
+// any cluster: the API server advertises a second address of the cp host
+// and serves there a certificate for the ClusterIP, from a CA that
+// kube-controller-manager publishes to the pods (see apiservice.go).
+//
+// Options.NodeMonitorGracePeriod shortens how long a dead node's pods stay
+// in their Services' endpoints; Node.Crash kills a node the way a power
+// cut does.
 //
 // containerd runs in a mount namespace of the node's own, a copy of the
 // test's (the private one `ip netns exec` makes has a fresh /sys that

@@ -1,9 +1,15 @@
 package labkube
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // kubeletConfig is a node's KubeletConfiguration. What this machine needs
@@ -57,7 +63,19 @@ oomScoreAdj: 0
 rotateCertificates: false
 serializeImagePulls: false
 protectKernelDefaults: false
-`, n.cgroup.name, "unix://"+n.Socket, "unix://"+n.Socket, n.Host.IPv4.String(), n.path("kubelet/pod-logs"))
+nodeLeaseDurationSeconds: %d
+`, n.cgroup.name, "unix://"+n.Socket, "unix://"+n.Socket, n.Host.IPv4.String(), n.path("kubelet/pod-logs"), n.leaseSeconds())
+}
+
+// leaseSeconds is the node's Lease duration: the kubelet renews it every
+// quarter of it. With Options.NodeMonitorGracePeriod it is the grace
+// period, so that a live node renews four times within it; else
+// Kubernetes' default, 40 s.
+func (n *Node) leaseSeconds() int {
+	if g := n.cluster.graceperiod; g > 0 {
+		return max(1, int(g.Round(time.Second)/time.Second))
+	}
+	return 40
 }
 
 // startKubelet starts the node's kubelet in the node's network namespace
@@ -89,23 +107,70 @@ func (n *Node) startKubelet() error {
 	return nil
 }
 
-// startKubeProxy starts kube-proxy in nftables mode (the kernel has no
-// IPVS) in the node's network namespace. Traffic to a Service from outside
-// the pod network (a LAN client routed to a node) is masqueraded, so that
-// replies from a pod on another node come back through this one.
+// KubeProxyConfigMap is where the cluster keeps kube-proxy's
+// configuration, in kubeadm's layout (which most installers follow and
+// `ironlbctl doctor` reads): the KubeProxyConfiguration in key
+// "config.conf" of ConfigMap kube-system/kube-proxy.
+const (
+	KubeProxyNamespace = "kube-system"
+	KubeProxyConfigMap = "kube-proxy"
+	KubeProxyKey       = "config.conf"
+)
+
+// kubeProxyConfig is the cluster's KubeProxyConfiguration: nftables mode
+// (the kernel has no IPVS), the pod network as the cluster CIDR, so that
+// traffic to a Service from outside it (a LAN client) is masqueraded and
+// replies from a pod on another node come back through this one, and
+// conntrack left as the machine has it. What differs per node
+// (hostnameOverride) is a flag, as kubeadm's DaemonSet passes it.
+func kubeProxyConfig(kubeconfig string) string {
+	return fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: nftables
+clientConnection:
+  kubeconfig: %q
+clusterCIDR: %q
+conntrack:
+  maxPerCore: 0
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+`, kubeconfig, PodNetwork.String())
+}
+
+// createKubeProxyConfigMap creates kube-proxy's ConfigMap (or replaces its
+// data) and returns the configuration the nodes' kube-proxies run with.
+func (c *Cluster) createKubeProxyConfigMap(ctx context.Context) (string, error) {
+	conf := kubeProxyConfig(c.CP.Kubeconfig)
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: KubeProxyConfigMap, Namespace: KubeProxyNamespace,
+			Labels: map[string]string{"app": "kube-proxy"}},
+		Data: map[string]string{KubeProxyKey: conf},
+	}
+	_, err := c.Kube.CoreV1().ConfigMaps(KubeProxyNamespace).Create(ctx, cm, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		_, err = c.Kube.CoreV1().ConfigMaps(KubeProxyNamespace).Update(ctx, cm, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return "", fmt.Errorf("create ConfigMap %s/%s: %w", KubeProxyNamespace, KubeProxyConfigMap, err)
+	}
+	return conf, nil
+}
+
+// startKubeProxy starts kube-proxy in the node's network namespace from
+// the cluster's configuration conf (the kube-proxy ConfigMap's), written to
+// a file as kubeadm's DaemonSet mounts it.
 //
 // It starts after the kubelet has registered the Node: kube-proxy exits
 // (to be restarted by its DaemonSet, which the lab does not have) when
 // the node's addresses change, as they may at registration.
-func (n *Node) startKubeProxy() error {
+func (n *Node) startKubeProxy(conf string) error {
+	path := n.path("kube-proxy/config.conf")
+	if err := writeFile(path, conf); err != nil {
+		return err
+	}
 	p, err := n.start("kube-proxy", n.bin.kubeProxy,
-		"--kubeconfig="+n.cluster.CP.Kubeconfig,
-		"--proxy-mode=nftables",
+		"--config="+path,
 		"--hostname-override="+n.Name,
-		"--conntrack-max-per-core=0",
-		"--cluster-cidr="+PodNetwork.String(),
-		"--healthz-bind-address=127.0.0.1:10256",
-		"--metrics-bind-address=127.0.0.1:10249",
 		"--v=1",
 	)
 	if err != nil {

@@ -35,7 +35,7 @@ const realNodes = 3
 func TestRealNodes(t *testing.T) {
 	labnet.Require(t)
 	if reason := labkube.Missing(""); reason != "" {
-		t.Skip("labkube: " + reason)
+		labkube.SkipOrFail(t, "labkube: "+reason)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
@@ -56,6 +56,14 @@ func TestRealNodes(t *testing.T) {
 	})
 	t.Logf("timing: control plane, controllers and %d ready nodes %v", len(c.Nodes), since(start))
 	defer logMemory(t, c)
+
+	// kube-proxy runs from the cluster's ConfigMap, in kubeadm's layout.
+	cm, err := c.Kube.CoreV1().ConfigMaps(labkube.KubeProxyNamespace).Get(ctx, labkube.KubeProxyConfigMap, metav1.GetOptions{})
+	if err != nil {
+		t.Errorf("kube-proxy's ConfigMap: %v", err)
+	} else if conf := cm.Data[labkube.KubeProxyKey]; !strings.Contains(conf, "\nmode: nftables\n") {
+		t.Errorf("ConfigMap %s/%s, %s: %q, want mode nftables", labkube.KubeProxyNamespace, labkube.KubeProxyConfigMap, labkube.KubeProxyKey, conf)
+	}
 
 	const ns = "default"
 	if err := waitDefaultServiceAccount(ctx, c.Kube, ns); err != nil {

@@ -55,6 +55,7 @@ type Node struct {
 
 	containerd, kubelet, kubeProxy *proc
 	sandboxIDs                     []string // containers stop found left, for libcni's cache and shim sockets
+	crashedNetns                   []string // pod network namespace files Crash found, for stop
 }
 
 // proc is a process the node started, with its log.
@@ -221,13 +222,33 @@ func (n *Node) cniConfig() string {
 `, cniNetwork, n.PodCIDR.String(), n.path("cni/ipam"))
 }
 
+// ServiceNetwork is the lab API server's IPv4 service CIDR, where
+// ClusterIPs (the kubernetes Service's 10.0.0.1 among them) come from.
+var ServiceNetwork = netip.MustParsePrefix("10.0.0.0/16")
+
 // setUpNetwork writes the CNI configuration, turns on forwarding and
-// routes every other real node's pod CIDR to that node over the LAN.
+// routes every other real node's pod CIDR to that node over the LAN, as
+// does the cp host.
+//
+// It also routes ServiceNetwork onto the LAN interface: a real node's
+// default route does that. Without a route the kernel refuses a
+// connection from the node itself (a host-network pod: the speaker) to a
+// ClusterIP before kube-proxy's rules could rewrite it; with it,
+// kube-proxy's DNAT sends the packet to an endpoint, and nothing goes
+// out to a ClusterIP (the lab has no route out).
 func (n *Node) setUpNetwork(ctx context.Context) error {
 	if err := writeFile(n.path("cni/net.d/10-ironlb-lab.conflist"), n.cniConfig()); err != nil {
 		return err
 	}
 	if err := n.Host.SetSysctl("net/ipv4/ip_forward", "1"); err != nil {
+		return err
+	}
+	if _, err := n.Host.Run(ctx, "ip", "route", "replace", ServiceNetwork.String(), "dev", n.Host.IfName); err != nil {
+		return err
+	}
+	// The API server answers pods (the connections kube-proxy sends it
+	// from the kubernetes Service keep the pod's address) through the node.
+	if _, err := n.cluster.Lab.CP().Run(ctx, "ip", "route", "replace", n.PodCIDR.String(), "via", n.Host.IPv4.String()); err != nil {
 		return err
 	}
 	for _, o := range n.cluster.Nodes {
@@ -257,7 +278,7 @@ func (n *Node) stop() error {
 		}
 	}
 	// Read before the namespace's last process exits.
-	netnsFiles := n.podNetnsFiles()
+	netnsFiles := append(n.podNetnsFiles(), n.crashedNetns...)
 	if n.containerd != nil {
 		select {
 		case <-n.containerd.Done():
@@ -443,4 +464,43 @@ func removeCNICache(ids []string) {
 			}
 		}
 	}
+}
+
+// Crash kills the node the way a power cut does: it cuts the node off the
+// LAN (labnet Host.LinkDown), then kills its kube-proxy, kubelet and
+// containerd, every containerd shim and every container process (SIGKILL,
+// by PID), so nothing on the node says goodbye to anyone. The Node object
+// stays, as it does when a machine dies: kube-controller-manager marks it
+// NotReady once its Lease runs out (Options.NodeMonitorGracePeriod).
+// What stop removes for a live node it still removes at the Cluster's
+// Close; Crash notes the pod network namespaces and containers first, as
+// stop cannot ask a dead containerd.
+func (n *Node) Crash(ctx context.Context) error {
+	if n.containerd != nil {
+		// The containers' IDs name libcni's cache entries and the shim
+		// sockets that stop removes; listing them changes nothing.
+		if out, err := n.ctr(ctx, "containers", "list", "--quiet"); err == nil {
+			n.sandboxIDs = strings.Fields(string(out))
+		}
+	}
+	n.crashedNetns = n.podNetnsFiles()
+	if err := n.Host.LinkDown(); err != nil {
+		return fmt.Errorf("node %s: crash: %w", n.Name, err)
+	}
+	var errs []error
+	for _, p := range []*proc{n.kubeProxy, n.kubelet, n.containerd} {
+		if p != nil {
+			errs = append(errs, p.Kill())
+		}
+	}
+	for _, pid := range shimPIDs(n.Socket) {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if n.cgroup != nil {
+		n.cgroup.kill()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("node %s: crash: %w", n.Name, err)
+	}
+	return nil
 }

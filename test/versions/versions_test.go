@@ -52,6 +52,7 @@ import (
 	"github.com/ironlb/ironlb/internal/apiservertest"
 	"github.com/ironlb/ironlb/internal/controller"
 	"github.com/ironlb/ironlb/internal/kube"
+	"github.com/ironlb/ironlb/internal/labkube"
 	"github.com/ironlb/ironlb/internal/speaker"
 )
 
@@ -84,7 +85,7 @@ func TestTutorial(t *testing.T) {
 		t.Run(s.name, func(t *testing.T) {
 			path := filepath.Join(binDir(t), s.file)
 			if _, err := os.Stat(path); err != nil && s.optional {
-				t.Skipf("%s not built: build it with hack/oldkube/build.sh (a few minutes)", path)
+				labkube.SkipOrFail(t, fmt.Sprintf("%s not built: build it with make oldkube (a few minutes)", path))
 			}
 			tutorial(t, path)
 		})
