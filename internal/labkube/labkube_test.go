@@ -3,9 +3,7 @@ package labkube_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -111,7 +109,7 @@ func TestRealNodes(t *testing.T) {
 	errs := 0
 	deadline := time.Now().Add(60 * time.Second)
 	for len(answered) < len(byName) && time.Now().Before(deadline) {
-		name, err := get(ctx, hc, url)
+		name, err := labkube.HelloName(ctx, hc, url)
 		if err != nil {
 			errs++
 			if first.IsZero() && time.Since(applied) > 30*time.Second {
@@ -151,7 +149,7 @@ func TestRealNodes(t *testing.T) {
 	for _, p := range dsPods {
 		node := l.Node(nodeIndex(t, p.Spec.NodeName))
 		u := fmt.Sprintf("http://%s:%d/", node.IPv4, hostPort)
-		name, err := get(ctx, hc, u)
+		name, err := labkube.HelloName(ctx, hc, u)
 		if err != nil || name != p.Name {
 			t.Errorf("GET %s from %s: %q, %v; want %q", u, client.Name, name, err, p.Name)
 		}
@@ -273,7 +271,7 @@ func waitPodsReady(ctx context.Context, kube kubernetes.Interface, ns, selector 
 			var ready []corev1.Pod
 			var states []string
 			for _, p := range list.Items {
-				if podReady(&p) {
+				if labkube.PodReady(&p) {
 					ready = append(ready, p)
 				}
 				states = append(states, fmt.Sprintf("%s on %q: %s %s", p.Name, p.Spec.NodeName, p.Status.Phase, podWaiting(&p)))
@@ -293,15 +291,6 @@ func waitPodsReady(ctx context.Context, kube kubernetes.Interface, ns, selector 
 	}
 }
 
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 // podWaiting says why a pod's containers wait, if they do.
 func podWaiting(p *corev1.Pod) string {
 	var s []string
@@ -316,27 +305,6 @@ func podWaiting(p *corev1.Pod) string {
 		}
 	}
 	return strings.Join(s, ", ")
-}
-
-// get GETs url and returns the body's first line: the answering pod's name.
-func get(ctx context.Context, hc *http.Client, url string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s: %s", resp.Status, b)
-	}
-	return strings.TrimSpace(string(b)), nil
 }
 
 func since(t time.Time) time.Duration { return time.Since(t).Round(time.Millisecond) }
@@ -365,11 +333,11 @@ func diagnose(t *testing.T, l *labnet.Lab, c *labkube.Cluster, url string, pods 
 	for _, h := range []*labnet.Host{n1, l.Client()} {
 		hc := h.HTTPClient()
 		hc.Timeout = 2 * time.Second
-		name, err := get(ctx, hc, url)
+		name, err := labkube.HelloName(ctx, hc, url)
 		t.Logf("from %s GET %s: %q %v", h.Name, url, name, err)
 		for _, p := range pods {
 			u := fmt.Sprintf("http://%s:%d/", p.Status.PodIP, labkube.HelloPort)
-			name, err := get(ctx, hc, u)
+			name, err := labkube.HelloName(ctx, hc, u)
 			t.Logf("from %s GET %s: %q %v", h.Name, u, name, err)
 		}
 	}

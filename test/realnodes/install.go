@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
+	"github.com/ironlb/ironlb/internal/labkube"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -115,7 +115,7 @@ func (e *Env) checkImages(ctx context.Context, img Image) error {
 				errs = append(errs, fmt.Errorf("pod %s runs %s, want %s", p.Name, c.Image, img.Ref))
 			}
 		}
-		if !podReady(&p) {
+		if !labkube.PodReady(&p) {
 			errs = append(errs, fmt.Errorf("pod %s on %s not Ready", p.Name, p.Spec.NodeName))
 		}
 	}
@@ -123,15 +123,6 @@ func (e *Env) checkImages(ctx context.Context, img Image) error {
 		errs = append(errs, fmt.Errorf("%d speakers, want one on each of %d nodes", speakers, len(e.C.Nodes)))
 	}
 	return errors.Join(errs...)
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // tutorialRange is the address range in config/samples/legacy-configmap.yaml

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ironlb/ironlb/internal/labkube"
 )
 
 // ProbeEvery is how often the client asks each address during an upgrade
@@ -93,7 +95,7 @@ func (e *Env) StartProbe(w Workload) *Prober {
 		for {
 			sent := time.Now()
 			p.wg.Go(func() {
-				_, err := get(ctx, p.hc, url)
+				_, err := labkube.HelloName(ctx, p.hc, url)
 				if ctx.Err() != nil {
 					return // stopped, not lost
 				}

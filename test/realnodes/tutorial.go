@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -139,7 +138,7 @@ func (e *Env) DeployWorkloads(ctx context.Context) error {
 			}
 			ready := 0
 			for _, p := range pods.Items {
-				if podReady(&p) {
+				if labkube.PodReady(&p) {
 					ready++
 				}
 			}
@@ -196,7 +195,7 @@ func (e *Env) ExposeAll(ctx context.Context, prefix string) error {
 			var pod string
 			if err := waitFor(ctx, "an answer to GET "+url+" from the client", time.Minute, func() error {
 				var err error
-				pod, err = get(ctx, hc, url)
+				pod, err = labkube.HelloName(ctx, hc, url)
 				return err
 			}); err != nil {
 				return err
@@ -254,27 +253,6 @@ func (e *Env) httpClient(timeout time.Duration) *http.Client {
 	hc := e.Lab.Client().HTTPClient()
 	hc.Timeout = timeout
 	return hc
-}
-
-// get GETs url and returns the body's first line: the answering pod's name.
-func get(ctx context.Context, hc *http.Client, url string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s: %s", resp.Status, b)
-	}
-	return strings.TrimSpace(string(b)), nil
 }
 
 // waitFor calls check every 100 ms until it returns nil, timeout passes

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ironlb/ironlb/internal/labkube"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -251,14 +252,14 @@ func (r *rollWatch) run(ctx context.Context, e *Env) {
 			ready := map[string]bool{}
 			for _, p := range pods.Items {
 				node := p.Spec.NodeName
-				if len(first) < len(e.C.Nodes) && first[node] == "" && podReady(&p) {
+				if len(first) < len(e.C.Nodes) && first[node] == "" && labkube.PodReady(&p) {
 					first[node] = p.Name
 				}
 				if p.DeletionTimestamp != nil && !stopping[p.Name] {
 					stopping[p.Name] = true
 					r.events = append(r.events, fmt.Sprintf("%v:%s-stopping", since(r.start), node))
 				}
-				if podReady(&p) && p.DeletionTimestamp == nil {
+				if labkube.PodReady(&p) && p.DeletionTimestamp == nil {
 					ready[node] = true
 					if first[node] != "" && p.Name != first[node] && !seen[node] {
 						seen[node] = true
