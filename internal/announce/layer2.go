@@ -32,6 +32,10 @@ type Decision struct {
 	// Announcements names the owner's interfaces when Ifaces is nil: the
 	// union of the matching L2Announcements' interface lists (empty: all).
 	Announcements []string
+	// Proxy is the node that answers for IP in the owner's name, naming
+	// the owner's MACs, while the owner's speaker restarts
+	// (View.Restarting); "" otherwise.
+	Proxy string
 }
 
 // layer2Nodes are the nodes that may answer for a pool's addresses as
@@ -80,12 +84,31 @@ func (r *Round) Layer2(owner OwnerFunc) map[netip.Addr]*Decision {
 			d.Reason = r.layer2Reason(a, nodes)
 			continue
 		}
-		candidates = r.settledOnly(candidates)
+		candidates = r.settledOnly(r.restartingOnlyWhereCurrent(a.ip, candidates))
+		if len(candidates) == 0 {
+			d.Reason = r.layer2Reason(a, nodes)
+			continue
+		}
 		d.Owner = owner(a.ip, candidates, r.view.Current[a.ip])
 		d.Ifaces = nodes.ifaces[d.Owner]
 		d.Announcements = nodes.announced[d.Owner]
+		if r.view.Restarting[d.Owner] {
+			running := slices.DeleteFunc(slices.Clone(candidates), func(n string) bool { return r.view.Restarting[n] })
+			d.Proxy = owner(a.ip, running, "")
+		}
 	}
 	return out
+}
+
+// restartingOnlyWhereCurrent drops from candidates the restarting nodes
+// (View.Restarting) that do not announce ip now: a restarting node keeps
+// what it has and takes nothing new while it is away.
+func (r *Round) restartingOnlyWhereCurrent(ip netip.Addr, candidates []string) []string {
+	if len(r.view.Restarting) == 0 {
+		return candidates
+	}
+	cur := r.view.Current[ip]
+	return slices.DeleteFunc(slices.Clone(candidates), func(n string) bool { return r.view.Restarting[n] && n != cur })
 }
 
 // layer2Nodes makes, once per pool, the checks that depend only on the
@@ -120,7 +143,7 @@ func (r *Round) layer2Node(n Node, anns []*config.L2Announcement) ([]Iface, Refu
 	if why := nodeRefusal(n); why.Refused() {
 		return nil, why
 	}
-	if r.view.Alive != nil && !r.view.Alive[n.Name] {
+	if r.view.Alive != nil && !r.view.Alive[n.Name] && !r.view.Restarting[n.Name] {
 		return nil, Refusal{Reason: NotAlive}
 	}
 	var selected bool
@@ -241,6 +264,32 @@ func Mine(ds map[netip.Addr]*Decision, node string, all []Iface) map[string][]ne
 	}
 	for _, ips := range out {
 		slices.SortFunc(ips, netip.Addr.Compare)
+	}
+	return out
+}
+
+// Proxied returns, per interface name of node's, the addresses node
+// answers for in another node's name (Decision.Proxy) and the MAC to
+// name for each: the owner's interface of the same name. An owner that
+// published no interfaces, or none of that name, gets no proxy answers
+// there: there is no MAC to name.
+func Proxied(ds map[netip.Addr]*Decision, node string, all []Iface) map[string]map[netip.Addr]string {
+	out := map[string]map[netip.Addr]string{}
+	for ip, d := range ds {
+		if d.Proxy != node {
+			continue
+		}
+		for _, mine := range all {
+			for _, theirs := range d.Ifaces {
+				if theirs.Name != mine.Name || theirs.MAC == "" {
+					continue
+				}
+				if out[mine.Name] == nil {
+					out[mine.Name] = map[netip.Addr]string{}
+				}
+				out[mine.Name][ip] = theirs.MAC
+			}
+		}
 	}
 	return out
 }

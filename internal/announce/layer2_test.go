@@ -195,3 +195,71 @@ func TestMine(t *testing.T) {
 		t.Fatalf("got %v", got)
 	}
 }
+
+// TestLayer2Restarting: a node whose speaker restarts in place keeps the
+// addresses it announces, and the running node the election would pick
+// without it answers in its name; it takes no address it did not have,
+// and loses its addresses as any node does when it is not Ready.
+func TestLayer2Restarting(t *testing.T) {
+	cfg := testConfig(t)
+	three := nodes(ready("node-1"), ready("node-2"), ready("node-3"))
+	ifaces := map[string][]Iface{"node-1": eth0("02:00:00:00:00:01"), "node-2": eth0("02:00:00:00:00:02"), "node-3": eth0("02:00:00:00:00:03")}
+	all := []string{"node-1", "node-2", "node-3"}
+	hashOwner := election.Owner(ip1, all)
+	var running []string
+	alive := map[string]bool{}
+	for _, n := range all {
+		if n != hashOwner {
+			running = append(running, n)
+			alive[n] = true
+		}
+	}
+	successor := election.Owner(ip1, running)
+	svc := []Service{{Key: "a/x", IPs: []netip.Addr{ip1}}}
+	restarting := map[string]bool{hashOwner: true}
+	for _, tt := range []struct {
+		name         string
+		view         View
+		owner, proxy string
+	}{
+		{"keeps its address, answered in its name", View{Nodes: three, Alive: alive, Restarting: restarting, Ifaces: ifaces, Current: map[netip.Addr]string{ip1: hashOwner}, Services: svc},
+			hashOwner, successor},
+		{"takes no address it did not announce", View{Nodes: three, Alive: alive, Restarting: restarting, Ifaces: ifaces, Services: svc},
+			successor, ""},
+		{"another's address stays there", View{Nodes: three, Alive: alive, Restarting: restarting, Ifaces: ifaces, Current: map[netip.Addr]string{ip1: running[0]}, Services: svc},
+			running[0], ""},
+		{"not Ready: moves", View{Nodes: nodes(notReady(ready(hashOwner)), ready(running[0]), ready(running[1])), Alive: alive, Restarting: restarting, Ifaces: ifaces, Current: map[netip.Addr]string{ip1: hashOwner}, Services: svc},
+			successor, ""},
+		{"time ran out (not listed): moves", View{Nodes: three, Alive: alive, Ifaces: ifaces, Current: map[netip.Addr]string{ip1: hashOwner}, Services: svc},
+			successor, ""},
+		{"nobody else may: kept, nobody answers", View{Nodes: three, Alive: map[string]bool{}, Restarting: restarting, Ifaces: ifaces, Current: map[netip.Addr]string{ip1: hashOwner}, Services: svc},
+			hashOwner, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.view.Config = cfg
+			d := decide(tt.view)[ip1]
+			if d == nil || d.Owner != tt.owner || d.Proxy != tt.proxy {
+				t.Fatalf("decision %+v, want owner %q, proxy %q", d, tt.owner, tt.proxy)
+			}
+			if tt.owner == hashOwner && (len(d.Ifaces) != 1 || d.Ifaces[0].MAC == "") {
+				t.Errorf("the restarting owner's interfaces are %v, want its published ones", d.Ifaces)
+			}
+		})
+	}
+}
+
+func TestProxied(t *testing.T) {
+	ds := map[netip.Addr]*Decision{
+		ip1:   {IP: ip1, Owner: "node-1", Proxy: "node-2", Ifaces: []Iface{{Name: "eth0", MAC: "02:00:00:00:00:01"}, {Name: "eth1", MAC: "02:00:00:00:01:01"}}},
+		ip6:   {IP: ip6, Owner: "node-1", Proxy: "node-2"}, // the owner's interfaces unknown: no MAC to name
+		bgpIP: {IP: bgpIP, Owner: "node-2"},
+	}
+	got := Proxied(ds, "node-2", []Iface{{Name: "eth0", MAC: "02:00:00:00:00:02"}, {Name: "eth2"}})
+	want := map[string]map[netip.Addr]string{"eth0": {ip1: "02:00:00:00:00:01"}}
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("Proxied (-want +got):\n%s", diff)
+	}
+	if got := Proxied(ds, "node-3", nil); len(got) != 0 {
+		t.Errorf("node-3 proxies %v", got)
+	}
+}

@@ -68,8 +68,15 @@ type View struct {
 	// the Current owner of its old addresses until their new owners'
 	// reports reach the API server, and take them back. Every speaker
 	// reads the same join times from the membership, so they agree.
-	New      map[string]bool
-	Services []Service
+	New map[string]bool
+	// Restarting are the members that stopped to restart in place and
+	// are expected back (election.Members.Restarting): not alive, but each
+	// stays the owner of the addresses it announces now (Current), which
+	// its node goes on forwarding, and another node answers for them in
+	// its name (Decision.Proxy) until it is back. Moving them instead
+	// would reset every connection through them.
+	Restarting map[string]bool
+	Services   []Service
 }
 
 // NoneReady reports whether nodes has nodes and none of them is Ready.

@@ -38,6 +38,9 @@ type helperSpec struct {
 	Name string
 	Bind netip.AddrPort
 	Join []netip.AddrPort
+	// RestartHold, if set, makes SIGTERM a stop to restart (Restart)
+	// rather than a leave.
+	RestartHold time.Duration
 }
 
 // TestLabMemberHelper is not a test: it is the member process that the lab
@@ -54,7 +57,7 @@ func TestLabMemberHelper(t *testing.T) {
 	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
 		t.Fatal(err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	m, err := New(Options{
 		Name:   spec.Name,
@@ -65,6 +68,17 @@ func TestLabMemberHelper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	go func() {
+		<-term
+		if spec.RestartHold > 0 {
+			if err := m.Restart(time.Now().Add(spec.RestartHold), time.Second); err != nil {
+				t.Error(err)
+			}
+		}
+		stop()
+	}()
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		health := time.NewTicker(50 * time.Millisecond)
@@ -73,7 +87,9 @@ func TestLabMemberHelper(t *testing.T) {
 		for {
 			select {
 			case <-m.Changes():
-				fmt.Printf("alive %d %s\n", time.Now().UnixNano(), strings.Join(m.Alive(), ","))
+				now := time.Now().UnixNano()
+				fmt.Printf("alive %d %s\n", now, strings.Join(m.Alive(), ","))
+				fmt.Printf("restarting %d %s\n", now, strings.Join(m.Restarting(), ","))
 			case <-health.C:
 				if h := m.Health(); h != last {
 					fmt.Printf("health %d %d\n", time.Now().UnixNano(), h)
@@ -104,11 +120,13 @@ type labViews struct {
 	events []labEvent
 	latest map[string][]string // member -> its current view
 	health map[string]int      // member -> its current health score
-	wake   chan struct{}       // coalescing; one waiter at a time
+	// restarting: member -> the members it lists in Restarting
+	restarting map[string][]string
+	wake       chan struct{} // coalescing; one waiter at a time
 }
 
 func newLabViews() *labViews {
-	return &labViews{latest: map[string][]string{}, health: map[string]int{}, wake: make(chan struct{}, 1)}
+	return &labViews{latest: map[string][]string{}, health: map[string]int{}, restarting: map[string][]string{}, wake: make(chan struct{}, 1)}
 }
 
 // read parses a helper's stdout until it closes.
@@ -116,7 +134,7 @@ func (v *labViews) read(member string, r io.Reader) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) < 2 || (f[0] != "alive" && f[0] != "health") {
+		if len(f) < 2 || (f[0] != "alive" && f[0] != "health" && f[0] != "restarting") {
 			continue // the test framework's own output
 		}
 		ns, err := strconv.ParseInt(f[1], 10, 64)
@@ -135,6 +153,11 @@ func (v *labViews) read(member string, r io.Reader) {
 		case "health":
 			if len(f) > 2 {
 				v.health[member], _ = strconv.Atoi(f[2])
+			}
+		case "restarting":
+			v.restarting[member] = nil
+			if len(f) > 2 {
+				v.restarting[member] = strings.Split(f[2], ",")
 			}
 		}
 		v.mu.Unlock()
@@ -242,6 +265,11 @@ func (v *labViews) String() string {
 // startLabMembers starts a member process on every node of l, each joining
 // all the others on DefaultPort.
 func startLabMembers(t testing.TB, l *labnet.Lab) (*labViews, map[string]*labnet.Process) {
+	return startLabMembersHold(t, l, 0)
+}
+
+// startLabMembersHold is startLabMembers with helperSpec.RestartHold.
+func startLabMembersHold(t testing.TB, l *labnet.Lab, hold time.Duration) (*labViews, map[string]*labnet.Process) {
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -253,7 +281,7 @@ func startLabMembers(t testing.TB, l *labnet.Lab) (*labViews, map[string]*labnet
 	views := newLabViews()
 	procs := map[string]*labnet.Process{}
 	for i, h := range l.Nodes() {
-		spec, err := json.Marshal(helperSpec{Name: h.Name, Bind: peers[i], Join: peers})
+		spec, err := json.Marshal(helperSpec{Name: h.Name, Bind: peers[i], Join: peers, RestartHold: hold})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -393,4 +421,51 @@ func BenchmarkLabLinkCut(b *testing.B) {
 	b.ReportMetric(ms(quantile(last, 0.99)), "ms-p99")
 	b.ReportMetric(ms(quantile(first, 0.5)), "ms-first-median")
 	b.ReportMetric(0, "ns/op")
+}
+
+// TestLabRestartNodeDown: a member stopped to restart keeps its place
+// while its node is up (its kernel refuses the connections to the
+// stopped member's port), and loses it soon after the node's link is
+// cut, long before the hold runs out.
+func TestLabRestartNodeDown(t *testing.T) {
+	l := labnet.NewForTest(t, labnet.Options{})
+	const hold = 30 * time.Second
+	views, procs := startLabMembersHold(t, l, hold)
+	all := nodeNames(l)
+	if !views.settle(all, 500*time.Millisecond, 20*time.Second) {
+		t.Fatalf("the cluster did not form: %s", views)
+	}
+	rest := without(all, "node-1")
+	lists := func(want bool) func(*labViews) bool {
+		return func(v *labViews) bool {
+			for _, m := range rest {
+				if slices.Contains(v.restarting[m], "node-1") != want {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	t0 := time.Now()
+	if err := procs["node-1"].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !views.wait(5*time.Second, lists(true)) {
+		t.Fatalf("node-1 stopped to restart, and the others do not list it: %s", views)
+	}
+	t.Logf("listed as restarting by all after %s", time.Since(t0).Round(time.Millisecond))
+	time.Sleep(2 * time.Second)
+	if !views.wait(0, lists(true)) {
+		t.Fatalf("node-1's node is up, and its place is given up 2 s into its restart: %s", views)
+	}
+	h := l.Node(1)
+	if err := h.LinkDown(); err != nil {
+		t.Fatal(err)
+	}
+	defer h.LinkUp()
+	t1 := time.Now()
+	if !views.wait(hold/3, lists(false)) {
+		t.Fatalf("node-1's link is cut, and the others still keep its place %s later: %s", hold/3, views)
+	}
+	t.Logf("place given up %s after the link was cut (the hold had %s left)", time.Since(t1).Round(time.Millisecond), (hold - time.Since(t0)).Round(time.Second))
 }

@@ -87,8 +87,9 @@ type Options struct {
 }
 
 // MaxMeta bounds Options.Meta: memberlist carries at most 512 bytes of
-// metadata per member, and the encoding takes a few.
-const MaxMeta = 500
+// metadata per member, and the encoding takes a few (restartMeta's
+// prefix, the longest, 16 until the year 2286).
+const MaxMeta = 490
 
 // Members is this speaker's view of which speakers are alive, kept by a
 // memberlist gossip cluster. Create it with New, run it with Run. Its
@@ -106,6 +107,9 @@ type Members struct {
 	life sync.Mutex
 	// leaving is set by Leave; NodeMeta then publishes metaLeaving.
 	leaving atomic.Bool
+	// restartUntil is set by Restart (Unix milliseconds); NodeMeta then
+	// publishes restartMeta, and Run stops without a leave.
+	restartUntil atomic.Int64
 	// joined is set once a Join of a peer has succeeded (see Joined).
 	joined atomic.Bool
 	// workers counts the goroutines Run owns: the rejoin loop and those
@@ -124,7 +128,9 @@ type Members struct {
 	members map[string]member      // alive members, as the events report them
 	self    netip.AddrPort         // this member's gossip address
 	held    map[string]held        // members reported dead, being verified
-	gen     uint64                 // last held.gen
+	// restartHolds are members that stopped to restart (restart.go).
+	restartHolds map[string]*restartHold
+	gen          uint64 // last held.gen
 	// unreachable are alive members that did not answer a ping when this
 	// member found itself cut off from most of the others (verify.go,
 	// cutOff); Alive leaves them out until they answer one.
@@ -205,12 +211,13 @@ func New(opts Options) (*Members, error) {
 	opts.SecretKey = slices.Clone(opts.SecretKey)
 	opts.AcceptKeys = slices.Clone(opts.AcceptKeys)
 	return &Members{
-		opts:        opts,
-		log:         log,
-		changes:     make(chan struct{}, 1),
-		members:     map[string]member{},
-		held:        map[string]held{},
-		unreachable: map[string]net.Addr{},
+		opts:         opts,
+		log:          log,
+		changes:      make(chan struct{}, 1),
+		members:      map[string]member{},
+		held:         map[string]held{},
+		restartHolds: map[string]*restartHold{},
+		unreachable:  map[string]net.Addr{},
 	}, nil
 }
 
@@ -290,7 +297,9 @@ func (m *Members) Run(ctx context.Context) error {
 	m.closing = true
 	m.mu.Unlock()
 
-	if err := m.Leave(m.opts.LeaveTimeout); err != nil {
+	if m.restarting() {
+		m.log.Info("stopping to restart: no leave, the others keep this member's place (Restart)")
+	} else if err := m.Leave(m.opts.LeaveTimeout); err != nil {
 		m.log.Warn("leaving the cluster", "error", err)
 	}
 	m.shutdown()
@@ -299,6 +308,9 @@ func (m *Members) Run(ctx context.Context) error {
 	m.ml = nil
 	clear(m.members)
 	clear(m.held)
+	for name := range m.restartHolds {
+		m.dropRestart(name)
+	}
 	m.mu.Unlock()
 	m.notify()
 	return nil
@@ -419,7 +431,8 @@ func (m *Members) Alive() []string {
 }
 
 // Meta returns the Options.Meta of the alive member name (as Alive
-// counts them), and whether it is one.
+// counts them), or of a member listed in Restarting, and whether it is
+// one.
 func (m *Members) Meta(name string) (string, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -431,6 +444,9 @@ func (m *Members) Meta(name string) (string, bool) {
 	}
 	if h, ok := m.held[name]; ok {
 		return userMeta(h.meta), true
+	}
+	if h, ok := m.restartHolds[name]; ok && h.until.After(time.Now()) { // as Restarting
+		return h.meta, true
 	}
 	return "", false
 }
@@ -491,7 +507,7 @@ func (m *Members) Leave(timeout time.Duration) error {
 	m.mu.Lock()
 	ml, down := m.ml, m.down
 	m.mu.Unlock()
-	if ml == nil || down || m.leaving.Load() {
+	if ml == nil || down || m.leaving.Load() || m.restarting() {
 		return nil
 	}
 	// First tell everyone this is a leave, not a failure, so that nobody

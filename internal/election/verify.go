@@ -77,6 +77,14 @@ func (m *Members) onDeath(name string, mb member) {
 	m.mu.Lock()
 	delete(m.members, name)
 	delete(m.unreachable, name)
+	if until, user, ok := parseRestart(mb.meta); ok && name != m.opts.Name && !m.closing && m.ml != nil {
+		if m.holdRestart(name, mb.addr, until, user) {
+			m.mu.Unlock()
+			m.log.Info("member stopped to restart; keeping its place", "member", name, "until", until)
+			m.notify()
+			return
+		}
+	}
 	if mb.meta == metaLeaving || name == m.opts.Name || m.closing || m.ml == nil {
 		m.mu.Unlock()
 		m.log.Info("member left", "member", name, "addr", mb.addr)
@@ -104,7 +112,11 @@ func (m *Members) onAlive(name string, mb member) {
 		m.self = mb.addr
 	}
 	delete(m.held, name)
+	back := name != m.opts.Name && m.dropRestart(name)
 	m.mu.Unlock()
+	if back {
+		m.log.Info("member back from its restart", "member", name)
+	}
 	m.notify()
 }
 
@@ -291,16 +303,25 @@ func (m *Members) answerAll(ml *memberlist.Memberlist, addrs map[string]net.Addr
 const metaPrefix = "m:"
 
 // userMeta is the Options.Meta inside a member's published metadata.
-func userMeta(meta string) string { return strings.TrimPrefix(meta, metaPrefix) }
+func userMeta(meta string) string {
+	if _, user, ok := parseRestart(meta); ok {
+		return user
+	}
+	return strings.TrimPrefix(meta, metaPrefix)
+}
 
 // delegate publishes this member's metadata: metaLeaving once Leave has
-// been called, else metaPrefix and Options.Meta. The other Delegate
+// been called, restartMeta once Restart has, else metaPrefix and
+// Options.Meta. The other Delegate
 // methods are unused.
 type delegate struct{ m *Members }
 
 func (d delegate) NodeMeta(limit int) []byte {
 	if d.m.leaving.Load() {
 		return []byte(metaLeaving)
+	}
+	if ms := d.m.restartUntil.Load(); ms != 0 {
+		return []byte(restartMeta(time.UnixMilli(ms), d.m.opts.Meta))
 	}
 	return []byte(metaPrefix + d.m.opts.Meta)
 }

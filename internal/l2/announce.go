@@ -64,7 +64,7 @@ func (r *Responder) announce(ctx context.Context) {
 		}
 		now := time.Now()
 		set := r.set.Load()
-		bursts = slices.DeleteFunc(bursts, func(b burst) bool { return !set.has(b.addr) })
+		bursts = slices.DeleteFunc(bursts, func(b burst) bool { return !set.owns(b.addr) })
 		for i := range bursts {
 			if b := &bursts[i]; !b.due.After(now) {
 				s.send(b.addr)
@@ -114,16 +114,17 @@ func (s *sender) send(addr netip.Addr) {
 func (r *Responder) Quiet() { r.quiet.Store(true) }
 
 // Announce starts a new burst of announcements, as if newly owned, for
-// each address of addrs the Responder owns (others are ignored). A speaker
-// calls it when it learns that another node announced one of its
-// addresses for a while: clients may have followed that node's MAC, and
-// without a new burst they would keep it until their cache expires.
+// each address of addrs the Responder owns (others, proxied ones too, are
+// ignored). A speaker calls it when it learns that another node announced
+// one of its addresses for a while: clients may have followed that node's
+// MAC, and without a new burst they would keep it until their cache
+// expires.
 func (r *Responder) Announce(addrs []netip.Addr) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	set, n := r.set.Load(), 0
 	for _, a := range addrs {
-		if a = a.Unmap(); set.has(a) {
+		if a = a.Unmap(); set.owns(a) {
 			r.pending[a] = struct{}{}
 			n++
 		}

@@ -57,6 +57,19 @@ var broadcastMAC = [macLen]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 // IP, RFC 5227 section 3), which asks nothing. An ARP Probe (sender IP
 // 0.0.0.0, RFC 5227 section 2.1.1) for an owned address is answered, as the
 // kernel does, which tells the prober the address is taken.
+//
+// The reply's sender hardware address is our MAC for an owned address and
+// the other host's for a proxied one; its Ethernet source is ours either
+// way, so that switches keep learning each MAC on the port it lives on.
+//
+// A request for a proxied address whose Ethernet source is the very MAC we
+// would name comes from the host we answer for, asking about its own
+// address (an ARP Probe, RFC 5227, or, for NDP, duplicate address
+// detection, RFC 4862, while it sets the address up again). It gets no
+// answer: one naming its own MAC would tell it the address is taken (and
+// Linux gives up an IPv6 address it is still testing on such an answer).
+// For an owned address the check can never match, frames from our own MAC
+// being ignored already.
 func answerARP(set *addrSet, me *self, in, out []byte) (int, verdict) {
 	if len(in) < arpFrameLen || binary.BigEndian.Uint16(in[12:14]) != etherTypeARP {
 		return 0, invalid
@@ -80,19 +93,26 @@ func answerARP(set *addrSet, me *self, in, out []byte) (int, verdict) {
 	if spa == tpa {
 		return 0, ignored
 	}
-	if !set.has(netip.AddrFrom4(tpa)) {
+	hw, ok := set.lookup(netip.AddrFrom4(tpa))
+	if !ok {
 		return 0, unowned
 	}
+	if src == hw {
+		return 0, ignored // the host we answer for, asking about its own address
+	}
+	// Written out here rather than through buildARP, which the compiler
+	// does not inline: this is the hot path, and the call showed in
+	// BenchmarkAnswer.
 	_ = out[arpFrameLen-1]
 	copy(out[0:6], sha[:])
-	copy(out[6:12], me.mac[:])
+	copy(out[6:12], me.mac[:]) // from us, whatever MAC the reply names
 	binary.BigEndian.PutUint16(out[12:14], etherTypeARP)
 	r := out[etherHdrLen:arpFrameLen]
 	binary.BigEndian.PutUint16(r[0:2], arpHTypeEthernet)
 	binary.BigEndian.PutUint16(r[2:4], etherTypeIPv4)
 	r[4], r[5] = macLen, 4
 	binary.BigEndian.PutUint16(r[6:8], arpOpReply)
-	copy(r[8:14], me.mac[:]) // sender: us, claiming the target address
+	copy(r[8:14], hw[:]) // sender: the target address's MAC, claiming it
 	copy(r[14:18], tpa[:])
 	copy(r[18:24], sha[:]) // target: the asker
 	copy(r[24:28], spa[:])
@@ -105,19 +125,28 @@ func answerARP(set *addrSet, me *self, in, out []byte) (int, verdict) {
 // addr in their cache update it to our MAC (RFC 826's merge step; Linux
 // does so even within its locktime for such a gratuitous request).
 func announceARP(me *self, addr netip.Addr, out []byte) int {
-	_ = out[arpFrameLen-1]
 	ip := addr.As4()
-	copy(out[0:6], broadcastMAC[:])
-	copy(out[6:12], me.mac[:])
+	return buildARP(out, arpOpRequest, &broadcastMAC, &me.mac, &me.mac, &ip, &[macLen]byte{}, &ip)
+}
+
+// buildARP writes into out (arpFrameLen bytes) an Ethernet frame from
+// ethSrc to ethDst carrying an ARP packet for Ethernet and IPv4 with the
+// given operation, sender (sha, spa) and target (tha, tpa). The Ethernet
+// source and the sender hardware address are separate for proxy answers,
+// which name another host's MAC from ours.
+func buildARP(out []byte, op uint16, ethDst, ethSrc, sha *[macLen]byte, spa *[4]byte, tha *[macLen]byte, tpa *[4]byte) int {
+	_ = out[arpFrameLen-1]
+	copy(out[0:6], ethDst[:])
+	copy(out[6:12], ethSrc[:])
 	binary.BigEndian.PutUint16(out[12:14], etherTypeARP)
 	r := out[etherHdrLen:arpFrameLen]
 	binary.BigEndian.PutUint16(r[0:2], arpHTypeEthernet)
 	binary.BigEndian.PutUint16(r[2:4], etherTypeIPv4)
 	r[4], r[5] = macLen, 4
-	binary.BigEndian.PutUint16(r[6:8], arpOpRequest)
-	copy(r[8:14], me.mac[:])
-	copy(r[14:18], ip[:])
-	clear(r[18:24])
-	copy(r[24:28], ip[:])
+	binary.BigEndian.PutUint16(r[6:8], op)
+	copy(r[8:14], sha[:])
+	copy(r[14:18], spa[:])
+	copy(r[18:24], tha[:])
+	copy(r[24:28], tpa[:])
 	return arpFrameLen
 }

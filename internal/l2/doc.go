@@ -2,7 +2,8 @@
 // for the service IPs this node owns, on one interface: ironlb's Layer 2
 // mode. It decides nothing about which addresses those are; the speaker
 // tells a Responder its current set and the Responder makes the LAN send
-// traffic for them to this node's MAC.
+// traffic for them to this node's MAC. It can also answer for another
+// node's addresses with that node's MAC, while that node cannot.
 //
 // # What goes on the wire
 //
@@ -23,6 +24,21 @@
 //     section 7.2.6), so clients and switches that cached another node's
 //     MAC move to this one without asking. Owned addresses are announced
 //     again periodically, for caches that missed the burst.
+//   - Proxy answers (SetProxied): while the speaker on node X restarts,
+//     in a rolling upgrade, X keeps its addresses (its kernel and
+//     kube-proxy still take their traffic) but nothing on X answers ARP
+//     or NDP for them, so a peer answers instead, naming X's MAC: as the
+//     ARP reply's sender hardware address, or in the Neighbor
+//     Advertisement's Target Link-Layer Address option, with the flags of
+//     an owned address (Override too: the address really is at that MAC).
+//     New clients thus resolve to X and no traffic moves. The frame's
+//     Ethernet source stays the peer's own MAC, since switches learn where
+//     a MAC lives from Ethernet sources and would otherwise send X's
+//     traffic to the peer's port. Proxied addresses are never announced:
+//     their clients already hold X's MAC, and X announces when it is back.
+//     An address both owned and proxied is answered as owned, and X's own
+//     requests for its addresses (a probe, duplicate address detection)
+//     get no proxy answer, which would tell X they are taken.
 //
 // Requests for anything else, replies, announcements from other hosts and
 // malformed frames get no answer; every frame is parsed defensively (see
@@ -43,9 +59,9 @@
 // microseconds; a responder in user space should not be much slower. Each
 // family therefore has its own packet socket carrying whole Ethernet frames,
 // with a BPF filter so that only ARP requests and Neighbor Solicitations
-// wake the process, and a goroutine that answers in place: the owned set is
-// an immutable value swapped atomically by SetAddrs, so the read path takes
-// no lock and allocates nothing (on sockets given to NewWithConns, the
+// wake the process, and a goroutine that answers in place: the set of owned
+// and proxied addresses is an immutable value swapped atomically by
+// SetAddrs and SetProxied, so the read path takes no lock and allocates nothing (on sockets given to NewWithConns, the
 // packet library's ReadFrom still allocates its source address), and
 // replies are built by hand into a reused buffer rather than through the
 // arp and ndp packages' general-purpose (and allocating) marshalling, which

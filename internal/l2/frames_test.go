@@ -25,15 +25,37 @@ var (
 	ownedIP6  = netip.MustParseAddr("2001:db8:1::200")
 	unowned6  = netip.MustParseAddr("2001:db8:1::201")
 	zeroMAC   = [macLen]byte{}
+
+	// A peer node whose addresses we answer for (SetProxied).
+	peerMAC     = [macLen]byte{0x02, 0, 0, 0, 0, 0x42}
+	proxiedIP   = netip.MustParseAddr("198.51.100.210")
+	proxiedIP6  = netip.MustParseAddr("2001:db8:1::210")
+	proxiedLL   = netip.MustParseAddr("fe80::42")
+	peerProxies = map[netip.Addr][macLen]byte{proxiedIP: peerMAC, proxiedIP6: peerMAC, ownedIP: peerMAC, ownedIP6: peerMAC}
 )
 
 func testSet(t testing.TB, addrs ...netip.Addr) *addrSet {
 	t.Helper()
-	s, err := newAddrSet(addrs, func(netip.Addr) bool { return true })
+	s, err := newAddrSet(addrs, ourMAC, func(netip.Addr) bool { return true })
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// testProxySet is testSet(owned...) that also answers for proxied, as
+// SetProxied(proxied) would.
+func testProxySet(t testing.TB, proxied map[netip.Addr][macLen]byte, owned ...netip.Addr) *addrSet {
+	t.Helper()
+	m := map[netip.Addr]net.HardwareAddr{}
+	for a, hw := range proxied {
+		m[a] = mac(hw)
+	}
+	p, err := validProxied(m, func(netip.Addr) bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testSet(t, owned...).withProxied(p, ourMAC)
 }
 
 func testSelf() *self { return &self{mac: ourMAC, src6: ourLL} }
@@ -84,6 +106,13 @@ func TestAnswerARP(t *testing.T) {
 // checkARPReply parses reply with the arp package and checks every field.
 func checkARPReply(t *testing.T, reply []byte, target netip.Addr, askerMAC [macLen]byte, askerIP netip.Addr) {
 	t.Helper()
+	checkARPReplyNaming(t, reply, target, ourMAC, askerMAC, askerIP)
+}
+
+// checkARPReplyNaming is checkARPReply for a reply that claims target is at
+// sha, from our MAC.
+func checkARPReplyNaming(t *testing.T, reply []byte, target netip.Addr, sha, askerMAC [macLen]byte, askerIP netip.Addr) {
+	t.Helper()
 	if got := [macLen]byte(reply[0:6]); got != askerMAC {
 		t.Errorf("Ethernet destination %s, want the asker %s", mac(got), mac(askerMAC))
 	}
@@ -103,7 +132,7 @@ func checkARPReply(t *testing.T, reply []byte, target netip.Addr, askerMAC [macL
 		HardwareAddrLength: 6,
 		IPLength:           4,
 		Operation:          arp.OperationReply,
-		SenderHardwareAddr: mac(ourMAC),
+		SenderHardwareAddr: mac(sha),
 		SenderIP:           target,
 		TargetHardwareAddr: mac(askerMAC),
 		TargetIP:           askerIP,
@@ -196,6 +225,13 @@ func TestAnswerNS(t *testing.T) {
 // the message, and checks every field, the checksum included.
 func checkNA(t *testing.T, f []byte, dstMAC [macLen]byte, src, dst, target netip.Addr, flags byte) {
 	t.Helper()
+	checkNANaming(t, f, dstMAC, src, dst, target, ourMAC, flags)
+}
+
+// checkNANaming is checkNA for an advertisement whose Target Link-Layer
+// Address option is tlla, from our MAC.
+func checkNANaming(t *testing.T, f []byte, dstMAC [macLen]byte, src, dst, target netip.Addr, tlla [macLen]byte, flags byte) {
+	t.Helper()
 	if len(f) != naFrameLen {
 		t.Fatalf("advertisement of %d bytes, want %d", len(f), naFrameLen)
 	}
@@ -224,7 +260,7 @@ func checkNA(t *testing.T, f []byte, dstMAC [macLen]byte, src, dst, target netip
 		Solicited:     flags&naFlagSolicit != 0,
 		Override:      flags&naFlagOverride != 0,
 		TargetAddress: target,
-		Options:       []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: mac(ourMAC)}},
+		Options:       []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: mac(tlla)}},
 	}
 	if diff := cmp.Diff(want, na, equateAddrs); diff != "" {
 		t.Errorf("advertisement (-want +got):\n%s", diff)
@@ -236,6 +272,67 @@ func checkNA(t *testing.T, f []byte, dstMAC [macLen]byte, src, dst, target netip
 	}
 	if !bytes.Equal(again, f[icmpOff:]) {
 		t.Errorf("ICMPv6 message\n%x, the ndp package marshals it (with checksum) as\n%x", f[icmpOff:], again)
+	}
+}
+
+// TestAnswerProxied: a request for a proxied address is answered naming
+// the peer's MAC in the ARP payload or Target Link-Layer Address option,
+// always from our Ethernet address; an address also owned is answered as
+// ours; and the peer itself asking about its address gets no answer.
+func TestAnswerProxied(t *testing.T) {
+	// ownedIP and ownedIP6 are proxied too: owned wins.
+	set := testProxySet(t, peerProxies, ownedIP, ownedIP6)
+	group6 := solicitedNode(proxiedIP6)
+	groupMAC6 := solicitedNodeMAC(proxiedIP6)
+	dad := func(srcMAC [macLen]byte, target netip.Addr) []byte {
+		return nsFrame(srcMAC, solicitedNodeMAC(target), netip.IPv6Unspecified(), solicitedNode(target), target, nil)
+	}
+	allNodesIP := netip.AddrFrom16(allNodes)
+	type want struct {
+		verdict verdict
+		named   [macLen]byte // sha or TLLA
+		dstMAC  [macLen]byte
+		dst     netip.Addr // the reply's target IP (ARP) or IPv6 destination
+		flags   byte       // NDP
+	}
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		want  want
+	}{
+		{"ARP request for proxied", arpRequest(proxiedIP), want{answered, peerMAC, askerMAC, askerIP, 0}},
+		{"ARP unicast request to us for proxied", arpFrame(ourMAC, arp.OperationRequest, askerMAC, askerIP, zeroMAC, proxiedIP), want{answered, peerMAC, askerMAC, askerIP, 0}},
+		{"ARP probe for proxied", arpFrame(broadcastMAC, arp.OperationRequest, askerMAC, netip.IPv4Unspecified(), zeroMAC, proxiedIP), want{answered, peerMAC, askerMAC, netip.IPv4Unspecified(), 0}},
+		{"ARP request for owned and proxied", arpRequest(ownedIP), want{answered, ourMAC, askerMAC, askerIP, 0}},
+		{"ARP request from the peer", arpFrame(broadcastMAC, arp.OperationRequest, peerMAC, netip.MustParseAddr("198.51.100.42"), zeroMAC, proxiedIP), want{verdict: ignored}},
+		{"ARP probe from the peer", arpFrame(broadcastMAC, arp.OperationRequest, peerMAC, netip.IPv4Unspecified(), zeroMAC, proxiedIP), want{verdict: ignored}},
+		{"ARP request from the peer for owned", arpFrame(broadcastMAC, arp.OperationRequest, peerMAC, netip.MustParseAddr("198.51.100.42"), zeroMAC, ownedIP), want{answered, ourMAC, peerMAC, netip.MustParseAddr("198.51.100.42"), 0}},
+		{"NS for proxied", solicitation(proxiedIP6), want{answered, peerMAC, askerMAC, askerLL, naFlagSolicit | naFlagOverride}},
+		{"unicast NS for proxied", nsFrame(askerMAC, ourMAC, askerIP6, proxiedIP6, proxiedIP6, nil), want{answered, peerMAC, askerMAC, askerIP6, naFlagSolicit | naFlagOverride}},
+		{"DAD for proxied", dad(askerMAC, proxiedIP6), want{answered, peerMAC, allNodesMAC, allNodesIP, naFlagOverride}},
+		{"NS for owned and proxied", solicitation(ownedIP6), want{answered, ourMAC, askerMAC, askerLL, naFlagSolicit | naFlagOverride}},
+		{"DAD from the peer", dad(peerMAC, proxiedIP6), want{verdict: ignored}},
+		{"NS from the peer", nsFrame(peerMAC, groupMAC6, proxiedLL, group6, proxiedIP6, peerMAC[:]), want{verdict: ignored}},
+		{"DAD from the peer for owned", dad(peerMAC, ownedIP6), want{answered, ourMAC, allNodesMAC, allNodesIP, naFlagOverride}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			answer, target := answerFunc(answerARP), netip.AddrFrom4([4]byte(tc.frame[etherHdrLen+24:]))
+			if binary.BigEndian.Uint16(tc.frame[12:14]) == etherTypeIPv6 {
+				answer, target = answerNS, netip.AddrFrom16([16]byte(tc.frame[icmpOff+8:]))
+			}
+			out := make([]byte, outBufLen)
+			n, v := answer(set, testSelf(), tc.frame, out)
+			if v != tc.want.verdict || (n != 0) != (v == answered) {
+				t.Fatalf("answer = %d, %v; want verdict %v", n, v, tc.want.verdict)
+			}
+			switch {
+			case v != answered:
+			case target.Is4():
+				checkARPReplyNaming(t, out[:n], target, tc.want.named, tc.want.dstMAC, tc.want.dst)
+			default:
+				checkNANaming(t, out[:n], tc.want.dstMAC, ourLL, tc.want.dst, target, tc.want.named, tc.want.flags)
+			}
+		})
 	}
 }
 
@@ -306,18 +403,11 @@ func TestSolicitedNode(t *testing.T) {
 
 // TestAnswerAllocs holds the hot path to its promise: no allocation.
 func TestAnswerAllocs(t *testing.T) {
-	set := testSet(t, ownedIP, ownedIP6)
 	me := testSelf()
 	out := make([]byte, outBufLen)
-	for name, tc := range map[string]struct {
-		answer answerFunc
-		frame  []byte
-	}{
-		"ARP": {answerARP, arpFrame(broadcastMAC, arp.OperationRequest, askerMAC, askerIP, zeroMAC, ownedIP)},
-		"NDP": {answerNS, nsFrame(askerMAC, solicitedNodeMAC(ownedIP6), askerLL, solicitedNode(ownedIP6), ownedIP6, askerMAC[:])},
-	} {
+	for name, tc := range answerCases(t) {
 		if n := testing.AllocsPerRun(100, func() {
-			if _, v := tc.answer(set, me, tc.frame, out); v != answered {
+			if _, v := tc.answer(tc.set, me, tc.frame, out); v != answered {
 				t.Fatalf("%s: verdict %v", name, v)
 			}
 		}); n != 0 {
@@ -326,21 +416,35 @@ func TestAnswerAllocs(t *testing.T) {
 	}
 }
 
+// answerCase is a request and the set that answers it, for
+// TestAnswerAllocs and BenchmarkAnswer.
+type answerCase struct {
+	set    *addrSet
+	answer answerFunc
+	frame  []byte
+}
+
+// answerCases are requests for an owned address ("ARP", "NDP", on a set
+// without proxied addresses) and for a proxied one.
+func answerCases(t testing.TB) map[string]answerCase {
+	owned := testSet(t, ownedIP, ownedIP6)
+	proxied := testProxySet(t, peerProxies, ownedIP, ownedIP6)
+	return map[string]answerCase{
+		"ARP":        {owned, answerARP, arpRequest(ownedIP)},
+		"NDP":        {owned, answerNS, solicitation(ownedIP6)},
+		"ARPProxied": {proxied, answerARP, arpRequest(proxiedIP)},
+		"NDPProxied": {proxied, answerNS, solicitation(proxiedIP6)},
+	}
+}
+
 func BenchmarkAnswer(b *testing.B) {
-	set := testSet(b, ownedIP, ownedIP6)
 	me := testSelf()
 	out := make([]byte, outBufLen)
-	for name, tc := range map[string]struct {
-		answer answerFunc
-		frame  []byte
-	}{
-		"ARP": {answerARP, arpFrame(broadcastMAC, arp.OperationRequest, askerMAC, askerIP, zeroMAC, ownedIP)},
-		"NDP": {answerNS, nsFrame(askerMAC, solicitedNodeMAC(ownedIP6), askerLL, solicitedNode(ownedIP6), ownedIP6, askerMAC[:])},
-	} {
+	for name, tc := range answerCases(b) {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				tc.answer(set, me, tc.frame, out)
+				tc.answer(tc.set, me, tc.frame, out)
 			}
 		})
 	}

@@ -13,13 +13,14 @@ import (
 
 // The fuzz targets feed any bytes to the frame handlers, as anything on the
 // LAN may send anything, and check that they never panic, never touch
-// their input, and answer only requests for owned addresses, with a frame
-// that the mdlayher packages parse.
+// their input, and answer only requests for owned or proxied addresses,
+// naming the right MAC, with a frame that the mdlayher packages parse.
 
 func FuzzAnswerARP(f *testing.F) {
 	for _, seed := range [][]byte{
 		arpRequest(ownedIP),
 		arpRequest(unownedIP),
+		arpRequest(proxiedIP),
 		arpFrame(ourMAC, arp.OperationRequest, askerMAC, askerIP, zeroMAC, ownedIP),
 		arpFrame(ourMAC, arp.OperationReply, askerMAC, ownedIP, ourMAC, askerIP),
 		arpFrame(broadcastMAC, arp.OperationRequest, askerMAC, ownedIP, zeroMAC, ownedIP),
@@ -29,7 +30,7 @@ func FuzzAnswerARP(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	set := testSet(f, ownedIP, ownedIP6)
+	set := testProxySet(f, peerProxies, ownedIP, ownedIP6)
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		in := slices.Clone(frame)
 		out := make([]byte, outBufLen)
@@ -44,7 +45,8 @@ func FuzzAnswerARP(f *testing.F) {
 			return
 		}
 		tpa := netip.AddrFrom4([4]byte(frame[etherHdrLen+24 : etherHdrLen+28]))
-		if !set.has(tpa) || !tpa.Is4() {
+		hw, ok := set.lookup(tpa)
+		if !ok || !tpa.Is4() {
 			t.Fatalf("answered a request for unowned %s", tpa)
 		}
 		var req arp.Packet
@@ -58,12 +60,12 @@ func FuzzAnswerARP(f *testing.F) {
 		if err := p.UnmarshalBinary(out[etherHdrLen:n]); err != nil {
 			t.Fatalf("reply does not parse: %v", err)
 		}
-		if p.Operation != arp.OperationReply || p.SenderIP != tpa || !bytes.Equal(p.SenderHardwareAddr, ourMAC[:]) ||
+		if p.Operation != arp.OperationReply || p.SenderIP != tpa || !bytes.Equal(p.SenderHardwareAddr, hw[:]) ||
 			!bytes.Equal(p.TargetHardwareAddr, req.SenderHardwareAddr) || p.TargetIP != req.SenderIP {
 			t.Fatalf("reply %+v to request %+v", p, req)
 		}
-		if out[0]&1 != 0 || !bytes.Equal(out[0:6], req.SenderHardwareAddr) {
-			t.Fatalf("reply sent to %x", out[0:6])
+		if out[0]&1 != 0 || !bytes.Equal(out[0:6], req.SenderHardwareAddr) || [macLen]byte(out[6:12]) != ourMAC {
+			t.Fatalf("reply sent to %x from %x", out[0:6], out[6:12])
 		}
 	})
 }
@@ -73,6 +75,7 @@ func FuzzAnswerNS(f *testing.F) {
 	for _, seed := range [][]byte{
 		solicitation(ownedIP6),
 		solicitation(unowned6),
+		solicitation(proxiedIP6),
 		nsFrame(askerMAC, ourMAC, askerIP6, ownedIP6, ownedIP6, nil),
 		nsFrame(askerMAC, solicitedNodeMAC(ownedIP6), netip.IPv6Unspecified(), group, ownedIP6, nil),
 		append(solicitation(ownedIP6), make([]byte, 7)...),
@@ -82,7 +85,7 @@ func FuzzAnswerNS(f *testing.F) {
 		f.Add(seed, false)
 		f.Add(seed, true)
 	}
-	set := testSet(f, ownedIP, ownedIP6)
+	set := testProxySet(f, peerProxies, ownedIP, ownedIP6)
 	// fix makes the checksum right, so the fuzzer gets past it to explore
 	// what lies behind.
 	f.Fuzz(func(t *testing.T, frame []byte, fix bool) {
@@ -119,7 +122,8 @@ func FuzzAnswerNS(f *testing.F) {
 		if !ok {
 			t.Fatalf("answered a %T", m)
 		}
-		if !set.has(ns.TargetAddress) || !ns.TargetAddress.Is6() {
+		hw, ok := set.lookup(ns.TargetAddress)
+		if !ok || !ns.TargetAddress.Is6() {
 			t.Fatalf("answered a solicitation for unowned %s", ns.TargetAddress)
 		}
 		if n != naFrameLen {
@@ -130,8 +134,14 @@ func FuzzAnswerNS(f *testing.F) {
 			t.Fatalf("advertisement does not parse: %v", err)
 		}
 		na, ok := a.(*ndp.NeighborAdvertisement)
-		if !ok || na.TargetAddress != ns.TargetAddress || !na.Override {
+		if !ok || na.TargetAddress != ns.TargetAddress || !na.Override || len(na.Options) != 1 {
 			t.Fatalf("answered %+v with %+v", ns, a)
+		}
+		if lla, ok := na.Options[0].(*ndp.LinkLayerAddress); !ok || lla.Direction != ndp.Target || !bytes.Equal(lla.Addr, hw[:]) {
+			t.Fatalf("advertisement for %s names %+v, want %s", ns.TargetAddress, na.Options[0], mac(hw))
+		}
+		if [macLen]byte(out[6:12]) != ourMAC {
+			t.Fatalf("advertisement from %x", out[6:12])
 		}
 		src, dst := [16]byte(out[etherHdrLen+8:]), [16]byte(out[etherHdrLen+24:])
 		if icmp6Checksum(&src, &dst, out[icmpOff:n]) != 0 {

@@ -440,3 +440,49 @@ func TestLabInterfaceDown(t *testing.T) {
 		t.Errorf("stats %+v: want the ENETDOWN counted as an ARP error", st)
 	}
 }
+
+// TestLabProxyAnswer is a rolling upgrade seen from the client: node-1
+// still holds vip4a and vip6a (its kernel takes their traffic) but has no
+// responder, as while its speaker restarts, and node-2 answers for them on
+// node-1's behalf. The client's kernel resolves both to node-1's MAC from
+// node-2's answers alone, and its pings reach node-1.
+func TestLabProxyAnswer(t *testing.T) {
+	l := labnet.NewForTest(t, labnet.Options{Nodes: 2, StrictARP: true})
+	node1, node2, client := l.Node(1), l.Node(2), l.Client()
+	vips := []netip.Addr{vip4a, vip6a}
+	for _, vip := range vips {
+		// strictARP: node-1's kernel answers no ARP for it, and no kernel
+		// answers NDP for an address on lo.
+		if err := node1.AddServiceIP(vip); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitLocalRoute(t, node1, vip6a)
+	r2 := startResponder(t, node2, Options{})
+	proxied := map[netip.Addr]net.HardwareAddr{vip4a: node1.MAC, vip6a: node1.MAC}
+	if err := r2.SetProxied(proxied); err != nil {
+		t.Fatal(err)
+	}
+	if !inGroup(t, node2, "33:33:ff:00:02:00") {
+		t.Errorf("%s's eth0 is not in the solicited-node group of %s", node2, vip6a)
+	}
+
+	for _, vip := range vips {
+		// The client's kernel resolves vip for the ping.
+		if _, err := client.Ping(t.Context(), vip); err != nil {
+			t.Errorf("ping %s: %v", vip, err)
+		}
+		if mac := neighbor(t, client, vip); !bytes.Equal(mac, node1.MAC) {
+			t.Errorf("client resolves %s to %s, want node-1's %s (node-2 is %s)", vip, mac, node1.MAC, node2.MAC)
+		}
+		// One answer, naming node-1.
+		wantAnswer(t, client, vip, node1)
+	}
+
+	st := r2.Stats()
+	for name, c := range map[string]Counters{"ARP": st.ARP, "NDP": st.NDP} {
+		if c.Replies == 0 || c.Announcements != 0 {
+			t.Errorf("node-2 %s stats %+v: want replies and no announcements", name, c)
+		}
+	}
+}

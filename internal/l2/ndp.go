@@ -51,6 +51,15 @@ var (
 // failover must replace whatever MAC a client has cached. (Section 7.2.8
 // asks proxies to clear it, but we answer as the owner, not as a proxy
 // beside one.)
+//
+// For a proxied address the advertisement's Target Link-Layer Address
+// option names the other host's MAC, and the frame is still from ours. Its
+// Override flag is set too, although sections 7.2.4 and 7.2.8 have a proxy
+// clear it so as not to override the owner's own answer: the owner is not
+// answering (its responder is restarting), the address really lives at
+// the MAC we name, and a client holding another MAC for it, stale from
+// some earlier owner, must take this one. A solicitation for a proxied
+// address from the MAC we would name gets no answer, as in answerARP.
 func answerNS(set *addrSet, me *self, in, out []byte) (int, verdict) {
 	if len(in) < icmpOff+nsLen || binary.BigEndian.Uint16(in[12:14]) != etherTypeIPv6 || in[etherHdrLen]>>4 != 6 {
 		return 0, invalid
@@ -94,11 +103,15 @@ func answerNS(set *addrSet, me *self, in, out []byte) (int, verdict) {
 	if dst != target && !isSolicitedNode(&dst, &target) {
 		return 0, ignored
 	}
-	if !set.has(netip.AddrFrom16(target)) {
+	hw, ok := set.lookup(netip.AddrFrom16(target))
+	if !ok {
 		return 0, unowned
 	}
+	if srcMAC == hw {
+		return 0, ignored // the host we answer for, asking about its own address
+	}
 	if dad {
-		return buildNA(me, out, allNodesMAC, &allNodes, &target, naFlagOverride), answered
+		return buildNA(me, out, &allNodesMAC, &allNodes, &target, &hw, naFlagOverride), answered
 	}
 	to := srcMAC
 	if sll != nil {
@@ -107,7 +120,7 @@ func answerNS(set *addrSet, me *self, in, out []byte) (int, verdict) {
 			return 0, invalid
 		}
 	}
-	return buildNA(me, out, to, &src, &target, naFlagSolicit|naFlagOverride), answered
+	return buildNA(me, out, &to, &src, &target, &hw, naFlagSolicit|naFlagOverride), answered
 }
 
 // isSolicitedNode reports whether group is target's solicited-node
@@ -131,12 +144,15 @@ func solicitedNodeMAC(addr netip.Addr) [macLen]byte {
 // MAC with ours (section 7.2.5), and hosts that do not, ignore it.
 func announceNA(me *self, addr netip.Addr, out []byte) int {
 	target := addr.As16()
-	return buildNA(me, out, allNodesMAC, &allNodes, &target, naFlagOverride)
+	return buildNA(me, out, &allNodesMAC, &allNodes, &target, &me.mac, naFlagOverride)
 }
 
-// buildNA writes a Neighbor Advertisement frame for target with the given
-// flags and our MAC as Target Link-Layer Address option into out.
-func buildNA(me *self, out []byte, dstMAC [macLen]byte, dst, target *[16]byte, flags byte) int {
+// buildNA writes into out (naFrameLen bytes) a Neighbor Advertisement frame
+// for target with the given flags and tlla as Target Link-Layer Address
+// option, from our MAC and IPv6 source (me.src6, or else target) to dstMAC
+// and dst. tlla is separate from the Ethernet source for proxy answers,
+// which name another host's MAC from ours.
+func buildNA(me *self, out []byte, dstMAC *[macLen]byte, dst, target *[16]byte, tlla *[macLen]byte, flags byte) int {
 	_ = out[naFrameLen-1]
 	src := *target
 	if me.src6.IsValid() {
@@ -156,7 +172,7 @@ func buildNA(me *self, out []byte, dstMAC [macLen]byte, dst, target *[16]byte, f
 	m[4], m[5], m[6], m[7] = flags, 0, 0, 0
 	copy(m[8:24], target[:])
 	m[24], m[25] = optTargetLLA, 1
-	copy(m[26:32], me.mac[:])
+	copy(m[26:32], tlla[:])
 	binary.BigEndian.PutUint16(m[2:4], icmp6Checksum(&src, dst, m))
 	return naFrameLen
 }

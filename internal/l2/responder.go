@@ -17,13 +17,17 @@ import (
 
 // Errors returned by this package, to be matched with errors.Is.
 var (
-	// ErrInvalidAddr means SetAddrs was given an address no host can own on a
-	// LAN (zero, unspecified, multicast, loopback, limited broadcast, or
-	// with an IPv6 zone).
+	// ErrInvalidAddr means SetAddrs or SetProxied was given an address no
+	// host can own on a LAN (zero, unspecified, multicast, loopback,
+	// limited broadcast, or with an IPv6 zone).
 	ErrInvalidAddr = errors.New("l2: not an ownable unicast address")
-	// ErrFamily means SetAddrs was given an address of a family the Responder
-	// has no socket for (see Conns).
+	// ErrFamily means SetAddrs or SetProxied was given an address of a
+	// family the Responder has no socket for (see Conns).
 	ErrFamily = errors.New("l2: address family not served")
+	// ErrInvalidMAC means SetProxied was given a MAC no host can have on an
+	// Ethernet LAN (not 6 bytes, zero, or a group address), or two for one
+	// address.
+	ErrInvalidMAC = errors.New("l2: not a unicast Ethernet MAC")
 	// ErrNotEthernet means the interface's hardware address is not a 6-byte
 	// Ethernet MAC.
 	ErrNotEthernet = errors.New("l2: not an Ethernet interface")
@@ -68,8 +72,9 @@ type Options struct {
 // *packet.Addr (whose MAC repeats the frame's destination; a packet.Raw
 // socket uses only the frame's).
 type Conns struct {
-	// HardwareAddr is the interface's 6-byte MAC, claimed by every answer
-	// and announcement.
+	// HardwareAddr is the interface's 6-byte MAC: the Ethernet source of
+	// every frame sent, and the MAC claimed by every answer for an owned
+	// address and every announcement.
 	HardwareAddr net.HardwareAddr
 	// IPv6Source is the IPv6 source address of Neighbor Advertisements,
 	// which RFC 4861 section 4.4 wants to be an address of the sending
@@ -93,9 +98,11 @@ type groupJoiner interface {
 }
 
 // Responder answers ARP and NDP for a set of owned addresses on one
-// interface, and announces addresses as they join the set. Create it with
-// New or NewWithConns, set its addresses with SetAddrs (before or during
-// Run) and call Run, once. Its methods are safe for concurrent use.
+// interface, and announces addresses as they join the set; it may also
+// answer for addresses of other hosts, naming their MACs (SetProxied).
+// Create it with New or NewWithConns, set its addresses with SetAddrs and
+// SetProxied (before or during Run) and call Run, once. Its methods are
+// safe for concurrent use.
 type Responder struct {
 	log        *slog.Logger
 	me         self
@@ -107,7 +114,7 @@ type Responder struct {
 
 	set atomic.Pointer[addrSet]
 
-	mu      sync.Mutex // serializes SetAddrs; guards the fields below
+	mu      sync.Mutex // serializes SetAddrs and SetProxied, the writers of set; guards the fields below
 	closed  bool
 	pending map[netip.Addr]struct{} // newly owned, not yet announced
 	groups  map[[macLen]byte]bool   // solicited-node groups joined
@@ -242,8 +249,13 @@ func NewWithConns(c Conns, opts Options) (*Responder, error) {
 // HardwareAddr is the MAC the Responder answers with.
 func (r *Responder) HardwareAddr() net.HardwareAddr { return slices.Clone(r.hw) }
 
-// Addrs returns the owned set, sorted.
+// Addrs returns the owned set, sorted; proxied addresses are not in it.
 func (r *Responder) Addrs() []netip.Addr { return slices.Clone(r.set.Load().list) }
+
+// Proxied returns a copy of the proxied set, as SetProxied last set it
+// (with IPv4-mapped IPv6 addresses unmapped), addresses also owned
+// included.
+func (r *Responder) Proxied() map[netip.Addr]net.HardwareAddr { return r.set.Load().proxiedMACs() }
 
 // SetAddrs replaces the owned set with addrs (IPv4-mapped IPv6 addresses
 // count as IPv4; duplicates are fine). The new set is answered for from
@@ -257,8 +269,11 @@ func (r *Responder) Addrs() []netip.Addr { return slices.Clone(r.set.Load().list
 // each. An error joining or leaving a solicited-node group is returned
 // too, but the set is in effect: unicast solicitations are still answered,
 // and the join is retried by the next SetAddrs.
+//
+// An address also proxied (SetProxied) is answered as owned while it is
+// owned, and as proxied again once it is not.
 func (r *Responder) SetAddrs(addrs []netip.Addr) error {
-	set, err := newAddrSet(addrs, r.serves)
+	owned, err := validOwned(addrs, r.serves)
 	if err != nil {
 		return fmt.Errorf("l2: set addresses: %w", err)
 	}
@@ -267,7 +282,9 @@ func (r *Responder) SetAddrs(addrs []netip.Addr) error {
 	if r.closed {
 		return ErrClosed
 	}
-	old := r.set.Swap(set)
+	old := r.set.Load()
+	set := old.withOwned(owned, r.me.mac)
+	r.set.Store(set)
 	added := set.added(old)
 	for _, a := range added {
 		r.pending[a] = struct{}{}
@@ -287,6 +304,44 @@ func (r *Responder) SetAddrs(addrs []netip.Addr) error {
 	return nil
 }
 
+// SetProxied replaces the set of addresses r answers for on behalf of
+// another host: an ARP request or Neighbor Solicitation for one of addrs
+// gets an answer naming its MAC (as the ARP sender hardware address, or in
+// the Target Link-Layer Address option) instead of r's, in a frame that
+// is still from r's MAC. A speaker calls it while a peer restarts: the
+// peer keeps its addresses and forwards their traffic, and its clients
+// must keep resolving them to the peer, not to whoever answers. It serves
+// the new set from the next frame on and joins the solicited-node groups
+// of its IPv6 addresses, as SetAddrs does.
+//
+// Proxied addresses are never announced, neither now nor periodically:
+// the clients that have one cached already hold the peer's MAC, and the
+// peer announces again when it is back. An address both owned (SetAddrs)
+// and proxied is answered as owned, with r's MAC.
+//
+// Addresses are validated as by SetAddrs; a MAC must be a 6-byte unicast
+// Ethernet address (ErrInvalidMAC). If any entry is invalid, SetProxied
+// changes nothing and returns an error naming each address. Errors joining
+// or leaving groups are as for SetAddrs.
+func (r *Responder) SetProxied(addrs map[netip.Addr]net.HardwareAddr) error {
+	proxied, err := validProxied(addrs, r.serves)
+	if err != nil {
+		return fmt.Errorf("l2: set proxied addresses: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	set := r.set.Load().withProxied(proxied, r.me.mac)
+	r.set.Store(set)
+	r.log.Debug("proxied addresses set", "proxied", len(proxied))
+	if err := r.syncGroups(set); err != nil {
+		return fmt.Errorf("l2: set proxied addresses: %w", err)
+	}
+	return nil
+}
+
 func (r *Responder) serves(a netip.Addr) bool {
 	if a.Is4() {
 		return r.arp != nil
@@ -295,15 +350,15 @@ func (r *Responder) serves(a netip.Addr) bool {
 }
 
 // syncGroups joins the solicited-node Ethernet group of every IPv6 address
-// in set and leaves the others, if the NDP socket can. Called with r.mu
-// held.
+// in set, owned or proxied, and leaves the others, if the NDP socket can.
+// Called with r.mu held.
 func (r *Responder) syncGroups(set *addrSet) error {
 	j, ok := r.ndp.(groupJoiner)
 	if !ok {
 		return nil
 	}
 	want := map[[macLen]byte]bool{}
-	for _, a := range set.list {
+	for a := range set.m {
 		if a.Is6() {
 			want[solicitedNodeMAC(a)] = true
 		}
@@ -408,7 +463,8 @@ func (r *Responder) Run(ctx context.Context) error {
 }
 
 // Close closes the sockets, which stops a running Run with ErrClosed.
-// Later calls to SetAddrs and Run return ErrClosed. It is idempotent.
+// Later calls to SetAddrs, SetProxied and Run return ErrClosed. It is
+// idempotent.
 func (r *Responder) Close() error {
 	r.closeOnce.Do(func() {
 		r.mu.Lock()

@@ -3,6 +3,7 @@ package speaker
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -21,6 +22,7 @@ import (
 // per interface.
 type responder interface {
 	SetAddrs(addrs []netip.Addr) error
+	SetProxied(addrs map[netip.Addr]net.HardwareAddr) error
 	Announce(addrs []netip.Addr)
 	Quiet()
 }
@@ -71,6 +73,9 @@ type layer2 struct {
 	// ServiceAnnouncement named when this node last announced it (see
 	// reclaim).
 	claimedBy map[netip.Addr]string
+	// proxying are the addresses this node answered for in their owner's
+	// name at the last turn (proxied), with the owner.
+	proxying map[netip.Addr]string
 }
 
 // newLayer2 sets the Layer 2 announcer up; it starts nothing.
@@ -99,10 +104,17 @@ func (l *layer2) announce(_ context.Context, t *turn) {
 			mine[name] = slices.DeleteFunc(ips, func(ip netip.Addr) bool { return t.view.Current[ip] != l.node })
 		}
 	}
+	var proxied map[string]map[netip.Addr]net.HardwareAddr
+	if t.answer {
+		proxied = l.proxied(ds)
+	}
 	owned := map[netip.Addr]bool{}
 	for name, r := range l.responders {
 		if err := r.SetAddrs(mine[name]); err != nil {
 			l.log.Error("set addresses", "interface", name, "error", err)
+		}
+		if err := r.SetProxied(proxied[name]); err != nil {
+			l.log.Error("set addresses answered in another node's name", "interface", name, "error", err)
 		}
 		for _, ip := range mine[name] {
 			owned[ip] = true
@@ -135,6 +147,38 @@ func (l *layer2) announce(_ context.Context, t *turn) {
 	l.reclaim(t.view, owned)
 	l.owned = owned
 	l.metrics.observeLayer2(ds, owned)
+}
+
+// proxied are, per interface, the addresses this node answers for in the
+// name of a node whose speaker restarts (announce.Proxied), with the MAC
+// to name. It logs the changes.
+func (l *layer2) proxied(ds map[netip.Addr]*announce.Decision) map[string]map[netip.Addr]net.HardwareAddr {
+	out := map[string]map[netip.Addr]net.HardwareAddr{}
+	now := map[netip.Addr]string{}
+	for name, ips := range announce.Proxied(ds, l.node, l.ifaces) {
+		out[name] = map[netip.Addr]net.HardwareAddr{}
+		for ip, mac := range ips {
+			hw, err := net.ParseMAC(mac)
+			if err != nil {
+				l.log.Error("the owner published a bad MAC", "ip", ip, "owner", ds[ip].Owner, "mac", mac)
+				continue
+			}
+			out[name][ip] = hw
+			now[ip] = ds[ip].Owner
+		}
+	}
+	for ip, owner := range now {
+		if _, had := l.proxying[ip]; !had {
+			l.log.Info("answering in another node's name while its speaker restarts", "ip", ip, "owner", owner)
+		}
+	}
+	for ip, owner := range l.proxying {
+		if _, still := now[ip]; !still {
+			l.log.Info("no longer answering in another node's name", "ip", ip, "owner", owner)
+		}
+	}
+	l.proxying = now
+	return out
 }
 
 // reclaim announces again each address this node goes on owning whose
@@ -196,6 +240,9 @@ func (l *layer2) release() {
 	for name, r := range l.responders {
 		if err := r.SetAddrs(nil); err != nil {
 			l.log.Error("set addresses", "interface", name, "error", err)
+		}
+		if err := r.SetProxied(nil); err != nil {
+			l.log.Error("set addresses answered in another node's name", "interface", name, "error", err)
 		}
 	}
 }

@@ -3,6 +3,8 @@ package speaker
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -28,13 +30,18 @@ import (
 // fakeResponder records what the Layer 2 announcer asks of a responder.
 type fakeResponder struct {
 	addrs     []netip.Addr
+	proxied   map[netip.Addr]net.HardwareAddr
 	announced [][]netip.Addr
 	quiet     bool
 }
 
 func (r *fakeResponder) SetAddrs(a []netip.Addr) error { r.addrs = slices.Clone(a); return nil }
-func (r *fakeResponder) Announce(a []netip.Addr)       { r.announced = append(r.announced, slices.Clone(a)) }
-func (r *fakeResponder) Quiet()                        { r.quiet = true }
+func (r *fakeResponder) SetProxied(a map[netip.Addr]net.HardwareAddr) error {
+	r.proxied = maps.Clone(a)
+	return nil
+}
+func (r *fakeResponder) Announce(a []netip.Addr) { r.announced = append(r.announced, slices.Clone(a)) }
+func (r *fakeResponder) Quiet()                  { r.quiet = true }
 
 // l2Config has pool "lan" (198.51.100.80/28) announced in Layer 2 on
 // every node and interface.

@@ -74,6 +74,7 @@ func (s *Speaker) renewLease(ctx context.Context) error {
 	}
 	l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds, l.Spec.RenewTime = &s.opts.NodeName, &seconds, &now
 	setQuorate(&l.ObjectMeta, s.quorate.Load())
+	delete(l.Annotations, restartAnnotation) // read at start (readRestartNote)
 	return c.Update(ctx, &l)
 }
 
@@ -108,11 +109,15 @@ func registry(leases []coordinationv1.Lease, now time.Time) map[string]bool {
 }
 
 // readRegistry lists the speakers' Leases from the API server (a quorum
-// read) and returns the nodes whose speaker holds a fresh one.
-func (s *Speaker) readRegistry(ctx context.Context) ([]string, error) {
+// read), hands them to also, and returns the nodes whose speaker holds a
+// fresh one.
+func (s *Speaker) readRegistry(ctx context.Context, also func([]coordinationv1.Lease)) ([]string, error) {
 	leases, err := s.listLeases(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if also != nil {
+		also(leases)
 	}
 	return registered(leases, time.Now()), nil
 }

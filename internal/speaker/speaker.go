@@ -111,6 +111,11 @@ type Options struct {
 	// routers first. It answers no ARP or NDP meanwhile: the new owners
 	// do. Default DefaultHandoverGrace.
 	HandoverGrace time.Duration
+	// RestartHold is how long the others keep this node's Layer 2
+	// addresses in place when its speaker stops on a Ready node, for the
+	// next speaker to take them up again (restart.go); 0 hands them over
+	// at every stop.
+	RestartHold time.Duration
 	// Tuning is the failure detector's tuning (zero: election's LAN
 	// defaults).
 	Tuning election.Tuning
@@ -176,8 +181,10 @@ type Speaker struct {
 	overlay      map[string]v1alpha1.ServiceAnnouncement
 	overlayUntil time.Time
 	// joined is when this speaker's membership started (its probation,
-	// meta.go), set by the sync loop.
+	// meta.go), set by the sync loop: its predecessor's on this node if
+	// that one stopped to restart (resume, restart.go).
 	joined time.Time
+	resume restartNote
 	// apiCut is the sync loop's: the nodes cut off from the API server at
 	// the last sync. wakeAt is when a sync is due with no other change: a
 	// node may then be cut off, or a member's probation end.
@@ -408,7 +415,7 @@ func (s *Speaker) Start(ctx context.Context) error {
 	// The speakers registered now are among those this one must reach a
 	// majority of before it answers (registry.go); then this one
 	// registers, or renews its Lease.
-	if names, err := s.readRegistry(ctx); err != nil {
+	if names, err := s.readRegistry(ctx, s.readRestartNote); err != nil {
 		s.log.Warn("could not tell which speakers run; counting only those heard from", "error", err)
 	} else {
 		for _, n := range names {
@@ -429,13 +436,20 @@ func (s *Speaker) Start(ctx context.Context) error {
 	s.loop(ctx, up)
 	stopLinks()
 
-	// Planned handover: stop answering, then leave, so the others take
+	// A planned stop on a Ready node keeps its addresses here for the
+	// next speaker (restart.go). Otherwise, the planned handover: stop
+	// answering, then leave, so the others take
 	// the addresses over and announce them. In between, for the time a
 	// gossip message takes (tens of milliseconds), nobody answers a new
 	// ARP or NDP request (the asker retries); the other order would have
 	// two nodes answering for as long. Clients that know this node's MAC
 	// keep reaching the address here, on the node, throughout.
-	if s.members != nil {
+	if s.members != nil && s.stopToRestart(context.WithoutCancel(ctx)) {
+		// Answer on, in this node's name as the others will, until they
+		// have found this member gone.
+		stopMembers()
+		time.Sleep(s.opts.HandoverGrace)
+	} else if s.members != nil {
 		held := 0
 		for _, a := range s.announcers {
 			held += a.handover()
@@ -500,7 +514,11 @@ func (s *Speaker) loop(ctx context.Context, up <-chan startedMembers) {
 			// The membership starts: from now on this speaker elects
 			// among its members (membership).
 			s.members = st.m
-			s.joined = time.Now()
+			var resumed bool
+			s.joined, resumed = resumedJoin(s.resume, time.Now())
+			if resumed {
+				s.log.Info("back from a restart in time: taking this node's addresses up again", "joined", s.joined)
+			}
 			changes = st.m.Changes()
 			s.publishMeta()
 			close(st.taken)

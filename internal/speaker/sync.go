@@ -155,6 +155,18 @@ func (s *Speaker) view(ctx context.Context) (announce.View, []v1alpha1.ServiceAn
 					api[name], joined[name] = mm.api, mm.joined
 				}
 			}
+			// Members restarting in place keep their addresses (and
+			// their join time) while they are away (restart.go).
+			for _, name := range m.Restarting() {
+				if v.Restarting == nil {
+					v.Restarting = map[string]bool{}
+				}
+				v.Restarting[name] = true
+				if meta, ok := m.Meta(name); ok {
+					v.Ifaces[name] = decodeIfaces(meta)
+					joined[name] = decodeMeta(meta).joined
+				}
+			}
 			now := time.Now()
 			var next time.Time
 			v.New, next = newMembers(joined, now)

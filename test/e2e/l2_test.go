@@ -53,6 +53,8 @@ func TestLayer2(t *testing.T) {
 		{"GossipCut", c.testGossipCut},
 		{"RestartCutOff", c.testRestartCutOff},
 		{"UnplannedFailover", c.testUnplannedFailover},
+		{"PlannedRestart", c.testPlannedRestart},
+		{"RestartNodeDies", c.testRestartNodeDies},
 		{"PlannedHandover", c.testPlannedHandover},
 		{"NoMembership", c.testNoMembership},
 	}
@@ -409,11 +411,96 @@ func (c *cluster) testUnplannedFailover(t *testing.T) {
 	}
 }
 
-// testPlannedHandover: SIGTERM to the owner's speaker (a rolling update),
-// link cut 2 s later: no probe is lost.
+// testPlannedRestart: SIGTERM to the owner's speaker, and a new one
+// started on the node (a rolling update): the address stays on the node
+// and no probe is lost; while the node has no speaker, another node
+// answers ARP for the address with the owner's MAC, so a client that
+// resolves it anew gets the node that forwards.
+func (c *cluster) testPlannedRestart(t *testing.T) {
+	c.t = t
+	ip, owner := c.failoverTarget()
+	mac := c.nodeMAC(owner)
+	var during []string
+	res := c.probe(ip, func() {
+		if err := c.speaker(owner).Stop(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		during = c.resolve(ip)
+		c.startSpeaker(owner)
+		time.Sleep(3 * time.Second)
+	})
+	t.Logf("planned restart of %s's speaker: longest gap %s, %d/%d probes answered, by node %v; ARP answered by %v while it was away",
+		owner, res.LongestGap.Round(time.Millisecond), res.Received, res.Sent, res.ByNode, during)
+	if !slices.Equal(during, []string{mac}) {
+		t.Errorf("while %s's speaker restarted, ARP for %s was answered with %v, want %s's MAC %s alone", owner, ip, during, owner, mac)
+	}
+	if lost := res.Sent - res.Received; lost > 1 { // the last one may still be in flight
+		t.Errorf("%d probes lost in a planned restart", lost)
+	}
+	if len(res.ByNode) != 1 || res.ByNode[owner] == 0 {
+		t.Errorf("probes answered by %v, want %s alone: the address moved", res.ByNode, owner)
+	}
+	if got := c.checkAnswer("kubeflow", "minio-service", ip); got != owner {
+		t.Errorf("%s is announced by %s after the restart, want %s", ip, got, owner)
+	}
+}
+
+// testRestartNodeDies: SIGTERM to the owner's speaker, as in a rolling
+// update, and the node's link cut a second later: the others stop
+// keeping the address on it and take it over, as after any node failure.
+func (c *cluster) testRestartNodeDies(t *testing.T) {
+	c.t = t
+	ip, owner := c.failoverTarget()
+	h := c.host(owner)
+	var next string
+	res := c.probe(ip, func() {
+		if err := c.speaker(owner).Stop(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		if err := h.LinkDown(); err != nil {
+			t.Fatal(err)
+		}
+		c.eventually(15*time.Second, "another node announces "+ip.String(), func() error {
+			a, err := c.announcer("kubeflow", "minio-service", ip)
+			if err == nil && (a.Node == owner || a.Node == "") {
+				err = fmt.Errorf("still %q", a.Node)
+			}
+			next = a.Node
+			return err
+		})
+		time.Sleep(time.Second)
+	})
+	t.Logf("node %s died while its speaker restarted: moved to %s, longest gap %s, %d/%d probes answered, by node %v",
+		owner, next, res.LongestGap.Round(time.Millisecond), res.Received, res.Sent, res.ByNode)
+	if res.LongestGap > 3*time.Second {
+		t.Errorf("longest gap %s: the address waited for the restart hold, not for the node's failure to be seen", res.LongestGap.Round(time.Millisecond))
+	}
+	if last := res.Replies[len(res.Replies)-1]; last.Node != next {
+		t.Errorf("last probe answered by %s, want %s", last.Node, next)
+	}
+	if err := h.LinkUp(); err != nil {
+		t.Fatal(err)
+	}
+	c.startSpeaker(owner)
+	time.Sleep(3 * time.Second)
+}
+
+// testPlannedHandover: with --restart-hold=0, SIGTERM to the owner's
+// speaker hands its addresses over; the link is cut 2 s later: no probe
+// is lost.
 func (c *cluster) testPlannedHandover(t *testing.T) {
 	c.t = t
 	ip, owner := c.failoverTarget()
+	if err := c.speaker(owner).Stop(); err != nil {
+		t.Fatal(err)
+	}
+	c.startSpeaker(owner, "--restart-hold=0")
+	time.Sleep(3 * time.Second)
+	if got := c.checkAnswer("kubeflow", "minio-service", ip); got != owner {
+		t.Fatalf("%s moved to %s when %s's speaker restarted", ip, got, owner)
+	}
 	h := c.host(owner)
 	res := c.probe(ip, func() {
 		done := make(chan error, 1)
@@ -521,6 +608,13 @@ func (c *cluster) testGossipCut(t *testing.T) {
 func (c *cluster) testRestartCutOff(t *testing.T) {
 	c.t = t
 	victim := c.waitAnnouncer("kubeflow", "minio-service", scenarioIPs["kubeflow/minio-service"]).Node
+	// Stopped on a Ready node, a speaker keeps its addresses for the next
+	// one (--restart-hold): run one that hands them over, and stop it.
+	if err := c.speaker(victim).Stop(); err != nil {
+		t.Fatal(err)
+	}
+	c.startSpeaker(victim, "--restart-hold=0")
+	time.Sleep(3 * time.Second)
 	if err := c.speaker(victim).Stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -371,7 +371,7 @@ func restartCutOff(ctx context.Context, e *Env) Result {
 	return run(ctx, e, labcluster.Bounds{}, func(owners map[netip.Addr]string, r *Result) {
 		victim := busiest(owners)
 		e.Logf("restarting %s (owner of %v) cut off from gossip", victim, owned(owners, victim))
-		if r.fail(e.C.Speaker(victim).Stop()) {
+		if r.fail(e.stopHandingOver(ctx, victim)) {
 			return
 		}
 		err := labcluster.Eventually(ctx, 15*time.Second, func() error {
@@ -464,7 +464,7 @@ func keySecretRefused(ctx context.Context, e *Env) Result {
 		}
 		defer restore()
 		e.Logf("restarting %s (owner of %v) unable to read the key Secret", victim, owned(owners, victim))
-		if r.fail(e.C.Speaker(victim).Stop()) {
+		if r.fail(e.stopHandingOver(ctx, victim)) {
 			return
 		}
 		if _, err := e.C.StartSpeaker(victim, "--kubeconfig", kubeconfig); r.fail(err) {

@@ -299,6 +299,25 @@ func (e *Env) pauseAPIServer(r *Result) (resume func(), ok bool) {
 	}, true
 }
 
+// stopHandingOver stops node's speaker so that the others take its
+// addresses over at once, as the rows about what a restarted speaker
+// does need: a speaker stopped on a Ready node keeps its addresses for
+// its successor (--restart-hold), so node's speaker is first restarted
+// with a hold of 0 (which keeps its addresses) and then stopped.
+func (e *Env) stopHandingOver(ctx context.Context, node string) error {
+	if err := e.C.Speaker(node).Stop(); err != nil {
+		return err
+	}
+	if _, err := e.C.StartSpeaker(node, "--restart-hold=0"); err != nil {
+		return err
+	}
+	if err := e.speakerJoined(ctx, node, 30*time.Second); err != nil {
+		return err
+	}
+	sleep(ctx, 2*time.Second)
+	return e.C.Speaker(node).Stop()
+}
+
 // rollSpeakers restarts every speaker in turn (SIGTERM, start again),
 // moving to the next once the restarted one has joined the others and
 // 2 s more have passed, as a DaemonSet's rolling update does. It reports

@@ -72,17 +72,16 @@ func (e *Env) newerChart(img Image) (string, error) {
 // re-apply of the newer dist/ironlb.yaml; with Helm, the CRDs applied
 // from the new chart (Helm never upgrades crds/), then `helm upgrade`.
 // It also asks, as a new client would, who answers ARP for each address
-// (arpWatch): never two; a stretch with none longer than FailoverBound is
-// logged as open. It checks
-// that no probe is lost but those in flight when their address
-// moved from one node to another (a TCP connection whose packets reach
-// two nodes is reset: kube-proxy on the second has no state for it; the
-// rolling update moves every address at least once, as its node's speaker
-// stops), that no address goes without an answer for longer than
-// FailoverBound, that no Service's address changes, the
-// speakers roll one node at a time, every pod ends on img, and (Helm)
-// the CRDs are the new chart's. It records the probes lost and the
-// upgrade's duration.
+// (arpWatch): never two, and never none for longer than FailoverBound.
+// It checks that no address moves from one node to another (a speaker
+// stopped on a Ready node keeps its addresses for the next one, while
+// another node answers ARP for them with its MAC: internal/speaker's
+// restart.go), so that no probe is lost (a TCP connection whose packets
+// reached two nodes would be reset: kube-proxy on the second has no state
+// for it), that no Service's address changes, the speakers roll one node
+// at a time, every pod ends on img, and (Helm) the CRDs are the new
+// chart's. It records the probes lost, the moves and the upgrade's
+// duration.
 func (e *Env) Upgrade(ctx context.Context, path Path, img Image, prefix string) error {
 	probers := make([]*Prober, len(Tutorial))
 	for i, w := range Tutorial {
@@ -129,6 +128,9 @@ func (e *Env) Upgrade(ctx context.Context, path Path, img Image, prefix string) 
 		if r.LongestGap > FailoverBound {
 			errs = append(errs, fmt.Errorf("upgrade: %s had no answer for %v", r.URL, r.LongestGap.Round(time.Millisecond)))
 		}
+		if len(p.moveAt) > 0 {
+			errs = append(errs, fmt.Errorf("upgrade: %s moved from one node to another %d times (at %v), want none: each speaker's addresses stay on its node while it restarts", r.URL, len(p.moveAt), p.moveAt))
+		}
 	}
 	e.recordDuration(prefix+"_upgrade_duration", took)
 	e.record(prefix+"_upgrade_probes_lost", float64(lost), "probes")
@@ -149,10 +151,7 @@ func (e *Env) Upgrade(ctx context.Context, path Path, img Image, prefix string) 
 	e.Logf("upgrade: ARP sampled every %v: longest time no node answered %v %v, samples with two answers %d", arpSampleEvery, arp.longestDark.Round(time.Millisecond), arp.dark, arp.multi)
 	e.recordDuration(prefix+"_upgrade_arp_longest_unanswered", arp.longestDark)
 	if arp.longestDark > FailoverBound {
-		// Open: a speaker that takes an address over while the rollout
-		// stops the next one may take seconds to answer for it (see the
-		// report of issue 15). Logged, not failed, until that is fixed.
-		e.Logf("OPEN: upgrade: no node answered ARP for an address for %v, more than %v", arp.longestDark.Round(time.Millisecond), FailoverBound)
+		errs = append(errs, fmt.Errorf("upgrade: no node answered ARP for an address for %v, more than %v: %v", arp.longestDark.Round(time.Millisecond), FailoverBound, arp.dark))
 	}
 	if arp.multi > 0 {
 		errs = append(errs, fmt.Errorf("upgrade: %d ARP samples answered by two nodes", arp.multi))

@@ -168,7 +168,13 @@ func run(ctx context.Context, o options, out, diag io.Writer, interrupted func()
 		// grace (1 s) and exits; give it room on a busy machine.
 		StopGrace: 10 * time.Second,
 		Logger:    slog.New(slog.NewTextHandler(diag, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	}})
+	},
+		// The planned runs measure the handover, SIGTERM then the link
+		// cut: a node going away. With a restart hold the address would
+		// stay on the node for its next speaker, and move only once the
+		// others find the node down (test/e2e RestartNodeDies).
+		SpeakerArgs: []string{"--restart-hold=0"},
+	})
 	if err != nil {
 		return err
 	}
