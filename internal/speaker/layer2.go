@@ -107,6 +107,8 @@ func (l *layer2) announce(_ context.Context, t *turn) {
 	var proxied map[string]map[netip.Addr]net.HardwareAddr
 	if t.answer {
 		proxied = l.proxied(ds)
+	} else {
+		l.proxying = nil
 	}
 	owned := map[netip.Addr]bool{}
 	for name, r := range l.responders {
@@ -146,7 +148,7 @@ func (l *layer2) announce(_ context.Context, t *turn) {
 	}
 	l.reclaim(t.view, owned)
 	l.owned = owned
-	l.metrics.observeLayer2(ds, owned)
+	l.metrics.observeLayer2(ds, owned, len(l.proxying))
 }
 
 // proxied are, per interface, the addresses this node answers for in the

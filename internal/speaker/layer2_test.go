@@ -171,6 +171,35 @@ func TestLayer2Announcer(t *testing.T) {
 	if n := l.handover(); n != 1 || !eth0.quiet {
 		t.Errorf("handover: %d addresses, quiet %v; want 1, true", n, eth0.quiet)
 	}
+
+	// node-2's speaker restarts in place while it announces the address:
+	// node-1 answers for it naming node-2's MAC, owns nothing, and stops
+	// once node-2 is back.
+	restarting := func(back bool) *turn {
+		t := turnOf(true, "node-2", true)
+		t.view.Alive = map[string]bool{"node-1": true, "node-2": back}
+		if !back {
+			t.view.Restarting = map[string]bool{"node-2": true}
+		}
+		t.view.Ifaces["node-2"] = []announce.Iface{{Name: "eth0", MAC: "02:00:00:00:00:02"}}
+		t.round = announce.NewRound(t.view)
+		return t
+	}
+	l.announce(ctx, restarting(false))
+	node2MAC, _ := net.ParseMAC("02:00:00:00:00:02")
+	if diff := cmp.Diff(map[netip.Addr]net.HardwareAddr{ip: node2MAC}, eth0.proxied, cmpopts.EquateComparable(netip.Addr{})); diff != "" || len(eth0.addrs) != 0 {
+		t.Errorf("while node-2 restarts: eth0 owns %v, answers for others (-want +got):\n%s", eth0.addrs, diff)
+	}
+	if got := counter(t, reg, "ironlb_speaker_proxied_addresses"); got != 1 {
+		t.Errorf("proxied addresses %v, want 1", got)
+	}
+	l.announce(ctx, restarting(true))
+	if len(eth0.proxied) != 0 || len(eth0.addrs) != 0 {
+		t.Errorf("node-2 back: eth0 owns %v, answers for others %v; want nothing", eth0.addrs, eth0.proxied)
+	}
+	if got := counter(t, reg, "ironlb_speaker_proxied_addresses"); got != 0 {
+		t.Errorf("proxied addresses %v, want 0", got)
+	}
 }
 
 // TestConfigCache checks that a sync builds its Config only when the
@@ -199,7 +228,7 @@ func TestConfigCache(t *testing.T) {
 	}
 }
 
-// counter reads the counter name from reg.
+// counter reads the counter or gauge name from reg.
 func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	fams, err := reg.Gather()
@@ -208,9 +237,12 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	for _, f := range fams {
 		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			if g := f.GetMetric()[0].GetGauge(); g != nil {
+				return g.GetValue()
+			}
 			return f.GetMetric()[0].GetCounter().GetValue()
 		}
 	}
-	t.Fatalf("no counter %s", name)
+	t.Fatalf("no counter or gauge %s", name)
 	return 0
 }

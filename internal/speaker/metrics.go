@@ -15,6 +15,7 @@ import (
 // metrics are the speaker's Prometheus series.
 type metrics struct {
 	announced   prometheus.Gauge
+	proxied     prometheus.Gauge
 	unannounced prometheus.Gauge
 	members     prometheus.Gauge
 	health      prometheus.Gauge
@@ -28,6 +29,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		announced: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ironlb_speaker_announced_addresses",
 			Help: "Service addresses this node answers ARP/NDP for.",
+		}),
+		proxied: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ironlb_speaker_proxied_addresses",
+			Help: "Service addresses this node answers ARP/NDP for in the name of a node whose speaker is restarting, naming that node's MAC.",
 		}),
 		unannounced: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ironlb_speaker_unannounced_addresses",
@@ -55,6 +60,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"peer"}),
 	}
 	m.announced = register(reg, m.announced)
+	m.proxied = register(reg, m.proxied)
 	m.sessionUp = register(reg, m.sessionUp)
 	m.prefixes = register(reg, m.prefixes)
 	m.unannounced = register(reg, m.unannounced)
@@ -115,10 +121,11 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	return c
 }
 
-// observeLayer2 records a Layer 2 turn: the addresses this node owns and
-// those no node may announce.
-func (m *metrics) observeLayer2(ds map[netip.Addr]*announce.Decision, owned map[netip.Addr]bool) {
+// observeLayer2 records a Layer 2 turn: the addresses this node owns, those
+// it answers for in another node's name, and those no node may announce.
+func (m *metrics) observeLayer2(ds map[netip.Addr]*announce.Decision, owned map[netip.Addr]bool, proxied int) {
 	m.announced.Set(float64(len(owned)))
+	m.proxied.Set(float64(proxied))
 	n := 0
 	for _, d := range ds {
 		if d.Owner == "" {
