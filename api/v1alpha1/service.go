@@ -19,6 +19,15 @@ const (
 	// False with the reason, in words, when it does not.
 	ServiceConditionIPAllocated = "ironlb.io/IPAllocated"
 
+	// ServiceConditionAddressConflict is the condition the speaker that
+	// owns a Service's address sets, True, while another host on the LAN
+	// answers for that address (its ARP Probe or duplicate address
+	// detection found the host), with reason ReasonAddressConflict and a
+	// message naming the address, the other host's MAC and the interface;
+	// the address is not announced meanwhile. The speaker removes the
+	// condition once the address is free and announced.
+	ServiceConditionAddressConflict = "ironlb.io/AddressConflict"
+
 	// DefaultLoadBalancerClass is the spec.loadBalancerClass ironlb serves
 	// besides Services that name no class.
 	DefaultLoadBalancerClass = "ironlb.io/lb"
@@ -63,3 +72,10 @@ const (
 	// ReasonAllocationError: anything else; the message says what.
 	ReasonAllocationError = "AllocationError"
 )
+
+// ReasonAddressConflict is the reason of the AddressConflict condition and
+// of the speaker's AddressConflict events, and begins the reason of a
+// ServiceAnnouncement's announcer entry for an address in conflict
+// ("AddressConflict: " and the message). Stable API, like the reasons
+// above.
+const ReasonAddressConflict = "AddressConflict"

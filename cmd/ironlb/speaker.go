@@ -68,6 +68,7 @@ speakers, so failover does not wait for the API server.`,
 	f.StringVar(&interfaces, "interfaces", "", "comma-separated interfaces to answer on (default: every LAN-like interface that is up and has an address)")
 	f.DurationVar(&opts.HandoverGrace, "handover-grace", speaker.DefaultHandoverGrace, "on SIGTERM, how long to wait after leaving, with ARP/NDP answered by the new owners alone, before closing the BGP sessions and stopping")
 	f.DurationVar(&opts.RestartHold, "restart-hold", speaker.DefaultRestartHold, "on SIGTERM on a Ready node, how long the other speakers keep this node's Layer 2 addresses in place, answering ARP/NDP for them with this node's MACs, for the next speaker on the node to take them up (0: hand them over at once, moving them)")
+	f.StringVar(&opts.KubeProxyHealthURL, "kube-proxy-health-url", speaker.DefaultKubeProxyHealthURL, "this node's kube-proxy health endpoint, polled every 250 ms: while it fails (3 polls in a row), the node announces nothing and its addresses move; \"off\" for a cluster without kube-proxy")
 	f.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":7474", "Prometheus metrics listen address, HTTPS for callers allowed get /metrics (\"0\" disables)")
 	f.StringVar(&opts.HealthAddr, "health-probe-bind-address", ":7475", "healthz/readyz listen address (\"0\" disables)")
 	f.StringVar(&opts.PprofAddr, "pprof-bind-address", "", "net/http/pprof listen address, e.g. 127.0.0.1:7476 (\"\" disables; profiles expose memory, keep it on localhost)")

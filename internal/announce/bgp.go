@@ -34,8 +34,10 @@ type bgpNode struct {
 // the order the view's Services first name the addresses. Every eligible
 // node announces (the routers spread the traffic): no owner is chosen.
 //
-// A node announces an address when it is Ready, not excluded, selected
-// by a BGPAnnouncement covering the pool and, when every Service using
+// A node announces an address when it is Ready, not excluded, with its
+// data path up (View.DataPathDown: a router would send it traffic that
+// kube-proxy does not forward), selected by a BGPAnnouncement covering
+// the pool and, when every Service using
 // the address has externalTrafficPolicy: Local, holds a ready endpoint of
 // one of them. A Service with externalTrafficPolicy: Cluster sharing the
 // address makes every node fit for it: the address's routes are one per
@@ -60,7 +62,7 @@ func (r *Round) BGP(node string) iter.Seq[BGPVerdict] {
 			if a.rules != last {
 				var ok bool
 				if pn, ok = pools[a.rules]; !ok {
-					pn = bgpPoolNode(n, a.rules.bgp)
+					pn = bgpPoolNode(n, r.dataPathRefusal(node), a.rules.bgp)
 					pools[a.rules] = pn
 				}
 				last = a.rules
@@ -77,8 +79,9 @@ func (r *Round) BGP(node string) iter.Seq[BGPVerdict] {
 }
 
 // bgpPoolNode makes the checks that depend only on node n and the
-// announcements anns of a pool, in Reason's order.
-func bgpPoolNode(n Node, anns []*config.BGPAnnouncement) bgpNode {
+// announcements anns of a pool, in Reason's order; dataPath is n's
+// (Round.dataPathRefusal).
+func bgpPoolNode(n Node, dataPath Refusal, anns []*config.BGPAnnouncement) bgpNode {
 	var out bgpNode
 	for _, a := range anns {
 		if a.SelectsNode(n.Labels) {
@@ -86,6 +89,9 @@ func bgpPoolNode(n Node, anns []*config.BGPAnnouncement) bgpNode {
 		}
 	}
 	if out.why = nodeRefusal(n); out.why.Refused() {
+		return out
+	}
+	if out.why = dataPath; out.why.Refused() {
 		return out
 	}
 	if len(out.anns) == 0 {

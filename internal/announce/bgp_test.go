@@ -58,6 +58,12 @@ func TestBGP(t *testing.T) {
 			want: map[string]map[netip.Addr]string{"node-9": {bgpIP: "not Ready"}}},
 		{name: "the membership does not count", view: View{Nodes: three, Alive: map[string]bool{"node-1": true}, Services: []Service{svc("a/x", bgpIP)}},
 			want: map[string]map[netip.Addr]string{"node-2": {bgpIP: ""}}},
+		{name: "data path down: that node withdraws",
+			view: View{Nodes: three, DataPathDown: map[string]bool{"node-1": true}, Services: []Service{svc("a/x", bgpIP)}},
+			want: map[string]map[netip.Addr]string{"node-1": {bgpIP: "kube-proxy's health endpoint fails"}, "node-2": {bgpIP: ""}}},
+		{name: "data path down on every node: ignored",
+			view: View{Nodes: three, DataPathDown: map[string]bool{"node-1": true, "node-2": true, "node-3": true}, Services: []Service{svc("a/x", bgpIP)}},
+			want: map[string]map[netip.Addr]string{"node-1": {bgpIP: ""}, "node-2": {bgpIP: ""}}},
 		{name: "externalTrafficPolicy Local: endpoint nodes only",
 			view: View{Nodes: three, Services: []Service{localSvc("a/x", "node-2"), svc("a/y", bgpIP2)}},
 			want: map[string]map[netip.Addr]string{

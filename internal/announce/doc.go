@@ -21,8 +21,9 @@
 //     announcement covers, goes no further.
 //  2. Round.Layer2 takes the addresses of pools an L2Announcement covers.
 //     For each pool once, it checks every node in Reason's order: Ready,
-//     not excluded, an alive member (View.Alive), selected by one of the
-//     pool's L2Announcements, holding one of the interfaces they name.
+//     not excluded, an alive member (View.Alive), its data path up
+//     (View.DataPathDown, unless DataPathsIgnored), selected by one of
+//     the pool's L2Announcements, holding one of the interfaces they name.
 //     For each address, it keeps the nodes that hold a ready endpoint of
 //     every externalTrafficPolicy: Local Service using it, and the caller's
 //     OwnerFunc (election.StickyOwner) picks the owner among them. The
@@ -32,7 +33,8 @@
 //     interface.
 //  3. Round.BGP takes the addresses of pools a BGPAnnouncement covers,
 //     for one node. For each pool once, it checks the node: Ready, not
-//     excluded, selected by one of the pool's BGPAnnouncements; for each
+//     excluded, its data path up, selected by one of the pool's
+//     BGPAnnouncements; for each
 //     address, unless a Cluster Service uses it, a ready endpoint of one
 //     of its Local Services. No owner is chosen: every eligible node
 //     announces. The BGPVerdict names the announcements selecting the

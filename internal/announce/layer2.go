@@ -58,7 +58,8 @@ type layer2Nodes struct {
 // pool that only BGPAnnouncements cover, gets no Decision.
 //
 // A node may answer for an address when it is Ready, not excluded, an
-// alive member (when there is a membership), selected by one of the
+// alive member (when there is a membership), with its data path up (its
+// kube-proxy healthy, View.DataPathDown), selected by one of the
 // pool's L2Announcements, has one of the interfaces they name (when its
 // interfaces are known), and holds a ready endpoint of every
 // externalTrafficPolicy: Local Service using the address: one node gets
@@ -145,6 +146,9 @@ func (r *Round) layer2Node(n Node, anns []*config.L2Announcement) ([]Iface, Refu
 	}
 	if r.view.Alive != nil && !r.view.Alive[n.Name] && !r.view.Restarting[n.Name] {
 		return nil, Refusal{Reason: NotAlive}
+	}
+	if why := r.dataPathRefusal(n.Name); why.Refused() {
+		return nil, why
 	}
 	var selected bool
 	var matched []Iface

@@ -66,6 +66,16 @@ func TestLayer2(t *testing.T) {
 			view: View{Nodes: three, Alive: all, Ifaces: ifaces, Services: []Service{{Key: "a/x", IPs: []netip.Addr{ip1}, Local: true}}}},
 		{name: "all dead", ip: ip1, owner: "", reason: "speaker not running",
 			view: View{Nodes: three, Alive: map[string]bool{}, Ifaces: ifaces, Services: []Service{svc("a/x", ip1)}}},
+		{name: "data path down: the owner's addresses move", ip: ip1, owner: election.Owner(ip1, keys(withoutOwner)),
+			view: View{Nodes: three, Alive: all, DataPathDown: map[string]bool{hashOwner: true}, Ifaces: ifaces, Current: map[netip.Addr]string{ip1: hashOwner}, Services: []Service{svc("a/x", ip1)}}},
+		{name: "data path up again: sticky, nothing moves back", ip: ip1, owner: other,
+			view: View{Nodes: three, Alive: all, Ifaces: ifaces, Current: map[netip.Addr]string{ip1: other}, Services: []Service{svc("a/x", ip1)}}},
+		{name: "data path down on every node: ignored", ip: ip1, owner: hashOwner,
+			view: View{Nodes: three, Alive: all, DataPathDown: all, Ifaces: ifaces, Services: []Service{svc("a/x", ip1)}}},
+		{name: "data path up only where no node may announce: ignored", ip: ip1, owner: election.Owner(ip1, []string{"node-1", "node-2"}),
+			view: View{Nodes: nodes(ready("node-1"), ready("node-2"), notReady(ready("node-3")), excluded(ready("node-4")), ready("node-5")),
+				Alive: map[string]bool{"node-1": true, "node-2": true, "node-3": true, "node-4": true}, DataPathDown: map[string]bool{"node-1": true, "node-2": true},
+				Ifaces: ifaces, Services: []Service{svc("a/x", ip1)}}},
 		{name: "IPv6 too", ip: ip6, owner: election.Owner(ip6, []string{"node-1", "node-2", "node-3"}),
 			view: View{Nodes: three, Alive: all, Ifaces: ifaces, Services: []Service{svc("a/x", ip1, ip6)}}},
 		{name: "BGP pool: not ours", ip: bgpIP, owner: "-",
@@ -142,6 +152,12 @@ func TestLayer2Reason(t *testing.T) {
 		}, "no node may announce it (node-1: not Ready; node-2: labelled " + v1alpha1.LabelExcludeFromLoadBalancers +
 			"; node-3: speaker not running or unreachable; node-4: not selected by any L2Announcement's nodeSelectors" +
 			"; node-5: has none of the announced interfaces; node-6: no ready endpoint of a/x (externalTrafficPolicy: Local))"},
+		{"data path down", View{
+			Nodes:        nodes(ready("node-1"), Node{Name: "node-2", Ready: true}),
+			Alive:        map[string]bool{"node-1": true, "node-2": true},
+			DataPathDown: map[string]bool{"node-1": true},
+			Services:     []Service{{Key: "a/x", IPs: []netip.Addr{ip1}}},
+		}, "no node may announce it (node-1: kube-proxy's health endpoint fails; node-2: not selected by any L2Announcement's nodeSelectors)"},
 		{"more than three nodes", View{
 			Nodes:    nodes(ready("node-1"), ready("node-2"), ready("node-3"), ready("node-4"), ready("node-5")),
 			Alive:    map[string]bool{},

@@ -25,6 +25,9 @@ const (
 	Excluded
 	// NotAlive (Layer 2): the node's speaker is not an alive member.
 	NotAlive
+	// NoDataPath: the node's speaker says its kube-proxy is not healthy
+	// (View.DataPathDown), so the node may not forward what it receives.
+	NoDataPath
 	// NotSelected: no announcement covering the address's pool selects
 	// the node.
 	NotSelected
@@ -63,6 +66,8 @@ func (r Refusal) String() string {
 		return "labelled " + v1alpha1.LabelExcludeFromLoadBalancers
 	case NotAlive:
 		return "speaker not running or unreachable"
+	case NoDataPath:
+		return "kube-proxy's health endpoint fails"
 	case NotSelected:
 		kind := "L2Announcement"
 		if r.Mode == config.BGP {

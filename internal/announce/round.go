@@ -30,6 +30,9 @@ type Round struct {
 	// noneReady: no node is Ready, so every node counts as Ready
 	// (NoneReady).
 	noneReady bool
+	// dataPathDown are the nodes refused for their data path: the view's
+	// DataPathDown, or none when DataPathsIgnored.
+	dataPathDown map[string]bool
 }
 
 // address is one Service address of the View.
@@ -76,6 +79,9 @@ func NewRound(v View) *Round {
 		addrs:     make([]address, 0, len(v.Services)),
 		index:     make(map[netip.Addr]int, len(v.Services)),
 		pools:     map[*config.Pool]*poolRules{},
+	}
+	if !DataPathsIgnored(v) {
+		r.dataPathDown = v.DataPathDown
 	}
 	for i := range v.Services {
 		s := &v.Services[i]
@@ -154,6 +160,15 @@ func nodeRefusal(n Node) Refusal {
 		return Refusal{Reason: NotReady}
 	case n.Excluded:
 		return Refusal{Reason: Excluded}
+	}
+	return Refusal{}
+}
+
+// dataPathRefusal refuses a node whose data path is down (View.DataPathDown),
+// unless the rule ignores them all (DataPathsIgnored).
+func (r *Round) dataPathRefusal(name string) Refusal {
+	if r.dataPathDown[name] {
+		return Refusal{Reason: NoDataPath}
 	}
 	return Refusal{}
 }

@@ -76,7 +76,14 @@ type View struct {
 	// its name (Decision.Proxy) until it is back. Moving them instead
 	// would reset every connection through them.
 	Restarting map[string]bool
-	Services   []Service
+	// DataPathDown are the nodes whose speaker says the node's data path
+	// is down: its kube-proxy's health endpoint fails, so traffic sent to
+	// the node's MAC or routed to it would not reach the Services. Such a
+	// node announces nothing (NoDataPath), in both modes, unless every
+	// node that could does so too (DataPathsIgnored). Every speaker reads
+	// the same membership metadata, so they agree.
+	DataPathDown map[string]bool
+	Services     []Service
 }
 
 // NoneReady reports whether nodes has nodes and none of them is Ready.
@@ -95,4 +102,33 @@ func NoneReady(nodes map[string]Node) bool {
 		}
 	}
 	return len(nodes) > 0
+}
+
+// DataPathsIgnored reports whether the rule ignores v.DataPathDown: some
+// node says its data path is down, but no node that could announce
+// otherwise says it is up. The nodes that could are the Ready ones (every
+// one with NoneReady) that are not excluded and, with a membership, whose
+// speaker is alive or restarting. That is most often a cluster with no
+// kube-proxy to ask (a replacement such as Cilium's serves no
+// kube-proxy health endpoint) rather than every data path broken at
+// once: refusing every node would turn it into an outage of every
+// Service, and refusing none tells no node apart that could have
+// forwarded.
+func DataPathsIgnored(v View) bool {
+	if len(v.DataPathDown) == 0 {
+		return false
+	}
+	noneReady := NoneReady(v.Nodes)
+	for name, n := range v.Nodes {
+		if (!n.Ready && !noneReady) || n.Excluded {
+			continue
+		}
+		if v.Alive != nil && !v.Alive[name] && !v.Restarting[name] {
+			continue
+		}
+		if !v.DataPathDown[name] {
+			return false
+		}
+	}
+	return true
 }

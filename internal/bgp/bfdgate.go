@@ -165,7 +165,7 @@ func (s *Speaker) syncBFD(ctx context.Context, g *bfdGate, now time.Time) time.D
 		if on == want && (!want || g.set[p.Address] == *p.BFD) {
 			continue
 		}
-		conf := apiPeer(p, s.opts.ConnectRetry)
+		conf := apiPeer(p, s.opts)
 		if want {
 			conf.Bfd = apiBFD(p.BFD)
 		}

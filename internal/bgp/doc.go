@@ -16,6 +16,10 @@
 // carries the address family of its peer address: IPv4 routes go to IPv4
 // peers and IPv6 routes to IPv6 peers, as in MetalLB's default.
 //
+// With Options.RestartTime, every session offers BGP graceful restart (RFC
+// 4724), and a speaker stopped to restart leaves the routers its routes
+// for that long (restart.go).
+//
 // PeersFor, RouterIDFor and RoutesFor map internal/config's BGPPeer,
 // BFDProfile and BGPAnnouncement onto this package's types; they are pure.
 package bgp

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // lastErrors remembers, per peer address, why its session is not
@@ -49,6 +50,9 @@ type errorTap struct {
 	errs   *lastErrors
 	resets *resetQueue // nil: not watched
 	peer   netip.Addr  // valid on a per-peer logger
+	// stopped, once set, drops GoBGP's error that BGP is not running,
+	// which Stop logs after stopToRestart has stopped BGP already.
+	stopped *atomic.Bool
 }
 
 func (h *errorTap) Enabled(ctx context.Context, l slog.Level) bool {
@@ -56,6 +60,9 @@ func (h *errorTap) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (h *errorTap) Handle(ctx context.Context, r slog.Record) error {
+	if h.stopped != nil && h.stopped.Load() && r.Message == "failed to stop BGP server" {
+		return nil
+	}
 	if h.peer.IsValid() {
 		h.observe(r)
 	} else if h.resets != nil {
@@ -111,7 +118,7 @@ func (h *errorTap) observe(r slog.Record) {
 }
 
 func (h *errorTap) WithAttrs(attrs []slog.Attr) slog.Handler {
-	n := &errorTap{next: h.next.WithAttrs(attrs), errs: h.errs, resets: h.resets, peer: h.peer}
+	n := &errorTap{next: h.next.WithAttrs(attrs), errs: h.errs, resets: h.resets, peer: h.peer, stopped: h.stopped}
 	var topic, key string
 	for _, a := range attrs {
 		switch a.Key {
@@ -130,5 +137,5 @@ func (h *errorTap) WithAttrs(attrs []slog.Attr) slog.Handler {
 }
 
 func (h *errorTap) WithGroup(name string) slog.Handler {
-	return &errorTap{next: h.next.WithGroup(name), errs: h.errs, resets: h.resets, peer: h.peer}
+	return &errorTap{next: h.next.WithGroup(name), errs: h.errs, resets: h.resets, peer: h.peer, stopped: h.stopped}
 }

@@ -36,9 +36,10 @@ const (
 	idleHoldAfterReset = 2 * time.Second
 )
 
-// apiPeer is p as GoBGP's peer configuration, without BFD: gateBFD turns
+// apiPeer is p as GoBGP's peer configuration, with the speaker's graceful
+// restart capability (see gracefulRestart) and without BFD: gateBFD turns
 // p.BFD on once the session has been established for a moment.
-func apiPeer(p Peer, connectRetry time.Duration) *api.Peer {
+func apiPeer(p Peer, o Options) *api.Peer {
 	fam := &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
 	if p.Address.Is6() {
 		fam = &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
@@ -52,7 +53,7 @@ func apiPeer(p Peer, connectRetry time.Duration) *api.Peer {
 			Description:     p.Name,
 		},
 		Timers: &api.Timers{Config: &api.TimersConfig{
-			ConnectRetry:           seconds(connectRetry),
+			ConnectRetry:           seconds(o.ConnectRetry),
 			HoldTime:               seconds(p.HoldTime),
 			KeepaliveInterval:      seconds(p.KeepaliveTime),
 			IdleHoldTimeAfterReset: seconds(idleHoldAfterReset),
@@ -62,6 +63,7 @@ func apiPeer(p Peer, connectRetry time.Duration) *api.Peer {
 		},
 		AfiSafis: []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: fam, Enabled: true}}},
 	}
+	gracefulRestart(ap, o.RestartTime)
 	if p.SourceAddress.IsValid() {
 		ap.Transport.LocalAddress = p.SourceAddress.String()
 	}

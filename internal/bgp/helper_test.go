@@ -32,6 +32,8 @@ const (
 	helperEnv       = "IRONLB_BGP_HELPER_SOCKET"
 	helperRouterEnv = "IRONLB_BGP_HELPER_ROUTER_ID"
 	helperDebugEnv  = "IRONLB_BGP_HELPER_DEBUG"
+	// helperRestartEnv sets Options.RestartTime (a time.Duration).
+	helperRestartEnv = "IRONLB_BGP_HELPER_RESTART_TIME"
 )
 
 func TestMain(m *testing.M) {
@@ -45,16 +47,26 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runHelper runs one Speaker until SIGTERM.
+// runHelper runs one Speaker until SIGTERM, or until POST /restart, which
+// stops it to restart (Speaker.PrepareRestart).
 func runHelper(sock string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var restart time.Duration
+	if v := os.Getenv(helperRestartEnv); v != "" {
+		var err error
+		if restart, err = time.ParseDuration(v); err != nil {
+			return err
+		}
+	}
 	level := slog.LevelInfo
 	if os.Getenv(helperDebugEnv) != "" {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	sp, err := New(Options{RouterID: netip.MustParseAddr(os.Getenv(helperRouterEnv)), Logger: log, ConnectRetry: 2 * time.Second})
+	sp, err := New(Options{RouterID: netip.MustParseAddr(os.Getenv(helperRouterEnv)), Logger: log, ConnectRetry: 2 * time.Second, RestartTime: restart})
 	if err != nil {
 		return err
 	}
@@ -86,6 +98,10 @@ func runHelper(sock string) error {
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(sp.Status())
 	})
+	mux.HandleFunc("POST /restart", func(w http.ResponseWriter, r *http.Request) {
+		sp.PrepareRestart()
+		cancel()
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
@@ -104,6 +120,13 @@ type node struct {
 // address, and waits until it answers.
 func startSpeaker(t *testing.T, h *labnet.Host, sockDir string) *node {
 	t.Helper()
+	return startSpeakerEnv(t, h, sockDir)
+}
+
+// startSpeakerEnv is startSpeaker with env added to the helper's
+// environment.
+func startSpeakerEnv(t *testing.T, h *labnet.Host, sockDir string, env ...string) *node {
+	t.Helper()
 	sock := filepath.Join(sockDir, h.Name+".sock")
 	os.Remove(sock)
 	exe, err := os.Executable()
@@ -112,6 +135,7 @@ func startSpeaker(t *testing.T, h *labnet.Host, sockDir string) *node {
 	}
 	cmd := exec.Command(exe, "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"="+sock, helperRouterEnv+"="+h.IPv4.String())
+	cmd.Env = append(cmd.Env, env...)
 	if testing.Verbose() {
 		cmd.Env = append(cmd.Env, helperDebugEnv+"=1")
 	}

@@ -163,7 +163,7 @@ func (s *Speaker) replacePeer(a netip.Addr) {
 		return
 	}
 	s.past[name] = past
-	if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p, s.opts.ConnectRetry)}); err != nil {
+	if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p, s.opts)}); err != nil {
 		// The next apply adds it, as a new session.
 		delete(s.havePeers, name)
 		delete(s.past, name)

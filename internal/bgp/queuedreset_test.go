@@ -50,7 +50,7 @@ func TestGoBGPLogsHardReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := Peer{Name: "tor", Address: netip.MustParseAddr("198.51.100.1"), MyASN: nodeASN, PeerASN: routerASN}
-	ap := apiPeer(p, defaultConnectRetry)
+	ap := apiPeer(p, Options{ConnectRetry: defaultConnectRetry})
 	ap.Transport.PassiveMode = true
 	if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: ap}); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	api "github.com/osrg/gobgp/v4/api"
@@ -28,6 +29,12 @@ type Options struct {
 	// ConnectRetry is the time between attempts to connect to a router;
 	// 0 means 5 s.
 	ConnectRetry time.Duration
+	// RestartTime, if not 0, turns on BGP graceful restart (RFC 4724):
+	// the speaker offers it to every router, and a Run stopped after
+	// PrepareRestart leaves the routers its routes for this long, for the
+	// next speaker to take them up (see restart.go). Whole seconds, at
+	// most 4095.
+	RestartTime time.Duration
 }
 
 // Speaker is one node's BGP speaker: an embedded GoBGP server that connects
@@ -43,9 +50,17 @@ type Speaker struct {
 	// bfdWake wakes gateBFD; one slot.
 	bfdWake chan struct{}
 
+	// restart is set by PrepareRestart: Run then stops the way a
+	// restarting speaker does.
+	restart atomic.Bool
+	// stopped is set once stopToRestart has stopped BGP (see errorTap).
+	stopped atomic.Bool
+
 	mu      sync.Mutex
 	started bool
 	srv     *server.BgpServer // non-nil while Run runs
+	// since is when Run started GoBGP; see restarted.
+	since time.Time
 	// What the caller wants.
 	wantPeers  map[string]Peer
 	wantRoutes map[netip.Prefix]*announcement
@@ -70,6 +85,9 @@ func New(opts Options) (*Speaker, error) {
 	}
 	if opts.ConnectRetry < time.Second {
 		return nil, fmt.Errorf("bgp: connect retry %v is shorter than a second", opts.ConnectRetry)
+	}
+	if err := checkRestartTime(opts.RestartTime); err != nil {
+		return nil, err
 	}
 	log := opts.Logger
 	if log == nil {
@@ -96,8 +114,9 @@ const defaultASN = 64512
 
 // Run starts GoBGP, opens the sessions and announces the routes set so far,
 // and keeps them until ctx is done; then it closes every session (the
-// routers withdraw the routes at once, without waiting for a hold timer)
-// and returns. While it runs, it also replaces every peer that GoBGP's BFD
+// routers withdraw the routes at once, without waiting for a hold timer;
+// or, after PrepareRestart, keep them for Options.RestartTime: see
+// restart.go) and returns. While it runs, it also replaces every peer that GoBGP's BFD
 // resets, working around a GoBGP bug (see resetQueue), and runs each
 // peer's BFD only while its session is established (see gateBFD, another
 // workaround). It returns an error if GoBGP does not start; Run may be
@@ -111,17 +130,17 @@ func (s *Speaker) Run(ctx context.Context) error {
 	s.started = true
 	s.mu.Unlock()
 
-	srv := server.NewBgpServer(server.LoggerOption(slog.New(&errorTap{next: s.log.Handler(), errs: s.errs, resets: s.resets}), nil))
+	srv := server.NewBgpServer(server.LoggerOption(slog.New(&errorTap{next: s.log.Handler(), errs: s.errs, resets: s.resets, stopped: &s.stopped}), nil))
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
 		srv.Serve()
 	}()
-	// Stop closes every session with a NOTIFICATION (Cease) rather than
-	// by vanishing, so the routers withdraw our routes at once, and ends
-	// Serve and the BFD server.
+	// stop closes every session with a NOTIFICATION (Cease) rather than
+	// by vanishing, so the routers withdraw our routes at once, unless
+	// the speaker stops to restart; and ends Serve and the BFD server.
 	defer func() {
-		srv.Stop()
+		s.stop(srv)
 		<-served
 	}()
 	err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
@@ -145,6 +164,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 	defer workers.Wait()
 	s.mu.Lock()
 	s.srv = srv
+	s.since = time.Now()
 	err = s.apply()
 	s.mu.Unlock()
 	if err != nil {
@@ -259,7 +279,7 @@ func (s *Speaker) apply() error {
 			}
 			delete(s.havePeers, name)
 			delete(s.past, name)
-			if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(want, s.opts.ConnectRetry)}); err != nil {
+			if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: s.newPeer(want)}); err != nil {
 				errs = append(errs, fmt.Errorf("peer %s: %w", name, err))
 				continue
 			}
@@ -409,7 +429,7 @@ func (s *Speaker) addPeer(ctx context.Context, p Peer) error {
 			return err
 		}
 	}
-	if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p, s.opts.ConnectRetry)}); err != nil {
+	if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: s.newPeer(p)}); err != nil {
 		return err
 	}
 	s.errs.set(p.Address, "")

@@ -75,7 +75,13 @@
 // The kernel must not answer for the same addresses, or the LAN sees two
 // MACs: an IPv4 service IP bound to a local device is answered by the kernel
 // unless arp_ignore/arp_announce say otherwise (kube-proxy IPVS mode with
-// strictARP). The kernel never answers NDP for addresses on lo. Address
-// conflicts (another host claiming an owned address, RFC 5227 section 2.4)
-// are neither detected nor defended beyond answering requests.
+// strictARP). The kernel never answers NDP for addresses on lo.
+//
+// # Address conflicts
+//
+// A Prober (probe.go) asks the LAN whether another host holds an address
+// (RFC 5227 ARP Probes, RFC 4862 duplicate address detection), so that the
+// speaker can leave out an address some other host took rather than answer
+// for it next to that host. A Responder itself does not defend its
+// addresses (RFC 5227 section 2.4) beyond answering requests.
 package l2

@@ -36,6 +36,10 @@ type bgpOptions struct {
 	// Run starts a function in the background until the speaker stops
 	// (GoBGP and the session writer).
 	Run func(func(context.Context))
+	// RestartTime is the BGP graceful restart time (RFC 4724) the
+	// speaker offers, Options.RestartHold; 0 offers none (see
+	// restartTime).
+	RestartTime time.Duration
 }
 
 // bgpAnnouncer is the BGP announcer: one embedded BGP speaker, started
@@ -51,10 +55,11 @@ type bgpAnnouncer struct {
 	api      client.Reader
 	run      func(func(context.Context))
 
-	speaker   *bgp.Speaker // nil until a peer selects this node
-	routerID  netip.Addr
-	passwords map[types.NamespacedName]password
-	problems  string // last reported, to log each change once
+	speaker     *bgp.Speaker // nil until a peer selects this node
+	restartTime time.Duration
+	routerID    netip.Addr
+	passwords   map[types.NamespacedName]password
+	problems    string // last reported, to log each change once
 	// sessions writes the BGPSessionStates; nil until the first report.
 	sessions *sessionWriter
 }
@@ -69,7 +74,8 @@ func newBGP(o bgpOptions) *bgpAnnouncer {
 	return &bgpAnnouncer{
 		node: o.Node, ns: o.Namespace, log: o.Logger, metrics: o.Metrics,
 		c: o.Client, api: o.APIReader, run: o.Run,
-		passwords: map[types.NamespacedName]password{},
+		restartTime: restartTime(o.RestartTime),
+		passwords:   map[types.NamespacedName]password{},
 	}
 }
 
@@ -89,7 +95,7 @@ func (b *bgpAnnouncer) announce(ctx context.Context, t *turn) {
 		}
 		id, errs := bgp.RouterIDFor(cfg, node.Labels, t.nodeIP)
 		problems = append(problems, errs...)
-		sp, err := bgp.New(bgp.Options{RouterID: id, Logger: b.log.With("component", "bgp")})
+		sp, err := bgp.New(bgp.Options{RouterID: id, Logger: b.log.With("component", "bgp"), RestartTime: b.restartTime})
 		if err != nil {
 			b.log.Error("cannot start BGP", "error", err)
 			return
@@ -164,6 +170,33 @@ func (b *bgpAnnouncer) handover() int { return 0 }
 
 // release does nothing: the routes go when the sessions close.
 func (b *bgpAnnouncer) release() {}
+
+// stopToRestart has the BGP speaker, when it stops, close its sessions as
+// a restarting speaker (bgp.Speaker.PrepareRestart), instead of with a
+// Cease: the routers keep this node's routes for the restart time, and
+// the next speaker takes them up again. The speaker calls it when it
+// stops to restart (restart.go), instead of handover and release.
+func (b *bgpAnnouncer) stopToRestart() {
+	if b.speaker != nil {
+		b.speaker.PrepareRestart()
+	}
+}
+
+// restartTime is the graceful restart time for a restart hold of hold: the
+// same, so that the routers keep this node's routes exactly as long as the
+// other speakers keep its Layer 2 addresses here, and a speaker that is not
+// back by then is given up in both modes at once. A restarted speaker must
+// have its sessions re-established within it: GoBGP connects at once, so
+// the hold's 20 s leave the 2-4 s of a DaemonSet's pod replacement ample
+// room. Whole seconds, rounded up, at most the 4095 s the capability can
+// carry; 0 (no restart hold) offers no graceful restart, so every stop
+// withdraws at once.
+func restartTime(hold time.Duration) time.Duration {
+	if hold <= 0 {
+		return 0
+	}
+	return min((hold + time.Second - 1).Truncate(time.Second), 4095*time.Second)
+}
 
 // readPasswords reads the Secrets the BGPPeers name, reusing what was read
 // less than passwordTTL ago. Secrets that cannot be read are left out, and

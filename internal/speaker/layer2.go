@@ -45,8 +45,14 @@ type layer2Options struct {
 	Ifaces     []announce.Iface
 	Responders map[string]responder
 	// Run starts a function in the background until the speaker stops
-	// (the ServiceAnnouncement writer).
+	// (the ServiceAnnouncement writer, the conflict watch).
 	Run func(func(context.Context))
+	// Kick asks for a sync: the conflict watch calls it, from its own
+	// goroutine, when an address's state changes.
+	Kick func()
+	// Probe probes addresses for conflicts on an interface; nil is
+	// probeL2, the LAN's.
+	Probe probeFunc
 }
 
 // layer2 is the Layer 2 announcer: for the addresses this node owns (one
@@ -64,6 +70,15 @@ type layer2 struct {
 	run        func(func(context.Context))
 	status     *statusWriter
 	started    bool // status writer running
+	// watch probes this node's addresses for conflicts with other hosts
+	// (conflict.go) in a goroutine started at the first announce
+	// (watching); conds writes the AddressConflict conditions.
+	watch    *conflictWatch
+	watching bool
+	conds    *condWriter
+	// conflicted are the addresses this node owns but leaves out, as
+	// another host answers for them, at the last turn.
+	conflicted map[netip.Addr]conflict
 
 	// ds are the last turn's decisions, for report.
 	ds map[netip.Addr]*announce.Decision
@@ -80,8 +95,17 @@ type layer2 struct {
 
 // newLayer2 sets the Layer 2 announcer up; it starts nothing.
 func newLayer2(o layer2Options) *layer2 {
+	probe, kick := o.Probe, o.Kick
+	if probe == nil {
+		probe = probeL2
+	}
+	if kick == nil {
+		kick = func() {}
+	}
 	return &layer2{
-		node: o.Node, log: o.Logger, metrics: o.Metrics, rec: o.Recorder, services: o.Services,
+		watch: newConflictWatch(o.Logger, o.Metrics, probe, kick),
+		conds: newCondWriter(o.Client, o.Logger),
+		node:  o.Node, log: o.Logger, metrics: o.Metrics, rec: o.Recorder, services: o.Services,
 		ifaces: o.Ifaces, responders: o.Responders, run: o.Run,
 		status:    newStatusWriter(o.Client, o.Logger),
 		owned:     map[netip.Addr]bool{},
@@ -104,6 +128,7 @@ func (l *layer2) announce(_ context.Context, t *turn) {
 			mine[name] = slices.DeleteFunc(ips, func(ip netip.Addr) bool { return t.view.Current[ip] != l.node })
 		}
 	}
+	mine = l.probed(t, ds, mine)
 	var proxied map[string]map[netip.Addr]net.HardwareAddr
 	if t.answer {
 		proxied = l.proxied(ds)
@@ -219,12 +244,114 @@ func (l *layer2) reclaim(v announce.View, owned map[netip.Addr]bool) {
 func (l *layer2) report(t *turn) {
 	if !l.started {
 		l.run(l.status.run)
+		l.run(l.conds.run)
 		l.started = true
 	}
 	l.status.observe(t.announcements)
 	if t.answer && (t.degraded || !t.confirmedOnly) {
 		l.status.set(l.reports(t))
+		l.conds.set(l.conditions(t))
 	}
+}
+
+// probed hands the conflict watch the addresses this node is elected to
+// answer for, mine (by interface), and returns those it may answer for
+// now: not those another host answers for, nor those waiting for their
+// first probe. An address needs a first probe when this node does not
+// answer for it yet and no node announced it before (see conflict.go for
+// why a failover does not wait). It records the conflicts in
+// l.conflicted and says so in an event on each Service of a new one.
+func (l *layer2) probed(t *turn, ds map[netip.Addr]*announce.Decision, mine map[string][]netip.Addr) map[string][]netip.Addr {
+	if !l.watching {
+		l.run(l.watch.run)
+		l.watching = true
+	}
+	want := map[netip.Addr]wanted{}
+	for name, ips := range mine {
+		for _, ip := range ips {
+			w := want[ip]
+			w.ifaces = append(w.ifaces, name)
+			w.first = !l.owned[ip] && t.view.Current[ip] == ""
+			want[ip] = w
+		}
+	}
+	st := l.watch.update(want, l.ironlbMACs(t))
+	out := make(map[string][]netip.Addr, len(mine))
+	for name, ips := range mine {
+		out[name] = slices.DeleteFunc(slices.Clone(ips), func(ip netip.Addr) bool { return !st[ip].state.answers() })
+	}
+	conflicted := map[netip.Addr]conflict{}
+	for ip, s := range st {
+		if s.state != stConflicted {
+			continue
+		}
+		conflicted[ip] = s.conflict
+		if old, had := l.conflicted[ip]; had && old.mac == s.conflict.mac {
+			continue
+		}
+		for _, key := range ds[ip].Services {
+			if svc := serviceObject(l.services, key); svc != nil {
+				l.rec.Eventf(svc, nil, corev1.EventTypeWarning, v1alpha1.ReasonAddressConflict, "Probe", "%s", s.conflict.message(ip))
+			}
+		}
+	}
+	l.conflicted = conflicted
+	return out
+}
+
+// ironlbMACs are the MACs of ironlb nodes, whose answers to a probe are
+// no conflict: this node's interfaces, those the members publish, and
+// those the ServiceAnnouncements name (a node that went away may answer
+// for a while yet).
+func (l *layer2) ironlbMACs(t *turn) []string {
+	var out []string
+	for _, i := range l.ifaces {
+		out = append(out, i.MAC)
+	}
+	for _, ifaces := range t.view.Ifaces {
+		for _, i := range ifaces {
+			out = append(out, i.MAC)
+		}
+	}
+	for _, a := range t.announcements {
+		for _, e := range a.Status.Announcers {
+			if e.MAC != "" {
+				out = append(out, e.MAC)
+			}
+		}
+	}
+	return out
+}
+
+// conditions are the AddressConflict conditions this node wants on
+// Services: True on each Service using an address in conflict here, and
+// none on each whose ServiceAnnouncement reports a conflict on an address
+// this node now answers for (the conflict is over; the report may be
+// this speaker's from before a restart, or another owner's).
+func (l *layer2) conditions(t *turn) map[string]condWant {
+	want := map[string]condWant{}
+	for ip, c := range l.conflicted {
+		for _, key := range l.ds[ip].Services {
+			if svc := serviceObject(l.services, key); svc != nil {
+				want[key] = condWant{svc: svc, msg: c.message(ip), since: c.since}
+			}
+		}
+	}
+	for _, a := range t.announcements {
+		key := a.Namespace + "/" + a.Name
+		for _, e := range a.Status.Announcers {
+			ip, err := netip.ParseAddr(e.IP)
+			if err != nil || !l.owned[ip] || !strings.HasPrefix(e.Reason, v1alpha1.ReasonAddressConflict+":") {
+				continue
+			}
+			if _, ok := want[key]; !ok {
+				if svc := serviceObject(l.services, key); svc != nil {
+					want[key] = condWant{svc: svc}
+				}
+			}
+		}
+	}
+	return want
 }
 
 // handover announces nothing more: the new owners announce, and an
@@ -274,6 +401,10 @@ func (l *layer2) reports(t *turn) (out map[string]*report, keep map[string]bool)
 			}
 			if writer == "" {
 				writer = d.Owner
+			}
+			if c, ok := l.conflicted[ip]; ok && d.Owner == l.node {
+				st.Announcers = append(st.Announcers, v1alpha1.Announcer{IP: ip.String(), Reason: v1alpha1.ReasonAddressConflict + ": " + c.message(ip)})
+				continue
 			}
 			ifaces := d.Ifaces
 			if ifaces == nil {

@@ -2,6 +2,7 @@ package speaker
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"maps"
 	"net"
@@ -88,7 +89,8 @@ func TestLayer2Announcer(t *testing.T) {
 	l := newLayer2(layer2Options{
 		Node: "node-1", Logger: slog.New(slog.DiscardHandler), Metrics: m, Recorder: rec, Client: c,
 		Services: services, Ifaces: ifaces, Responders: map[string]responder{"eth0": eth0},
-		Run: func(f func(context.Context)) { wg.Go(func() { f(ctx) }) },
+		Run:   func(f func(context.Context)) { wg.Go(func() { f(ctx) }) },
+		Probe: (&fakeLAN{}).probe,
 	})
 
 	ip := netip.MustParseAddr("198.51.100.88")
@@ -245,4 +247,264 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no counter or gauge %s", name)
 	return 0
+}
+
+// fakeLAN is a LAN where hosts may claim addresses: its probe returns
+// their MACs, as l2.Prober.Probe would, and counts the probes.
+type fakeLAN struct {
+	mu     sync.Mutex
+	claims map[netip.Addr]string
+	probes int
+}
+
+func (f *fakeLAN) probe(_ context.Context, _ string, addrs []netip.Addr) (map[netip.Addr][]net.HardwareAddr, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.probes++
+	out := map[netip.Addr][]net.HardwareAddr{}
+	for _, a := range addrs {
+		if m, ok := f.claims[a]; ok {
+			hw, _ := net.ParseMAC(m)
+			out[a] = []net.HardwareAddr{hw}
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeLAN) claim(a netip.Addr, mac string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.claims == nil {
+		f.claims = map[netip.Addr]string{}
+	}
+	if mac == "" {
+		delete(f.claims, a)
+	} else {
+		f.claims[a] = mac
+	}
+}
+
+func (f *fakeLAN) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.probes
+}
+
+// TestLayer2Conflict: an address another host answers for is not
+// answered, and says so (event, condition, ServiceAnnouncement, metrics),
+// until the host releases it; then it is answered and announced, and the
+// condition goes. Found at the first probe of a new address, and by the
+// periodic probe of an answered one; an ironlb node's answer is no
+// conflict, and a failover answers at once, unprobed.
+func TestLayer2Conflict(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+
+	ip := netip.MustParseAddr("198.51.100.88")
+	web := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web", UID: "u-web"},
+		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer},
+		Status:     corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: ip.String()}}}},
+	}
+	services := serviceRecords(k8sfake.NewClientset(web).CoreV1(), v1alpha1.DefaultLoadBalancerClass)
+	wg.Go(func() { services.Run(ctx) })
+	select {
+	case <-services.Synced():
+	case <-time.After(10 * time.Second):
+		t.Fatal("records did not sync")
+	}
+	other := &metav1.Condition{Type: v1alpha1.ServiceConditionIPAllocated, Status: metav1.ConditionTrue, Reason: "Allocated", LastTransitionTime: metav1.Now()}
+	stored := web.DeepCopy()
+	stored.Status.Conditions = []metav1.Condition{*other}
+	c := fake.NewClientBuilder().WithScheme(kube.Scheme()).WithObjects(stored).WithStatusSubresource(&corev1.Service{}).Build()
+	rec := events.NewFakeRecorder(20)
+	reg := prometheus.NewRegistry()
+	lan := &fakeLAN{}
+	kicks := make(chan struct{}, 1)
+	eth0 := &fakeResponder{}
+	ifaces := []announce.Iface{{Name: "eth0", MAC: "02:00:00:00:00:01"}}
+	l := newLayer2(layer2Options{
+		Node: "node-1", Logger: slog.New(slog.DiscardHandler), Metrics: newMetrics(reg), Recorder: rec, Client: c,
+		Services: services, Ifaces: ifaces, Responders: map[string]responder{"eth0": eth0},
+		Run: func(f func(context.Context)) { wg.Go(func() { f(ctx) }) },
+		Kick: func() {
+			select {
+			case kicks <- struct{}{}:
+			default:
+			}
+		},
+		Probe: lan.probe,
+	})
+	l.watch.recheck, l.watch.reprobe = 200*time.Millisecond, 50*time.Millisecond
+
+	cfg := l2Config(t)
+	const foreign = "02:00:00:00:00:99"
+	doTurn := func(current string) {
+		t.Helper()
+		v := announce.View{
+			Config:   cfg,
+			Nodes:    map[string]announce.Node{"node-1": {Name: "node-1", Ready: true}, "node-2": {Name: "node-2", Ready: true}},
+			Alive:    map[string]bool{"node-1": true},
+			Ifaces:   map[string][]announce.Iface{"node-1": ifaces, "node-2": {{Name: "eth0", MAC: "02:00:00:00:00:02"}}},
+			Current:  map[netip.Addr]string{},
+			Services: []announce.Service{{Key: "shop/web", IPs: []netip.Addr{ip}}},
+		}
+		if current != "" {
+			v.Current[ip] = current
+		}
+		tt := &turn{view: v, round: announce.NewRound(v), answer: true, janitor: janitor(v)}
+		var ann v1alpha1.ServiceAnnouncement
+		if err := c.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "web"}, &ann); err == nil {
+			tt.announcements = []v1alpha1.ServiceAnnouncement{ann}
+		}
+		l.announce(ctx, tt)
+		l.report(tt)
+	}
+	kicked := func(what string) {
+		t.Helper()
+		select {
+		case <-kicks:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no sync asked for: %s", what)
+		}
+	}
+	answered := func(want bool) {
+		t.Helper()
+		if got := slices.Contains(eth0.addrs, ip); got != want {
+			t.Fatalf("eth0 answers %v; want %s answered: %v", eth0.addrs, ip, want)
+		}
+	}
+	event := func(want string) {
+		t.Helper()
+		select {
+		case e := <-rec.Events:
+			if e != want {
+				t.Errorf("event %q, want %q", e, want)
+			}
+		default:
+			t.Errorf("no event, want %q", want)
+		}
+	}
+	eventually := func(what string, f func() error) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			err := f()
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %v", what, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	conditions := func() []metav1.Condition {
+		var svc corev1.Service
+		if err := c.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "web"}, &svc); err != nil {
+			t.Fatal(err)
+		}
+		return svc.Status.Conditions
+	}
+	msg := "198.51.100.88 is in use by another host, 02:00:00:00:00:99 on eth0: not announced until the other host releases it"
+	inConflict := func() {
+		t.Helper()
+		answered(false)
+		event("Warning AddressConflict " + msg)
+		if got := counter(t, reg, "ironlb_speaker_conflicted_addresses"); got != 1 {
+			t.Errorf("conflicted addresses %v, want 1", got)
+		}
+		eventually("the condition and the announcement", func() error {
+			var ann v1alpha1.ServiceAnnouncement
+			if err := c.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "web"}, &ann); err != nil {
+				return err
+			}
+			want := []v1alpha1.Announcer{{IP: ip.String(), Reason: "AddressConflict: " + msg}}
+			if diff := cmp.Diff(want, ann.Status.Announcers); diff != "" {
+				return fmt.Errorf("announcers (-want +got):\n%s", diff)
+			}
+			conds := conditions()
+			i := slices.IndexFunc(conds, func(c metav1.Condition) bool { return c.Type == v1alpha1.ServiceConditionAddressConflict })
+			if i < 0 || conds[i].Status != metav1.ConditionTrue || conds[i].Reason != "AddressConflict" || conds[i].Message != msg {
+				return fmt.Errorf("conditions %+v", conds)
+			}
+			if !slices.ContainsFunc(conds, func(c metav1.Condition) bool { return c.Type == v1alpha1.ServiceConditionIPAllocated }) {
+				return fmt.Errorf("the controller's condition is gone: %+v", conds)
+			}
+			return nil
+		})
+	}
+	freed := func() {
+		t.Helper()
+		answered(true)
+		event("Normal Announced 198.51.100.88 announced by node-1 on eth0 (02:00:00:00:00:01)")
+		if got := counter(t, reg, "ironlb_speaker_conflicted_addresses"); got != 0 {
+			t.Errorf("conflicted addresses %v, want 0", got)
+		}
+		// The next turns read the announcement back and clear the
+		// condition.
+		eventually("the condition cleared", func() error {
+			doTurn("")
+			conds := conditions()
+			if slices.ContainsFunc(conds, func(c metav1.Condition) bool { return c.Type == v1alpha1.ServiceConditionAddressConflict }) {
+				return fmt.Errorf("conditions %+v", conds)
+			}
+			if len(conds) != 1 {
+				return fmt.Errorf("conditions %+v, want the controller's alone", conds)
+			}
+			return nil
+		})
+	}
+
+	// A new address another host holds: not answered while it is probed,
+	// nor after.
+	lan.claim(ip, foreign)
+	doTurn("")
+	answered(false)
+	kicked("first probe")
+	doTurn("")
+	inConflict()
+	if got := counter(t, reg, "ironlb_speaker_address_conflicts_total"); got != 1 {
+		t.Errorf("conflicts %v, want 1", got)
+	}
+
+	// The host releases it: answered at the next probe.
+	lan.claim(ip, "")
+	kicked("probe after release")
+	doTurn("")
+	freed()
+
+	// An ironlb node's answer is no conflict.
+	lan.claim(ip, "02:00:00:00:00:02")
+	n := lan.count()
+	eventually("two periodic probes", func() error {
+		if lan.count() < n+2 {
+			return fmt.Errorf("%d probes", lan.count()-n)
+		}
+		return nil
+	})
+	doTurn("node-1")
+	answered(true)
+
+	// Taken while answered: the periodic probe finds it.
+	lan.claim(ip, foreign)
+	kicked("periodic probe")
+	doTurn("node-1")
+	inConflict()
+	lan.claim(ip, "")
+	kicked("probe after release")
+	doTurn("")
+	freed()
+
+	// A failover is answered at once, unprobed, whatever the LAN says.
+	l.announce(ctx, &turn{answer: false, view: announce.View{Config: cfg}, round: announce.NewRound(announce.View{Config: cfg})})
+	answered(false)
+	lan.claim(ip, foreign)
+	n = lan.count()
+	doTurn("node-2")
+	answered(true)
+	if lan.count() != n {
+		t.Errorf("a failover waited for a probe")
+	}
 }

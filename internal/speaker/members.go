@@ -31,6 +31,8 @@ import (
 // ends, nobody takes the membership.
 func (s *Speaker) membership(ctx, loopCtx context.Context, up chan<- startedMembers) {
 	wait := time.Second
+	// Join with this node's data path known (datapath.go's waitFirst).
+	s.dataPath.probe.waitFirst(ctx, time.Second)
 	for {
 		m, err := s.startMembers(ctx)
 		if err == nil {

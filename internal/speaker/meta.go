@@ -11,25 +11,33 @@ import (
 // A speaker's membership metadata tells the others what they need of it
 // and cannot read from the API server without putting it on the failover
 // path: its reach of the API server (apicut.go), when it joined (the
-// probation, announce.View.New), and its interfaces with their MACs
-// (ifaces.go). The first two are items "!api-lost@T" or "!api-ok@T", and
-// "!joined@T", T being when the state began (Unix milliseconds, by the
+// probation, announce.View.New), whether its node's data path is up
+// (datapath.go), and its interfaces with their MACs (ifaces.go). The
+// first three are items "!api-lost@T" or "!api-ok@T", "!joined@T", and
+// "!dp-down@T" or "!dp-ok@T" (none when the speaker does not probe its
+// kube-proxy: the data path counts as up), T being when the state began
+// (Unix milliseconds, by the
 // speaker's clock: the nodes' clocks agree to well within a second where
 // NTP runs, as Kubernetes needs anyway), so every speaker counts from
 // the same moment however late it heard. They have no "=", so speakers
 // that do not know them skip them (decodeIfaces); a speaker that
-// publishes none (an older version) reaches the API server and joined
-// long ago.
+// publishes none (an older version) reaches the API server, joined long
+// ago and forwards.
 const (
-	metaAPILost = "!api-lost@"
-	metaAPIOK   = "!api-ok@"
-	metaJoined  = "!joined@"
+	metaAPILost    = "!api-lost@"
+	metaAPIOK      = "!api-ok@"
+	metaJoined     = "!joined@"
+	metaDataPathUp = "!dp-ok@"
+	metaDataPathDn = "!dp-down@"
 )
 
 // memberMeta is what a speaker publishes besides its interfaces.
 type memberMeta struct {
 	api    apiState
 	joined time.Time
+	// dataPath is the zero dataPathState when the speaker does not probe
+	// its node's kube-proxy.
+	dataPath dataPathState
 }
 
 // encodeMeta is a speaker's membership metadata: m, then the interfaces
@@ -42,6 +50,13 @@ func encodeMeta(ifaces []announce.Iface, m memberMeta, max int) string {
 	head := api + strconv.FormatInt(m.api.since.UnixMilli(), 10)
 	if !m.joined.IsZero() {
 		head += "," + metaJoined + strconv.FormatInt(m.joined.UnixMilli(), 10)
+	}
+	if dp := m.dataPath; !dp.since.IsZero() {
+		item := metaDataPathUp
+		if dp.down {
+			item = metaDataPathDn
+		}
+		head += "," + item + strconv.FormatInt(dp.since.UnixMilli(), 10)
 	}
 	rest := encodeIfaces(ifaces, max-len(head)-1)
 	if rest == "" {
@@ -69,6 +84,10 @@ func decodeMeta(meta string) memberMeta {
 			m.api = apiState{since: t}
 		} else if t, ok := at(item, metaJoined); ok {
 			m.joined = t
+		} else if t, ok := at(item, metaDataPathDn); ok {
+			m.dataPath = dataPathState{down: true, since: t}
+		} else if t, ok := at(item, metaDataPathUp); ok {
+			m.dataPath = dataPathState{since: t}
 		}
 	}
 	return m

@@ -20,6 +20,8 @@ type metrics struct {
 	members     prometheus.Gauge
 	health      prometheus.Gauge
 	takeovers   prometheus.Counter
+	conflicts   *prometheus.CounterVec
+	conflicted  prometheus.Gauge
 	sessionUp   *prometheus.GaugeVec
 	prefixes    *prometheus.GaugeVec
 }
@@ -50,6 +52,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "ironlb_speaker_takeovers_total",
 			Help: "Times this node started announcing an address.",
 		}),
+		conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ironlb_speaker_address_conflicts_total",
+			Help: "Times this node found another host answering for a Service address it owns (ARP Probe or duplicate address detection), and stopped announcing it.",
+		}, []string{"family"}),
+		conflicted: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ironlb_speaker_conflicted_addresses",
+			Help: "Service addresses this node owns but does not announce, because another host answers for them.",
+		}),
 		sessionUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ironlb_bgp_session_up",
 			Help: "1 when the BGP session with the peer is Established, else 0.",
@@ -67,6 +77,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.members = register(reg, m.members)
 	m.health = register(reg, m.health)
 	m.takeovers = register(reg, m.takeovers)
+	m.conflicts = register(reg, m.conflicts)
+	m.conflicted = register(reg, m.conflicted)
 	return m
 }
 

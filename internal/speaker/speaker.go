@@ -43,7 +43,9 @@ import (
 // the ConfigMap of last good versions (kube.ReadLastGood, uncached): a
 // speaker reads no other ConfigMap. It writes ServiceAnnouncements
 // (status.go), events (events.k8s.io, whose series are patched), its
-// registry Lease (registry.go) and its BGPSessionStates (bgpstatus.go).
+// registry Lease (registry.go), its BGPSessionStates (bgpstatus.go) and
+// the AddressConflict condition of Services (conflict.go: a patch of the
+// status subresource).
 // Secrets: it gets the memberlist key (which the controller creates: a
 // speaker may create no Secret, see the controller's memberlistkey.go)
 // and the BGP passwords the BGPPeers name, whose names the Role cannot
@@ -57,6 +59,7 @@ import (
 // +kubebuilder:rbac:groups=ironlb.io,resources=ippools;l2announcements;bgppeers;bgpannouncements;bfdprofiles,verbs=list;watch
 // +kubebuilder:rbac:groups=ironlb.io,resources=serviceannouncements,verbs=list;watch;create;update;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=services/status,verbs=patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get,namespace=ironlb-system
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
@@ -119,7 +122,12 @@ type Options struct {
 	// Tuning is the failure detector's tuning (zero: election's LAN
 	// defaults).
 	Tuning election.Tuning
-	Logger *slog.Logger
+	// KubeProxyHealthURL is this node's kube-proxy health endpoint, polled
+	// to tell whether the node forwards (datapath.go): "" for
+	// DefaultKubeProxyHealthURL, "off" to announce whatever kube-proxy's
+	// health. It needs the membership.
+	KubeProxyHealthURL string
+	Logger             *slog.Logger
 }
 
 // Speaker makes the Service addresses its node may announce reachable:
@@ -190,6 +198,9 @@ type Speaker struct {
 	// node may then be cut off, or a member's probation end.
 	apiCut map[string]bool
 	wakeAt time.Time
+	// dataPath is this node's kube-proxy probe and what the sync loop
+	// keeps of the nodes' data paths (datapath.go).
+	dataPath dataPathSync
 }
 
 // readyErr is the readiness check: ready once the speaker answers for
@@ -367,6 +378,7 @@ func (s *Speaker) Start(ctx context.Context) error {
 		Node: s.opts.NodeName, Namespace: s.opts.Namespace,
 		Logger: s.log, Metrics: s.metrics,
 		Client: s.mgr.GetClient(), APIReader: s.mgr.GetAPIReader(), Run: run,
+		RestartTime: s.opts.RestartHold,
 	})
 	s.announcers[modeBGP] = bgpA
 	// Open the BGP sessions as soon as the configuration is read, with no
@@ -409,6 +421,7 @@ func (s *Speaker) Start(ctx context.Context) error {
 		Node: s.opts.NodeName, Logger: s.log, Metrics: s.metrics,
 		Recorder: s.mgr.GetEventRecorder("ironlb-speaker"), Client: s.mgr.GetClient(),
 		Services: s.services, Ifaces: s.answering.ifaces(), Responders: s.answering.responders(), Run: run,
+		Kick: s.kickSync,
 	})
 	s.announcers[modeLayer2] = s.l2
 
@@ -426,6 +439,12 @@ func (s *Speaker) Start(ctx context.Context) error {
 	wg.Go(func() { s.keepLease(lctx) })
 	wg.Go(func() { s.pollRegistry(lctx) })
 	wg.Go(func() { s.watchAPI(lctx) })
+	if s.dataPath.probe, err = newDataPathProbe(s.opts.KubeProxyHealthURL, s.log, s.kickLinks); err != nil {
+		return fmt.Errorf("speaker: %w", err)
+	} else if s.dataPath.probe != nil {
+		s.dataPath.published = s.dataPath.probe.state()
+		wg.Go(func() { s.dataPath.probe.run(lctx) })
+	}
 
 	up := make(chan startedMembers)
 	if s.opts.MemberlistBind == "off" {
@@ -445,6 +464,8 @@ func (s *Speaker) Start(ctx context.Context) error {
 	// two nodes answering for as long. Clients that know this node's MAC
 	// keep reaching the address here, on the node, throughout.
 	if s.members != nil && s.stopToRestart(context.WithoutCancel(ctx)) {
+		// The routers keep this node's BGP routes for as long.
+		bgpA.stopToRestart()
 		// Answer on, in this node's name as the others will, until they
 		// have found this member gone.
 		stopMembers()
@@ -520,6 +541,9 @@ func (s *Speaker) loop(ctx context.Context, up <-chan startedMembers) {
 				s.log.Info("back from a restart in time: taking this node's addresses up again", "joined", s.joined)
 			}
 			changes = st.m.Changes()
+			// This node's data path as first polled (membership waits
+			// for it), not the "up" assumed before.
+			s.dataPath.published = s.dataPath.probe.state()
 			s.publishMeta()
 			close(st.taken)
 		case <-changes:
@@ -534,6 +558,7 @@ func (s *Speaker) loop(ctx context.Context, up <-chan startedMembers) {
 			// API changes: it is rare, and an address may move. So does
 			// a change of this speaker's reach of the API server.
 			due = s.refreshIfaces()
+			due = s.publishDataPath(ctx) || due
 			due = s.publishAPI() || due
 		case <-s.kick:
 			// Spread syncs out in a burst of API changes, unless the
@@ -620,13 +645,14 @@ func (s *Speaker) publishAPI() bool {
 }
 
 // publishMeta gossips this speaker's metadata: the interfaces it answers
-// on and whether it lost the API server.
+// on, whether it lost the API server and whether its node's data path is
+// down (as last published: see publishDataPath).
 func (s *Speaker) publishMeta() {
 	s.apiPublished = s.apiState()
 	if s.members == nil {
 		return
 	}
-	m := memberMeta{api: s.apiPublished, joined: s.joined}
+	m := memberMeta{api: s.apiPublished, joined: s.joined, dataPath: s.dataPath.published}
 	if err := s.members.SetMeta(encodeMeta(s.answering.ifaces(), m, election.MaxMeta), metaTimeout); err != nil {
 		s.log.Warn("publish this speaker's metadata to the others", "error", err)
 	}

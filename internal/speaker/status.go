@@ -63,17 +63,23 @@ func (w *statusWriter) set(want map[string]*report, keep map[string]bool) {
 
 // run writes until ctx ends. A failed write is retried a second later
 // (or at the next change).
-func (w *statusWriter) run(ctx context.Context) {
+func (w *statusWriter) run(ctx context.Context) { writeLoop(ctx, w.wake, w.write) }
+
+// writeLoop calls write at each signal on wake until ctx ends, and again
+// a second after a write that reports a failure: the speaker's writers
+// of API objects, which take what to write from a field they are woken
+// to read.
+func writeLoop(ctx context.Context, wake <-chan struct{}, write func(context.Context) bool) {
 	retry := time.NewTimer(time.Hour)
 	defer retry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-w.wake:
+		case <-wake:
 		case <-retry.C:
 		}
-		if !w.write(ctx) && ctx.Err() == nil {
+		if !write(ctx) && ctx.Err() == nil {
 			retry.Reset(time.Second)
 		}
 	}

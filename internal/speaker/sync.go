@@ -147,12 +147,15 @@ func (s *Speaker) view(ctx context.Context) (announce.View, []v1alpha1.ServiceAn
 			v.Alive = map[string]bool{}
 			api := map[string]apiState{s.opts.NodeName: s.apiPublished}
 			joined := map[string]time.Time{s.opts.NodeName: s.joined}
+			// This node's own data path counts whether or not its
+			// membership has it alive yet: it stops as the others start.
+			dataPath := map[string]dataPathState{s.opts.NodeName: s.dataPath.published}
 			for _, name := range alive {
 				v.Alive[name] = true
 				if meta, ok := m.Meta(name); ok && name != s.opts.NodeName {
 					v.Ifaces[name] = decodeIfaces(meta)
 					mm := decodeMeta(meta)
-					api[name], joined[name] = mm.api, mm.joined
+					api[name], joined[name], dataPath[name] = mm.api, mm.joined, mm.dataPath
 				}
 			}
 			// Members restarting in place keep their addresses (and
@@ -164,9 +167,14 @@ func (s *Speaker) view(ctx context.Context) (announce.View, []v1alpha1.ServiceAn
 				v.Restarting[name] = true
 				if meta, ok := m.Meta(name); ok {
 					v.Ifaces[name] = decodeIfaces(meta)
-					joined[name] = decodeMeta(meta).joined
+					mm := decodeMeta(meta)
+					joined[name] = mm.joined
+					if name != s.opts.NodeName {
+						dataPath[name] = mm.dataPath
+					}
 				}
 			}
+			v.DataPathDown = dataPathsDown(dataPath)
 			now := time.Now()
 			var next time.Time
 			v.New, next = newMembers(joined, now)
@@ -174,6 +182,7 @@ func (s *Speaker) view(ctx context.Context) (announce.View, []v1alpha1.ServiceAn
 		}
 	}
 	v.Ifaces[s.opts.NodeName] = s.answering.ifaces()
+	s.noteDataPaths(v)
 
 	var endpoints map[string]map[string]bool // read once, if a Service needs it
 	s.services.Range(func(nn types.NamespacedName, r svcRecord) bool {

@@ -52,6 +52,7 @@ func TestLayer2(t *testing.T) {
 		{"LocalTrafficPolicy", c.testLocal},
 		{"GossipCut", c.testGossipCut},
 		{"RestartCutOff", c.testRestartCutOff},
+		{"AddressConflict", c.testAddressConflict},
 		{"UnplannedFailover", c.testUnplannedFailover},
 		{"PlannedRestart", c.testPlannedRestart},
 		{"RestartNodeDies", c.testRestartNodeDies},
@@ -382,14 +383,7 @@ func (c *cluster) testUnplannedFailover(t *testing.T) {
 		if err := h.LinkDown(); err != nil {
 			t.Fatal(err)
 		}
-		c.eventually(15*time.Second, "another node announces "+ip.String(), func() error {
-			a, err := c.announcer("kubeflow", "minio-service", ip)
-			if err == nil && (a.Node == owner || a.Node == "") {
-				err = fmt.Errorf("still %q", a.Node)
-			}
-			next = a.Node
-			return err
-		})
+		next = c.movedFrom(ip, owner)
 		time.Sleep(time.Second)
 	})
 	t.Logf("unplanned failover %s -> %s: longest gap %s, %d/%d probes answered, by node %v",
@@ -409,6 +403,22 @@ func (c *cluster) testUnplannedFailover(t *testing.T) {
 	if got := c.checkAnswer("kubeflow", "minio-service", ip); got != next {
 		t.Errorf("%s moved back to %s after it recovered; want it to stay on %s", ip, got, next)
 	}
+}
+
+// movedFrom waits until another node than owner announces the minio
+// Service's address ip, and returns it.
+func (c *cluster) movedFrom(ip netip.Addr, owner string) string {
+	c.t.Helper()
+	var next string
+	c.eventually(15*time.Second, "another node announces "+ip.String(), func() error {
+		a, err := c.announcer("kubeflow", "minio-service", ip)
+		if err == nil && (a.Node == owner || a.Node == "") {
+			err = fmt.Errorf("still %q", a.Node)
+		}
+		next = a.Node
+		return err
+	})
+	return next
 }
 
 // testPlannedRestart: SIGTERM to the owner's speaker, and a new one
@@ -462,14 +472,7 @@ func (c *cluster) testRestartNodeDies(t *testing.T) {
 		if err := h.LinkDown(); err != nil {
 			t.Fatal(err)
 		}
-		c.eventually(15*time.Second, "another node announces "+ip.String(), func() error {
-			a, err := c.announcer("kubeflow", "minio-service", ip)
-			if err == nil && (a.Node == owner || a.Node == "") {
-				err = fmt.Errorf("still %q", a.Node)
-			}
-			next = a.Node
-			return err
-		})
+		next = c.movedFrom(ip, owner)
 		time.Sleep(time.Second)
 	})
 	t.Logf("node %s died while its speaker restarted: moved to %s, longest gap %s, %d/%d probes answered, by node %v",

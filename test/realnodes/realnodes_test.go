@@ -55,7 +55,7 @@ func TestTutorial(t *testing.T) {
 	for _, path := range []Path{Manifests, Helm} {
 		t.Run(string(path), func(t *testing.T) {
 			old, new := buildImages(t, root)
-			ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+			ctx, cancel := context.WithTimeout(t.Context(), 7*time.Minute)
 			defer cancel()
 			log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 			l := labnet.NewForTest(t, labnet.Options{Nodes: Nodes, Logger: log})

@@ -86,6 +86,8 @@ func (e *Env) Scenario(ctx context.Context, path Path, old, new Image) error {
 		{"deploy workloads", func() error { return e.DeployWorkloads(ctx) }},
 		{"expose", func() error { return e.ExposeAll(ctx, prefix) }},
 		{"memory", func() error { return e.RecordMemory(ctx, prefix) }},
+		{"check data path", func() error { return e.CheckDataPath(ctx, prefix) }},
+		{"check privilege", func() error { return e.CheckPrivilege(ctx, prefix) }},
 		{"check upgrade to " + new.Version, func() error { return e.Upgrade(ctx, path, new, prefix) }},
 		{"uninstall", func() error { return e.Uninstall(ctx, path, new, prefix) }},
 		{"install again", func() error { return e.Install(ctx, path, new, prefix+"_again") }},
