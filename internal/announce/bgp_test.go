@@ -59,7 +59,7 @@ func TestBGP(t *testing.T) {
 		{name: "the membership does not count", view: View{Nodes: three, Alive: map[string]bool{"node-1": true}, Services: []Service{svc("a/x", bgpIP)}},
 			want: map[string]map[netip.Addr]string{"node-2": {bgpIP: ""}}},
 		{name: "data path down: that node withdraws",
-			view: View{Nodes: three, DataPathDown: map[string]bool{"node-1": true}, Services: []Service{svc("a/x", bgpIP)}},
+			view: View{Nodes: three, DataPathDown: map[string]bool{"node-1": true}, DataPathUp: map[string]bool{"node-2": true, "node-3": true}, Services: []Service{svc("a/x", bgpIP)}},
 			want: map[string]map[netip.Addr]string{"node-1": {bgpIP: "kube-proxy's health endpoint fails"}, "node-2": {bgpIP: ""}}},
 		{name: "data path down on every node: ignored",
 			view: View{Nodes: three, DataPathDown: map[string]bool{"node-1": true, "node-2": true, "node-3": true}, Services: []Service{svc("a/x", bgpIP)}},

@@ -83,7 +83,13 @@ type View struct {
 	// node that could does so too (DataPathsIgnored). Every speaker reads
 	// the same membership metadata, so they agree.
 	DataPathDown map[string]bool
-	Services     []Service
+	// DataPathUp are the nodes whose speaker says the node's data path is
+	// up. A node in neither set has said nothing (an older speaker, or
+	// one whose word this speaker does not have, as for the nodes of a
+	// degraded view): it is not refused, and does not count as up for
+	// DataPathsIgnored.
+	DataPathUp map[string]bool
+	Services   []Service
 }
 
 // NoneReady reports whether nodes has nodes and none of them is Ready.
@@ -106,7 +112,9 @@ func NoneReady(nodes map[string]Node) bool {
 
 // DataPathsIgnored reports whether the rule ignores v.DataPathDown: some
 // node says its data path is down, but no node that could announce
-// otherwise says it is up. The nodes that could are the Ready ones (every
+// otherwise says it is up (View.DataPathUp: not saying is not up, so a
+// node that alone knows its own state, the others being out of reach,
+// does not refuse itself while no node would take over). The nodes that could are the Ready ones (every
 // one with NoneReady) that are not excluded and, with a membership, whose
 // speaker is alive or restarting. That is most often a cluster with no
 // kube-proxy to ask (a replacement such as Cilium's serves no
@@ -126,7 +134,7 @@ func DataPathsIgnored(v View) bool {
 		if v.Alive != nil && !v.Alive[name] && !v.Restarting[name] {
 			continue
 		}
-		if !v.DataPathDown[name] {
+		if v.DataPathUp[name] {
 			return false
 		}
 	}

@@ -256,18 +256,25 @@ func (s *Speaker) publishDataPath(ctx context.Context) bool {
 	return true
 }
 
-// dataPathsDown returns the nodes of states whose data path is down.
-func dataPathsDown(states map[string]dataPathState) map[string]bool {
-	var out map[string]bool
+// dataPaths returns the nodes of states whose data path is down, and
+// those whose speaker says it is up (a zero state says nothing: a speaker
+// that does not probe, or an older one).
+func dataPaths(states map[string]dataPathState) (down, up map[string]bool) {
 	for name, st := range states {
-		if st.down {
-			if out == nil {
-				out = map[string]bool{}
+		switch {
+		case st.down:
+			if down == nil {
+				down = map[string]bool{}
 			}
-			out[name] = true
+			down[name] = true
+		case !st.since.IsZero():
+			if up == nil {
+				up = map[string]bool{}
+			}
+			up[name] = true
 		}
 	}
-	return out
+	return down, up
 }
 
 // noteDataPaths logs when the nodes refused for their data path change,

@@ -37,8 +37,9 @@ func TestMetaDataPath(t *testing.T) {
 	if got := decodeMeta("!api-ok@1,eth0=02:00:00:00:00:01"); got.dataPath.down {
 		t.Errorf("no data path item: %+v, want up", got.dataPath)
 	}
-	if down := dataPathsDown(map[string]dataPathState{"a": {}, "b": {down: true, since: at}, "c": {since: at}}); !slices.Equal(slices.Sorted(maps.Keys(down)), []string{"b"}) {
-		t.Errorf("dataPathsDown = %v, want [b]", down)
+	down, up := dataPaths(map[string]dataPathState{"a": {}, "b": {down: true, since: at}, "c": {since: at}})
+	if !slices.Equal(slices.Sorted(maps.Keys(down)), []string{"b"}) || !slices.Equal(slices.Sorted(maps.Keys(up)), []string{"c"}) {
+		t.Errorf("dataPaths = %v, %v; want [b], [c] (a said nothing)", down, up)
 	}
 }
 

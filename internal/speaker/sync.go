@@ -174,7 +174,7 @@ func (s *Speaker) view(ctx context.Context) (announce.View, []v1alpha1.ServiceAn
 					}
 				}
 			}
-			v.DataPathDown = dataPathsDown(dataPath)
+			v.DataPathDown, v.DataPathUp = dataPaths(dataPath)
 			now := time.Now()
 			var next time.Time
 			v.New, next = newMembers(joined, now)
