@@ -60,8 +60,8 @@ const (
 	// default healthzBindAddress (0.0.0.0:10256), as the speaker reaches
 	// it from the host's network namespace.
 	DefaultKubeProxyHealthURL = "http://127.0.0.1:10256/healthz"
-	dataPathProbeEvery        = 250 * time.Millisecond
-	dataPathProbeTimeout      = 250 * time.Millisecond
+	dataPathProbeEvery        = 200 * time.Millisecond
+	dataPathProbeTimeout      = 200 * time.Millisecond
 	dataPathDownAfter         = 3
 )
 

@@ -3,6 +3,7 @@ package speaker
 import (
 	"reflect"
 
+	"github.com/ironlb/ironlb/internal/kube"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -74,4 +75,16 @@ func slimChanged(old, new any) bool {
 func sameMeta(a, b metav1.ObjectMeta) bool {
 	return a.Name == b.Name && a.Namespace == b.Namespace && a.UID == b.UID &&
 		a.DeletionTimestamp.Equal(b.DeletionTimestamp)
+}
+
+// nodeEligibilityChanged reports whether old and new are a Node whose
+// readiness or labels (exclusion, announcements' node selectors) changed:
+// what moves addresses by the API alone.
+func nodeEligibilityChanged(old, new any) bool {
+	n, ok := new.(*corev1.Node)
+	if !ok {
+		return false
+	}
+	o, ok := old.(*corev1.Node)
+	return !ok || kube.NodeReady(o) != kube.NodeReady(n) || !reflect.DeepEqual(o.Labels, n.Labels)
 }

@@ -109,3 +109,30 @@ func TestSyncSpacing(t *testing.T) {
 		}
 	}
 }
+
+func TestNodeEligibilityChanged(t *testing.T) {
+	node := func(ready corev1.ConditionStatus, labels map[string]string, beat int64) *corev1.Node {
+		return &corev1.Node{
+			ObjectMeta: metav1.ObjectMeta{Name: "n", Labels: labels},
+			Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{
+				Type: corev1.NodeReady, Status: ready, LastHeartbeatTime: metav1.Unix(beat, 0),
+			}}},
+		}
+	}
+	ready := node(corev1.ConditionTrue, nil, 1)
+	for _, tc := range []struct {
+		name     string
+		old, new any
+		want     bool
+	}{
+		{"heartbeat only", ready, node(corev1.ConditionTrue, nil, 2), false},
+		{"not Ready", ready, node(corev1.ConditionFalse, nil, 2), true},
+		{"Ready again", node(corev1.ConditionUnknown, nil, 1), ready, true},
+		{"labelled", ready, node(corev1.ConditionTrue, map[string]string{"l2": "yes"}, 1), true},
+		{"not a Node", &corev1.Service{}, &corev1.Service{}, false},
+	} {
+		if got := nodeEligibilityChanged(tc.old, tc.new); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -146,6 +146,11 @@ type Speaker struct {
 
 	kick  chan struct{} // API objects changed
 	links chan struct{} // this host's links or addresses changed (watchLinks)
+	// eligible: a Node's readiness or labels changed (nodeEligibility),
+	// which moves addresses by the API alone: every speaker syncs at once,
+	// not spaced like other API changes, so that the old owner stops as
+	// the new one starts.
+	eligible chan struct{}
 	// leaseKick asks keepLease to write this speaker's Lease now: quorate
 	// changed (degraded.go).
 	leaseKick chan struct{}
@@ -321,6 +326,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Speaker, error) 
 		metrics:   newMetrics(crmetrics.Registry),
 		kick:      make(chan struct{}, 1),
 		links:     make(chan struct{}, 1),
+		eligible:  make(chan struct{}, 1),
 		leaseKick: make(chan struct{}, 1),
 		standing:  standing{seen: map[string]bool{}, majority: true},
 		rest:      probe.RESTClient(),
@@ -560,9 +566,12 @@ func (s *Speaker) loop(ctx context.Context, up <-chan startedMembers) {
 			due = s.refreshIfaces()
 			due = s.publishDataPath(ctx) || due
 			due = s.publishAPI() || due
+		case <-s.eligible:
+			// A node's readiness or labels changed: no spacing (see
+			// Speaker.eligible).
 		case <-s.kick:
 			// Spread syncs out in a burst of API changes, unless the
-			// membership changes meanwhile.
+			// membership or a node's eligibility changes meanwhile.
 			if wait := spacing - time.Since(last); wait > 0 {
 				t := time.NewTimer(wait)
 				select {
@@ -570,6 +579,7 @@ func (s *Speaker) loop(ctx context.Context, up <-chan startedMembers) {
 					t.Stop()
 					return
 				case <-changes:
+				case <-s.eligible:
 				case <-t.C:
 				}
 				t.Stop()
@@ -669,6 +679,12 @@ func (s *Speaker) watch(ctx context.Context) (config, all toolscache.InformerSyn
 	h := toolscache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) { s.kickSync() },
 		UpdateFunc: func(old, new any) {
+			if nodeEligibilityChanged(old, new) {
+				select {
+				case s.eligible <- struct{}{}:
+				default:
+				}
+			}
 			if slimChanged(old, new) {
 				s.kickSync()
 			}
