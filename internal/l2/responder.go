@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -333,7 +334,15 @@ func (r *Responder) SetProxied(addrs map[netip.Addr]net.HardwareAddr) error {
 	if r.closed {
 		return ErrClosed
 	}
-	set := r.set.Load().withProxied(proxied, r.me.mac)
+	old := r.set.Load()
+	if maps.Equal(proxied, old.proxied) {
+		// The speaker sets the proxied addresses at every sync, and they
+		// seldom change (a peer restarting): rebuilding the whole set
+		// for nothing would double each sync's work here. A group join
+		// that failed is retried by the next SetAddrs.
+		return nil
+	}
+	set := old.withProxied(proxied, r.me.mac)
 	r.set.Store(set)
 	r.log.Debug("proxied addresses set", "proxied", len(proxied))
 	if err := r.syncGroups(set); err != nil {
