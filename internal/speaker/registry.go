@@ -108,20 +108,6 @@ func registry(leases []coordinationv1.Lease, now time.Time) map[string]bool {
 	return kube.SpeakerLeases(leases, now, registryDuration)
 }
 
-// readRegistry lists the speakers' Leases from the API server (a quorum
-// read), hands them to also, and returns the nodes whose speaker holds a
-// fresh one.
-func (s *Speaker) readRegistry(ctx context.Context, also func([]coordinationv1.Lease)) ([]string, error) {
-	leases, err := s.listLeases(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if also != nil {
-		also(leases)
-	}
-	return registered(leases, time.Now()), nil
-}
-
 // listLeases lists the speakers' Leases from the API server.
 func (s *Speaker) listLeases(ctx context.Context) ([]coordinationv1.Lease, error) {
 	var list coordinationv1.LeaseList

@@ -434,9 +434,11 @@ func (s *Speaker) Start(ctx context.Context) error {
 	// The speakers registered now are among those this one must reach a
 	// majority of before it answers (registry.go); then this one
 	// registers, or renews its Lease.
-	if names, err := s.readRegistry(ctx, s.readRestartNote); err != nil {
+	if leases, err := s.listLeases(ctx); err != nil {
 		s.log.Warn("could not tell which speakers run; counting only those heard from", "error", err)
 	} else {
+		s.readRestartNote(leases)
+		names := registered(leases, time.Now())
 		for _, n := range names {
 			s.standing.seen[n] = true
 		}
