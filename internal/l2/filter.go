@@ -26,14 +26,23 @@ func arpRequestFilter() ([]bpf.RawInstruction, error) {
 
 // solicitationFilter accepts IPv6 packets whose next header is ICMPv6 and
 // whose ICMPv6 type is Neighbor Solicitation (RFC 4861 section 4.3).
-func solicitationFilter() ([]bpf.RawInstruction, error) {
+func solicitationFilter() ([]bpf.RawInstruction, error) { return icmpv6Filter(icmpTypeNS) }
+
+// advertisementFilter accepts IPv6 packets whose next header is ICMPv6
+// and whose ICMPv6 type is Neighbor Advertisement (RFC 4861 section 4.4):
+// the prober's.
+func advertisementFilter() ([]bpf.RawInstruction, error) { return icmpv6Filter(icmpTypeNA) }
+
+// icmpv6Filter accepts IPv6 packets whose next header is ICMPv6 and whose
+// ICMPv6 type is typ.
+func icmpv6Filter(typ uint32) ([]bpf.RawInstruction, error) {
 	return bpf.Assemble([]bpf.Instruction{
 		bpf.LoadAbsolute{Off: 12, Size: 2},
 		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: etherTypeIPv6, SkipTrue: 5},
 		bpf.LoadAbsolute{Off: etherHdrLen + 6, Size: 1},
 		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: protoICMPv6, SkipTrue: 3},
 		bpf.LoadAbsolute{Off: icmpOff, Size: 1},
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: icmpTypeNS, SkipTrue: 1},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: typ, SkipTrue: 1},
 		bpf.RetConstant{Val: maxSnap},
 		bpf.RetConstant{Val: 0},
 	})

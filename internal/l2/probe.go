@@ -480,18 +480,3 @@ func listenProbe(ifi *net.Interface, v4, v6 bool) (arp, ndp net.PacketConn, err 
 	}
 	return arp, ndp, nil
 }
-
-// advertisementFilter accepts IPv6 packets whose next header is ICMPv6
-// and whose ICMPv6 type is Neighbor Advertisement (RFC 4861 section 4.4).
-func advertisementFilter() ([]bpf.RawInstruction, error) {
-	return bpf.Assemble([]bpf.Instruction{
-		bpf.LoadAbsolute{Off: 12, Size: 2},
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: etherTypeIPv6, SkipTrue: 5},
-		bpf.LoadAbsolute{Off: etherHdrLen + 6, Size: 1},
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: protoICMPv6, SkipTrue: 3},
-		bpf.LoadAbsolute{Off: icmpOff, Size: 1},
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: icmpTypeNA, SkipTrue: 1},
-		bpf.RetConstant{Val: maxSnap},
-		bpf.RetConstant{Val: 0},
-	})
-}
