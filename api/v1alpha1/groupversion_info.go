@@ -1,5 +1,6 @@
 // Package v1alpha1 holds ironlb's configuration API, group ironlb.io, version
-// v1alpha1: IPPool, L2Announcement, BGPPeer, BGPAnnouncement and BFDProfile.
+// v1alpha1: IPPool, IPReservation, L2Announcement, BGPPeer, BGPAnnouncement
+// and BFDProfile.
 // Every config kind is cluster-scoped, because addresses, routers and nodes
 // belong to the whole cluster, not to a namespace. Two namespaced kinds are
 // written by the speakers and only read by users: ServiceAnnouncement (who
@@ -49,6 +50,7 @@ var (
 func addKnownTypes(s *runtime.Scheme) error {
 	s.AddKnownTypes(GroupVersion,
 		&IPPool{}, &IPPoolList{},
+		&IPReservation{}, &IPReservationList{},
 		&L2Announcement{}, &L2AnnouncementList{},
 		&BGPPeer{}, &BGPPeerList{},
 		&BGPAnnouncement{}, &BGPAnnouncementList{},

@@ -21,6 +21,7 @@ import (
 // +kubebuilder:printcolumn:name="Auto Assign",type=boolean,JSONPath=`.spec.autoAssign`
 // +kubebuilder:printcolumn:name="Used v4",type=integer,JSONPath=`.status.ipv4.used`
 // +kubebuilder:printcolumn:name="Free v4",type=string,JSONPath=`.status.ipv4.free`
+// +kubebuilder:printcolumn:name="Reserved v4",type=integer,JSONPath=`.status.ipv4.reserved`,priority=1
 // +kubebuilder:printcolumn:name="Used v6",type=integer,JSONPath=`.status.ipv6.used`,priority=1
 // +kubebuilder:printcolumn:name="Free v6",type=string,JSONPath=`.status.ipv6.free`,priority=1
 // +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="Valid")].status`
@@ -151,8 +152,8 @@ type IPPoolStatus struct {
 // AddressCounts counts the addresses of one IP family in a pool. Total and
 // Free are decimal strings, not integers, because one IPv6 /64 alone holds
 // 2^64 addresses, more than any JSON integer Kubernetes accepts; they are
-// exact, never rounded or capped. Used counts assigned addresses and always
-// fits an integer.
+// exact, never rounded or capped. Used and Reserved count assigned and
+// reserved addresses and always fit an integer.
 type AddressCounts struct {
 	// Total is the number of addresses the pool can hand out, after
 	// avoidBuggyIPs, as a decimal number.
@@ -165,7 +166,15 @@ type AddressCounts struct {
 	// +kubebuilder:validation:Minimum=0
 	Used int64 `json:"used"`
 
-	// Free is Total minus Used, as a decimal number.
+	// Reserved is the number of the pool's addresses that IPReservations
+	// hold, whether their Service holds them (then they count in Used
+	// too) or not yet.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Reserved int64 `json:"reserved"`
+
+	// Free is Total minus the addresses in use or reserved, as a decimal
+	// number: what a Service asking for no particular address can get.
 	// +kubebuilder:validation:Pattern=`^[0-9]+$`
 	// +kubebuilder:validation:MaxLength=40
 	Free string `json:"free"`

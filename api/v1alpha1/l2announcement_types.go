@@ -59,6 +59,19 @@ type L2AnnouncementSpec struct {
 	// +listType=atomic
 	NodeSelectors []metav1.LabelSelector `json:"nodeSelectors,omitempty"`
 
+	// NodePreference orders the eligible nodes: an address is announced
+	// by a node matching the first selector that matches any node that
+	// may announce it, else the second, and so on; nodes matching none
+	// come last. Among equally preferred nodes the addresses are spread
+	// evenly. A failure moves addresses at once to the best node left;
+	// when a more preferred node comes back, addresses return to it one
+	// at a time, each by a planned handover that loses no traffic.
+	// Empty: every eligible node is equally preferred.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	NodePreference []metav1.LabelSelector `json:"nodePreference,omitempty"`
+
 	// Interfaces limits the network interfaces ARP and NDP are answered on,
 	// by exact name (for example "eth0"). Empty: every interface.
 	// +optional

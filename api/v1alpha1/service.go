@@ -42,6 +42,13 @@ var AnnotationAliasPrefixes = []string{"ironlb.io/", "metallb.universe.tf/", "me
 // Service address, as Kubernetes' cloud load balancers read it.
 const LabelExcludeFromLoadBalancers = "node.kubernetes.io/exclude-from-external-load-balancers"
 
+// LabelMaintenance on a Node (any value) hands its Layer 2 addresses to
+// other nodes, each by a planned handover that loses no traffic, as
+// cordoning it does (spec.unschedulable: the first step of kubectl
+// drain). Unlike LabelExcludeFromLoadBalancers it is a preference, not a
+// ban: a node in maintenance still announces what no other node may.
+const LabelMaintenance = "ironlb.io/maintenance"
+
 // Reasons on a Service's IPAllocated condition and on the controller's
 // events. They are stable API: alerts, dashboards and `ironlbctl status`
 // and `doctor` match on them.

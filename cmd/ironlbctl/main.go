@@ -42,7 +42,7 @@ func newRootCommand() *cobra.Command {
 	pf.StringVar(&g.kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, ~/.kube/config, then in-cluster)")
 	pf.StringVarP(&g.namespace, "namespace", "n", kube.DefaultNamespace, "namespace ironlb runs in (holds the legacy ConfigMap)")
 	pf.StringVar(&g.configMap, "config-map", kube.DefaultConfigMapName, "name of the legacy MetalLB-format ConfigMap")
-	root.AddCommand(newStatusCommand(&g), newDoctorCommand(&g), newExposeCommand(&g), newConvertCommand(&g))
+	root.AddCommand(newStatusCommand(&g), newDoctorCommand(&g), newExposeCommand(&g), newReserveCommand(&g), newConvertCommand(&g))
 	return root
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -32,6 +33,9 @@ type statusRow struct {
 	State     string   `json:"state"`            // Allocated, Pending, or Unknown
 	Reason    string   `json:"reason,omitempty"` // the IPAllocated condition's reason
 	Message   string   `json:"message,omitempty"`
+	// Reservations names the IPReservations in force that are for the
+	// Service.
+	Reservations []string `json:"reservations,omitempty"`
 	// Announcers says which node answers for each address (Layer 2), from
 	// the speakers' ServiceAnnouncement.
 	Announcers []v1alpha1.Announcer `json:"announcers,omitempty"`
@@ -53,10 +57,46 @@ type statusRow struct {
 }
 
 // statusReport is everything `ironlbctl status` shows: the LoadBalancer
-// Services, then the BGP sessions of every node.
+// Services, the IPReservations, then the BGP sessions of every node.
 type statusReport struct {
-	Services []statusRow
-	Sessions []v1alpha1.BGPSessionStateStatus // sorted by node, then peer
+	Services     []statusRow
+	Reservations []reservationRow                 // sorted by name
+	Sessions     []v1alpha1.BGPSessionStateStatus // sorted by node, then peer
+}
+
+// reservationRow is one IPReservation as `ironlbctl status` shows it,
+// from the conditions the controller writes on it.
+type reservationRow struct {
+	Name      string
+	Addresses []string
+	For       string // "Service default/web", or the selector's Services
+	// State is Bound, Waiting or Invalid; Reason and Message are those of
+	// the Bound condition (the Valid one's when Invalid).
+	State, Reason, Message string
+}
+
+// reservationRows reads rs's state from its conditions.
+func reservationRows(rs []v1alpha1.IPReservation) []reservationRow {
+	var out []reservationRow
+	for _, r := range rs {
+		row := reservationRow{Name: r.Name, Addresses: r.Spec.Addresses, For: strings.TrimPrefix(reservedFor(r.Spec), "for "), State: "Unknown"}
+		valid := meta.FindStatusCondition(r.Status.Conditions, v1alpha1.ConditionValid)
+		bound := meta.FindStatusCondition(r.Status.Conditions, v1alpha1.ConditionBound)
+		switch {
+		case bound != nil && bound.Reason == v1alpha1.ReasonNotInForce && valid != nil:
+			row.State, row.Reason, row.Message = "Invalid", valid.Reason, valid.Message
+		case bound != nil && bound.Status == metav1.ConditionTrue:
+			row.State, row.Reason, row.Message = "Bound", bound.Reason, bound.Message
+		case bound != nil:
+			row.State, row.Reason, row.Message = "Waiting", bound.Reason, bound.Message
+		}
+		if valid != nil && valid.Status == metav1.ConditionFalse && row.State != "Invalid" {
+			row.Message += "; " + valid.Message
+		}
+		out = append(out, row)
+	}
+	slices.SortFunc(out, func(a, b reservationRow) int { return cmp.Compare(a.Name, b.Name) })
+	return out
 }
 
 // announcedBy is the ANNOUNCED BY column: the nodes announcing the
@@ -124,7 +164,7 @@ func newStatusCommand(g *globalFlags) *cobra.Command {
 // namespace of ironlb's ConfigMap; and, to say who announces each Service
 // over BGP, the Nodes and EndpointSlices (see readBGPFacts).
 func readStatus(ctx context.Context, c client.Reader, cm types.NamespacedName) (statusReport, error) {
-	rows, cfg, err := serviceRows(ctx, c, cm)
+	rows, cfg, res, err := serviceRows(ctx, c, cm)
 	if err != nil {
 		return statusReport{}, err
 	}
@@ -132,7 +172,7 @@ func readStatus(ctx context.Context, c client.Reader, cm types.NamespacedName) (
 	if err := c.List(ctx, &list, client.InNamespace(cm.Namespace)); err != nil && !meta.IsNoMatchError(err) {
 		return statusReport{}, fmt.Errorf("list BGP session states: %w", err)
 	}
-	rep := statusReport{Services: rows}
+	rep := statusReport{Services: rows, Reservations: reservationRows(res)}
 	for _, s := range list.Items {
 		rep.Sessions = append(rep.Sessions, s.Status)
 	}
@@ -176,24 +216,32 @@ func sessionsFor(cfg *config.Config, ips []string, sessions []v1alpha1.BGPSessio
 // statusRows reads every LoadBalancer Service served by ironlb and the
 // config, and says for each what it got or why not.
 func statusRows(ctx context.Context, c client.Reader, cm types.NamespacedName) ([]statusRow, error) {
-	rows, _, err := serviceRows(ctx, c, cm)
+	rows, _, _, err := serviceRows(ctx, c, cm)
 	return rows, err
 }
 
-// serviceRows is statusRows, also returning the config it read.
-func serviceRows(ctx context.Context, c client.Reader, cm types.NamespacedName) ([]statusRow, *config.Config, error) {
+// serviceRows is statusRows, also returning the config and the
+// IPReservations it read.
+func serviceRows(ctx context.Context, c client.Reader, cm types.NamespacedName) ([]statusRow, *config.Config, []v1alpha1.IPReservation, error) {
 	in, err := kube.ReadInput(ctx, c, cm)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
+	// Not in kube.ReadInput, which the speakers share and have no use
+	// for them; an older install has no such CRD.
+	var res v1alpha1.IPReservationList
+	if err := c.List(ctx, &res); err != nil && !meta.IsNoMatchError(err) {
+		return nil, nil, nil, fmt.Errorf("list IP reservations: %w", err)
+	}
+	in.Reservations = res.Items
 	cfg, _ := config.Build(in, nil)
 	var list corev1.ServiceList
 	if err := c.List(ctx, &list); err != nil {
-		return nil, nil, fmt.Errorf("list services: %w", err)
+		return nil, nil, nil, fmt.Errorf("list services: %w", err)
 	}
 	var anns v1alpha1.ServiceAnnouncementList
 	if err := c.List(ctx, &anns); err != nil && !meta.IsNoMatchError(err) {
-		return nil, nil, fmt.Errorf("list service announcements: %w", err)
+		return nil, nil, nil, fmt.Errorf("list service announcements: %w", err)
 	}
 	announcers := map[types.NamespacedName][]v1alpha1.Announcer{}
 	for _, a := range anns.Items {
@@ -236,6 +284,9 @@ func serviceRows(ctx context.Context, c client.Reader, cm types.NamespacedName) 
 				}
 			}
 		}), "+")
+		for _, rv := range cfg.ReservationsFor(s.Namespace, s.Name, s.Labels) {
+			r.Reservations = append(r.Reservations, rv.Name)
+		}
 		if c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ServiceConditionIPAllocated); c != nil {
 			r.Reason, r.Message = c.Reason, c.Message
 			r.State = "Pending"
@@ -248,7 +299,7 @@ func serviceRows(ctx context.Context, c client.Reader, cm types.NamespacedName) 
 	slices.SortFunc(rows, func(a, b statusRow) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
-	return rows, cfg, nil
+	return rows, cfg, res.Items, nil
 }
 
 // printStatus prints rep as tables ("" or "wide") or as JSON. The JSON is
@@ -290,7 +341,46 @@ func printStatus(w io.Writer, rep statusReport, output string) error {
 			fmt.Fprintf(w, "\n%s/%s is pending: %s\n", r.Namespace, r.Name, r.Message)
 		}
 	}
+	if err := printReservations(w, rep.Reservations, output == "wide"); err != nil {
+		return err
+	}
 	return printSessions(w, rep.Sessions, output == "wide")
+}
+
+// printReservations prints the "IP reservations" table, if there is any
+// reservation. Without wide, why each one that is not bound waits
+// follows the table, as the reasons of pending Services do.
+func printReservations(w io.Writer, rs []reservationRow, wide bool) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "\nIP reservations:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	header := "NAME\tADDRESSES\tFOR\tSTATE"
+	if wide {
+		header += "\tMESSAGE"
+	}
+	fmt.Fprintln(tw, header)
+	for _, r := range rs {
+		state := r.State
+		if r.State != "Bound" && r.Reason != "" {
+			state += ": " + r.Reason
+		}
+		line := fmt.Sprintf("%s\t%s\t%s\t%s", r.Name, strings.Join(r.Addresses, ","), r.For, state)
+		if wide {
+			line += "\t" + r.Message
+		}
+		fmt.Fprintln(tw, line)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, r := range rs {
+		if !wide && r.State != "Bound" && r.Message != "" {
+			fmt.Fprintf(w, "\nIPReservation/%s is not bound: %s\n", r.Name, r.Message)
+		}
+	}
+	return nil
 }
 
 // printSessions prints the "BGP sessions" table, if there is any session.

@@ -3,6 +3,7 @@ package config
 import (
 	"cmp"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sort"
 	"time"
@@ -25,6 +26,7 @@ type Input struct {
 	BGPPeers         []v1alpha1.BGPPeer
 	BGPAnnouncements []v1alpha1.BGPAnnouncement
 	BFDProfiles      []v1alpha1.BFDProfile
+	Reservations     []v1alpha1.IPReservation
 }
 
 // Build turns every object into one Config, and reports what is wrong.
@@ -52,6 +54,11 @@ type Input struct {
 //   - A BGPAnnouncement whose aggregation length is too short for a pool
 //     it selects does not announce that pool (a Warning naming it); it still
 //     announces the others.
+//   - A reserved address (IPReservation) must lie in a pool in force and
+//     be one the pool hands out; two reservations of one address: the
+//     newer is invalid (Reason Conflict), naming the older. Deleting or
+//     shrinking a pool under a reservation leaves the reservation out
+//     (the Services holding its addresses keep them regardless).
 //   - A BGPAnnouncement community that is neither a literal, a well-known
 //     name nor an alias of the ConfigMap in force makes it invalid: sending
 //     routes without an intended no-export could leak them.
@@ -70,6 +77,7 @@ func Build(in Input, prev *Config) (*Config, []Problem) {
 		bfdOf:    map[string]*bfdItem{},
 		peerOf:   map[peerKey]*peerItem{},
 		peerName: map[string]bool{},
+		resOf:    map[netip.Addr]*resItem{},
 	}
 
 	// Objects that can clash with each other, oldest first, so that the
@@ -123,12 +131,21 @@ func Build(in Input, prev *Config) (*Config, []Problem) {
 		u.setIfValid(&fragment{bgp: []*bgpItem{bi}})
 		units = append(units, u)
 	}
+	// Reservations clash with each other, and need the pools placed above.
+	for i := range in.Reservations {
+		r := &in.Reservations[i]
+		u := newUnit("IPReservation", &r.ObjectMeta)
+		ri := parseReservation(r.Name, &r.Spec, crdPath("spec"), &u.rep)
+		u.setIfValid(&fragment{reservations: []*resItem{ri}})
+		units = append(units, u)
+	}
 	sortUnits(units)
 	for _, u := range units {
 		b.place(u)
 	}
 
 	b.resolve()
+	slices.SortFunc(b.cfg.Reservations, func(x, y *Reservation) int { return compareRefs(x.Source, y.Source) })
 	return b.cfg, b.problems
 }
 
@@ -150,6 +167,8 @@ type fragment struct {
 	l2      []*l2Item
 	bgp     []*bgpItem
 	aliases map[string]Community
+	// reservations holds one IPReservation's item.
+	reservations []*resItem
 }
 
 // unit is one input object on its way into the Config.
@@ -202,6 +221,7 @@ type builder struct {
 	peerOf   map[peerKey]*peerItem
 	peerName map[string]bool
 	peers    []*peerItem
+	resOf    map[netip.Addr]*resItem // reserved addresses in force
 	l2       []*l2Item
 	bgp      []*bgpItem
 	aliases  map[string]Community
@@ -262,6 +282,9 @@ func (b *builder) clashes(u *unit, f *fragment) []Problem {
 				o.peer.Source, o.peer.Name, o.peer.Source, precedes(b.owner[o.peer.Source], u))
 		}
 	}
+	for _, ri := range f.reservations {
+		out = b.reservationClashes(u, ri, out)
+	}
 	return out
 }
 
@@ -285,6 +308,12 @@ func (b *builder) accept(u *unit, f *fragment) {
 		b.peerOf[pi.key()] = pi
 		b.peerName[pi.peer.Name] = true
 		b.peers = append(b.peers, pi)
+	}
+	for _, ri := range f.reservations {
+		for _, a := range ri.res.Addrs {
+			b.resOf[a] = ri
+		}
+		b.cfg.Reservations = append(b.cfg.Reservations, ri.res)
 	}
 	b.l2 = append(b.l2, f.l2...)
 	b.bgp = append(b.bgp, f.bgp...)

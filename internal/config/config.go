@@ -26,7 +26,7 @@ const (
 // ObjectRef names the Kubernetes object a piece of configuration came from.
 // Namespace is empty for ironlb's cluster-scoped kinds.
 type ObjectRef struct {
-	Kind      string // "IPPool", "L2Announcement", "BGPPeer", "BGPAnnouncement", "BFDProfile", "ConfigMap"
+	Kind      string // "IPPool", "IPReservation", "L2Announcement", "BGPPeer", "BGPAnnouncement", "BFDProfile", "ConfigMap"
 	Namespace string
 	Name      string
 }
@@ -57,6 +57,9 @@ type Config struct {
 	BGPAnnouncements []*BGPAnnouncement
 	// BFDProfiles maps profile names to BFD settings.
 	BFDProfiles map[string]*BFDProfile
+	// Reservations are the IPReservations, ordered by Source. No two hold
+	// one address, and every address lies in a pool of Pools.
+	Reservations []*Reservation
 
 	// versions holds, per object, the version in force, so that the next
 	// Build can keep it when the object turns invalid.
@@ -178,6 +181,10 @@ type L2Announcement struct {
 	Pools []string
 	// NodeSelectors: nodes that may announce; empty means every node.
 	NodeSelectors []labels.Selector
+	// NodePreference orders the selected nodes: the index of the first
+	// selector a node matches is its rank (lower is preferred), and a
+	// node matching none ranks last (see Rank).
+	NodePreference []labels.Selector
 	// Interfaces: interfaces to answer on; empty means every interface.
 	Interfaces []string
 }
@@ -185,6 +192,18 @@ type L2Announcement struct {
 // SelectsNode reports whether a node with labels nodeLabels may announce.
 func (a *L2Announcement) SelectsNode(nodeLabels map[string]string) bool {
 	return len(a.NodeSelectors) == 0 || anyMatches(a.NodeSelectors, nodeLabels)
+}
+
+// Rank is the preference of a node with labels nodeLabels: the index of
+// the first NodePreference selector it matches, len(NodePreference) when
+// it matches none (0 when there is no preference: all nodes rank alike).
+func (a *L2Announcement) Rank(nodeLabels map[string]string) int {
+	for i, s := range a.NodePreference {
+		if s.Matches(labels.Set(nodeLabels)) {
+			return i
+		}
+	}
+	return len(a.NodePreference)
 }
 
 // BGPPeer is a BGP neighbour.

@@ -1,6 +1,6 @@
 // Package config turns every ironlb configuration object (IPPool,
-// L2Announcement, BGPPeer, BGPAnnouncement, BFDProfile and the legacy
-// MetalLB-style ConfigMap) into one immutable, validated *Config.
+// IPReservation, L2Announcement, BGPPeer, BGPAnnouncement, BFDProfile and
+// the legacy MetalLB-style ConfigMap) into one immutable, validated *Config.
 //
 // Build is a pure function: no Kubernetes client, no I/O, no clock. The
 // controller and the speakers both call it on the objects they watch and

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -80,6 +81,21 @@ func checkSound(t *testing.T, c *Config) {
 			}
 		}
 	}
+	reserved := map[netip.Addr]string{}
+	for _, r := range c.Reservations {
+		if len(r.Addrs) == 0 || len(r.Addrs) > 2 || (r.Service.Name == "") == (r.Selector == nil) {
+			t.Fatalf("reservation %s: addresses %v, service %q, selector %v", r.Name, r.Addrs, r.Service, r.Selector)
+		}
+		for _, a := range r.Addrs {
+			if c.PoolFor(a) == nil {
+				t.Fatalf("reservation %s: %v is in no pool", r.Name, a)
+			}
+			if o, dup := reserved[a]; dup {
+				t.Fatalf("%v reserved by both %s and %s", a, o, r.Name)
+			}
+			reserved[a] = r.Name
+		}
+	}
 	for _, a := range c.BGPAnnouncements {
 		for _, name := range a.Pools {
 			p := c.Pools[name]
@@ -143,6 +159,9 @@ func FuzzBuild(f *testing.F) {
 		}
 		for _, a := range c.BGPAnnouncements {
 			inForce[a.Source] = true
+		}
+		for _, r := range c.Reservations {
+			inForce[r.Source] = true
 		}
 		for _, p := range ps {
 			if p.Object.Kind == "" || p.Object.Name == "" || p.Field == "" || p.Message == "" {
@@ -240,7 +259,13 @@ func fuzzInput(addr1, addr2, key, value, name, community, iface string, asn1, as
 	fast.Spec = v1alpha1.BFDProfileSpec{ReceiveInterval: new(n), TransmitInterval: new(asn1), DetectMultiplier: new(asn2), EchoInterval: new(n / 2), MinimumTTL: new(n % 300), EchoMode: n%2 == 1}
 	slow := bfdprofile("slow", 1)
 
+	r1 := reservation("r1", 0, value, name, addr1, addr2)
+	r2 := reservation("r2", 1, "", "", addr2)
+	r2.Spec.Service = nil
+	r2.Spec.ServiceSelector = &v1alpha1.ReservedServiceSelector{Namespace: key, Selector: expr[0]}
+
 	return Input{
+		Reservations:     []v1alpha1.IPReservation{r1, r2},
 		Pools:            []v1alpha1.IPPool{a, b, c},
 		L2:               []v1alpha1.L2Announcement{l2},
 		BGPPeers:         []v1alpha1.BGPPeer{p, q},
@@ -256,6 +281,8 @@ func reversed(in Input) Input {
 	in.BGPPeers = slices.Clone(in.BGPPeers)
 	in.BGPAnnouncements = slices.Clone(in.BGPAnnouncements)
 	in.BFDProfiles = slices.Clone(in.BFDProfiles)
+	in.Reservations = slices.Clone(in.Reservations)
+	slices.Reverse(in.Reservations)
 	slices.Reverse(in.Pools)
 	slices.Reverse(in.L2)
 	slices.Reverse(in.BGPPeers)

@@ -79,6 +79,9 @@ func SaveLastGood(in Input, problems []Problem, old map[string]string) (map[stri
 	for _, o := range in.BFDProfiles {
 		errs = append(errs, save("BFDProfile", &o.ObjectMeta, &v1alpha1.BFDProfile{ObjectMeta: trimMeta(&o.ObjectMeta), Spec: o.Spec}))
 	}
+	for _, o := range in.Reservations {
+		errs = append(errs, save("IPReservation", &o.ObjectMeta, &v1alpha1.IPReservation{ObjectMeta: trimMeta(&o.ObjectMeta), Spec: o.Spec}))
+	}
 	for _, err := range errs {
 		if err != nil {
 			return nil, err
@@ -113,6 +116,8 @@ func LastGood(saved map[string]string) (*Config, []error) {
 			in.BGPAnnouncements, err = appendSaved(in.BGPAnnouncements, saved[key])
 		case "BFDProfile":
 			in.BFDProfiles, err = appendSaved(in.BFDProfiles, saved[key])
+		case "IPReservation":
+			in.Reservations, err = appendSaved(in.Reservations, saved[key])
 		default:
 			err = fmt.Errorf("unknown kind %q", kind)
 		}

@@ -291,6 +291,7 @@ func parseL2(spec *v1alpha1.L2AnnouncementSpec, at fieldPath, r *report) *l2Item
 		IPPools:         parseNames(spec.IPPools, at.child("ipPools"), r),
 		IPPoolSelectors: parseSelectors(spec.IPPoolSelectors, at.child("ipPoolSelectors"), r),
 		NodeSelectors:   parseSelectors(spec.NodeSelectors, at.child("nodeSelectors"), r),
+		NodePreference:  parseSelectors(spec.NodePreference, at.child("nodePreference"), r),
 	}
 	for i, name := range spec.Interfaces {
 		if !interfaceName.MatchString(name) || name == "." || name == ".." {

@@ -43,8 +43,8 @@ var configKey = reconcile.Request{NamespacedName: types.NamespacedName{Name: "co
 
 // configReconciler turns every config object into the Config in force
 // (ledger.setConfig) and reports on each object whether it is valid; it
-// keeps the pool-protection finalizers and writes pool usage to the
-// IPPools' status. It runs with one worker, on one key (configKey): its
+// keeps the pool-protection finalizers, writes pool usage to the IPPools'
+// status and whether each IPReservation is bound to its status. It runs with one worker, on one key (configKey): its
 // watches, a pool being deleted that may be free, and a change of pool
 // usage (see serviceReconciler.wake) all mean "look at the config again".
 type configReconciler struct {
@@ -72,9 +72,9 @@ type configReconciler struct {
 // (controller.go), so the Role can name it: list and watch requests with a
 // metadata.name field selector are authorized against resourceNames. The
 // name is the default of --config-map.
-// +kubebuilder:rbac:groups=ironlb.io,resources=ippools;l2announcements;bgppeers;bgpannouncements;bfdprofiles,verbs=list;watch
+// +kubebuilder:rbac:groups=ironlb.io,resources=ippools;ipreservations;l2announcements;bgppeers;bgpannouncements;bfdprofiles,verbs=list;watch
 // +kubebuilder:rbac:groups=ironlb.io,resources=ippools,verbs=patch
-// +kubebuilder:rbac:groups=ironlb.io,resources=ippools/status;l2announcements/status;bgppeers/status;bgpannouncements/status;bfdprofiles/status,verbs=update
+// +kubebuilder:rbac:groups=ironlb.io,resources=ippools/status;ipreservations/status;l2announcements/status;bgppeers/status;bgpannouncements/status;bfdprofiles/status,verbs=update
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=list;watch,resourceNames=config,namespace=ironlb-system
 
 func (r *configReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
@@ -85,7 +85,10 @@ func (r *configReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	fp := kube.InputVersion(in)
+	if in.Reservations, err = readReservations(ctx, r.client); err != nil {
+		return reconcile.Result{}, err
+	}
+	fp := kube.InputVersion(in) + reservationsVersion(in.Reservations)
 	if fp != r.lastInput {
 		problems := r.apply(in)
 		if err := r.writeValidity(ctx, in, problems); err != nil {
@@ -100,7 +103,10 @@ func (r *configReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (
 	if err := r.protectPools(ctx, in.Pools); err != nil {
 		return reconcile.Result{}, err
 	}
-	return reconcile.Result{}, r.writePoolStatus(ctx, in.Pools)
+	if err := r.writePoolStatus(ctx, in.Pools); err != nil {
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{}, r.writeReservationStatus(ctx, in.Reservations, r.ledger.reservationStates())
 }
 
 // requeueServices adds every LoadBalancer Service to the service
@@ -158,6 +164,10 @@ func (r *configReconciler) writeValidity(ctx context.Context, in config.Input, p
 		o := &in.BFDProfiles[i]
 		objs = append(objs, statusObj{o, &o.Status.Conditions, &o.Status.ObservedGeneration})
 	}
+	for i := range in.Reservations {
+		o := &in.Reservations[i]
+		objs = append(objs, statusObj{o, &o.Status.Conditions, &o.Status.ObservedGeneration})
+	}
 	for _, o := range objs {
 		ref := config.ObjectRef{Kind: kindOf(o.obj), Name: o.obj.GetName()}
 		cond := validCondition(byObj[ref], o.obj.GetGeneration())
@@ -190,6 +200,8 @@ func kindOf(o client.Object) string {
 		return "BGPAnnouncement"
 	case *v1alpha1.BFDProfile:
 		return "BFDProfile"
+	case *v1alpha1.IPReservation:
+		return "IPReservation"
 	}
 	return fmt.Sprintf("%T", o)
 }
@@ -281,9 +293,10 @@ func counts(st ipam.Stats, f ipam.Family) *v1alpha1.AddressCounts {
 		return nil
 	}
 	return &v1alpha1.AddressCounts{
-		Total: strconv.FormatUint(total, 10),
-		Used:  int64(st.Used[f]),
-		Free:  strconv.FormatUint(st.Free[f], 10),
+		Total:    strconv.FormatUint(total, 10),
+		Used:     int64(st.Used[f]),
+		Reserved: int64(st.Reserved[f]),
+		Free:     strconv.FormatUint(st.Free[f], 10),
 	}
 }
 

@@ -249,7 +249,7 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 	// writes must not wake it again, or pool usage would be rewritten as
 	// fast as the API server answers.
 	specChanged := builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))
-	for _, o := range []client.Object{&v1alpha1.IPPool{}, &v1alpha1.L2Announcement{}, &v1alpha1.BGPPeer{},
+	for _, o := range []client.Object{&v1alpha1.IPPool{}, &v1alpha1.IPReservation{}, &v1alpha1.L2Announcement{}, &v1alpha1.BGPPeer{},
 		&v1alpha1.BGPAnnouncement{}, &v1alpha1.BFDProfile{}} {
 		b = b.Watches(o, toConfig, specChanged)
 	}

@@ -53,11 +53,22 @@ type serviceInfo struct {
 // records the outcome: the request the addresses were given for, or what
 // the Service waits for. Callers hold l.mu, as for every ledger method in
 // this file: these are the allocation rules, run inside ledger.decide.
-func (l *ledger) decideLocked(si serviceInfo, req request, reqErr error) outcome {
+func (l *ledger) decideLocked(si serviceInfo, own request, reqErr error) outcome {
 	before := l.alloc.IPs(si.key)
-	out := l.decideInner(si, req, reqErr, before)
+	rr := reservedReq{req: own, own: own}
+	if reqErr == nil {
+		rr = l.reservedFor(si, own)
+	}
+	req := rr.req
+	if len(req.entitled) > 0 {
+		l.entitled[si.key] = req.entitled
+	} else {
+		delete(l.entitled, si.key)
+	}
+	out := l.decideInner(si, rr, reqErr, before)
 	after := l.alloc.IPs(si.key)
 	out.changed = !slices.Equal(before, after)
+	out = rr.explain(out, after)
 	if len(after) > 0 {
 		l.requests[si.key] = req.addressKey()
 	} else {
@@ -88,7 +99,8 @@ func (l *ledger) decideLocked(si serviceInfo, req request, reqErr error) outcome
 	return out
 }
 
-func (l *ledger) decideInner(si serviceInfo, req request, reqErr error, held []netip.Addr) outcome {
+func (l *ledger) decideInner(si serviceInfo, rr reservedReq, reqErr error, held []netip.Addr) outcome {
+	req := rr.req
 	if reqErr != nil {
 		l.alloc.Release(si.key)
 		return outcome{reason: v1alpha1.ReasonInvalidRequest, message: reqErr.Error()}
@@ -96,8 +108,11 @@ func (l *ledger) decideInner(si serviceInfo, req request, reqErr error, held []n
 	// What a Service holds stays while its own request is unchanged,
 	// whatever the config does since (a pool that shrank leaves it alone);
 	// after the Service's own request changed, what it holds must match
-	// the new request under the config in force.
-	if len(held) > 0 && (l.requests[si.key] == req.addressKey() || l.keeps(held, req)) {
+	// the new request under the config in force. A reservation for the
+	// Service is config too: what the Service held before it applied, and
+	// its own request still admits, stays (see reservedReq).
+	if len(held) > 0 && (l.requests[si.key] == req.addressKey() || l.keeps(held, req) ||
+		rr.fromRes && (l.requests[si.key] == rr.own.addressKey() || l.keeps(held, rr.own))) {
 		// Re-assert with the current sharing rules: the Service's own ports
 		// may have changed so that it now collides with a Service it shares
 		// with. Then, and only then, it must move.
@@ -125,7 +140,7 @@ func (l *ledger) decideInner(si serviceInfo, req request, reqErr error, held []n
 	l.alloc.Release(si.key)
 
 	if len(req.ips) > 0 {
-		return l.assignRequested(si, req)
+		return l.assignRequested(si, req, rr.fromRes)
 	}
 	names, explicit, fail := l.candidatePools(si, req)
 	if fail != nil {
@@ -134,7 +149,7 @@ func (l *ledger) decideInner(si serviceInfo, req request, reqErr error, held []n
 	var firstErr error
 	got := 0
 	for _, f := range req.families {
-		if _, err := l.alloc.Allocate(si.key, f, names, req.sharing, ipam.AllocateOptions{Explicit: explicit}); err != nil {
+		if _, err := l.alloc.Allocate(si.key, f, names, req.sharing, ipam.AllocateOptions{Explicit: explicit, Entitled: req.entitled}); err != nil {
 			if firstErr == nil {
 				firstErr = err
 			}
@@ -190,7 +205,7 @@ func (l *ledger) allocateFamily(si serviceInfo, req request, f ipam.Family) erro
 	if fail != nil {
 		return &failedAuto{*fail}
 	}
-	_, err := l.alloc.Allocate(si.key, f, names, req.sharing, ipam.AllocateOptions{Explicit: explicit})
+	_, err := l.alloc.Allocate(si.key, f, names, req.sharing, ipam.AllocateOptions{Explicit: explicit, Entitled: req.entitled})
 	return err
 }
 
@@ -255,8 +270,12 @@ func (l *ledger) candidatePools(si serviceInfo, req request) (names []string, ex
 	return names, false, nil
 }
 
-// assignRequested claims the addresses the Service asked for by name.
-func (l *ledger) assignRequested(si serviceInfo, req request) outcome {
+// assignRequested claims the addresses the Service asked for by name, or
+// that a reservation holds for it (fromRes). A reserved address may come
+// from a pool whose serviceAllocation does not select the Service: the
+// reservation names the Service, and only the cluster's administrators
+// write reservations.
+func (l *ledger) assignRequested(si serviceInfo, req request, fromRes bool) outcome {
 	var allowed []string
 	for name, p := range l.cfg.Pools {
 		if l.terminating[name] || (req.pool != "" && name != req.pool) {
@@ -266,11 +285,18 @@ func (l *ledger) assignRequested(si serviceInfo, req request) outcome {
 			allowed = append(allowed, name)
 		}
 	}
+	if fromRes {
+		for _, a := range req.ips {
+			if p, ok := l.alloc.PoolOf(a); ok && !l.terminating[p] && (req.pool == "" || p == req.pool) && !slices.Contains(allowed, p) {
+				allowed = append(allowed, p)
+			}
+		}
+	}
 	slices.Sort(allowed)
 	if len(allowed) == 0 {
 		allowed = []string{""} // a pool name nobody has: everything is "not allowed"
 	}
-	err := l.alloc.Assign(si.key, req.ips, req.sharing, ipam.AssignOptions{RequirePool: true, Pools: allowed})
+	err := l.alloc.Assign(si.key, req.ips, req.sharing, ipam.AssignOptions{RequirePool: true, Pools: allowed, Entitled: req.entitled})
 	if err != nil {
 		return l.failure(err, allowed)
 	}
@@ -303,7 +329,7 @@ func (l *ledger) allocated(si serviceInfo) outcome {
 		case !ok:
 			parts = append(parts, fmt.Sprintf("%s (outside every pool now: kept, not renumbered; add it back to a pool or move the Service)", a))
 			out.warning = eventAddressOutsidePool
-		case l.cfg.Pools[p] != nil && !l.cfg.Pools[p].Allows(si.namespace, si.nsLabels, si.labels):
+		case l.cfg.Pools[p] != nil && !l.cfg.Pools[p].Allows(si.namespace, si.nsLabels, si.labels) && !l.reservedTo(si.key, a):
 			parts = append(parts, fmt.Sprintf("%s from pool %s (the pool's spec.serviceAllocation no longer selects this Service in namespace %s: kept, not renumbered; to move it, name a pool that serves it in %s, or let the pool select it again)",
 				a, p, si.namespace, v1alpha1.AnnotationAddressPool))
 			if out.warning == "" {
@@ -334,10 +360,13 @@ func (l *ledger) failure(err error, pools []string) outcome {
 		buggy      *ipam.BuggyIPError
 		full       *ipam.PoolFullError
 		noPool     *ipam.NoPoolError
+		reserved   *ipam.ReservedError
 	)
 	switch {
 	case errors.As(err, &auto):
 		return auto.out
+	case errors.As(err, &reserved):
+		return l.reservedFailure(reserved)
 	case errors.As(err, &conflict):
 		p, _ := l.alloc.PoolOf(conflict.Addr)
 		msg := err.Error()

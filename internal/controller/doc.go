@@ -55,6 +55,16 @@
 // is no longer a LoadBalancer or is another class's goes to
 // ledger.release instead.
 //
+// Reservations. An IPReservation is a config object: config.Build
+// validates it, and ledger.install hands its addresses to the allocator,
+// which keeps them from every Service it is not for
+// (ipam.SetReservations). decide turns a reservation into the Service's
+// request when the Service asks for no address itself (reservedFor,
+// reservations.go), and leaves a Service what it held before, as for any
+// config change. The config reconciler writes each reservation's Bound
+// condition from who holds its addresses (reservationStates), when it
+// writes pool usage.
+//
 // # Wake-ups
 //
 // Controllers are level-based: a wake-up is a key added to a work queue,

@@ -101,6 +101,7 @@ func cleanupConfig(t *testing.T) {
 			}
 		}
 		env.Client.DeleteAllOf(ctx, &v1alpha1.L2Announcement{})
+		env.Client.DeleteAllOf(ctx, &v1alpha1.IPReservation{})
 	})
 }
 

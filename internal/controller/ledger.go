@@ -44,6 +44,10 @@ type ledger struct {
 	// displaced records, from restore, Services whose status claimed an
 	// address an older Service also claimed.
 	displaced map[string]displacement
+	// entitled holds, per Service some IPReservation in force is for, the
+	// names of those reservations, as of its last decide; it tells
+	// reservationStates whom a selector's reservation is for.
+	entitled map[string][]string
 	// usageChanged: pool usage changed since poolUsage last read it.
 	usageChanged bool
 
@@ -81,6 +85,7 @@ func newLedger() *ledger {
 		pending:     map[string]waitFor{},
 		requests:    map[string]string{},
 		displaced:   map[string]displacement{},
+		entitled:    map[string][]string{},
 		ready:       make(chan struct{}),
 	}
 }
@@ -211,8 +216,8 @@ func (l *ledger) decide(si serviceInfo, req request, reqErr error, shown []netip
 func (l *ledger) statusWritten(key string) wakeups {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	freed := l.alloc.Reserved(key)
-	l.alloc.Reserve(key, nil)
+	freed := l.alloc.HeldBack(key)
+	l.alloc.HoldBack(key, nil)
 	return wakeups{services: l.waitingFor(freed), poolUsage: l.usageChange(len(freed) > 0)}
 }
 
@@ -223,12 +228,13 @@ func (l *ledger) statusWritten(key string) wakeups {
 func (l *ledger) release(key string) wakeups {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	freed := append(l.alloc.IPs(key), l.alloc.Reserved(key)...)
+	freed := append(l.alloc.IPs(key), l.alloc.HeldBack(key)...)
 	l.alloc.Release(key)
-	l.alloc.Reserve(key, nil)
+	l.alloc.HoldBack(key, nil)
 	delete(l.pending, key)
 	delete(l.displaced, key)
 	delete(l.requests, key)
+	delete(l.entitled, key)
 	had := len(freed) > 0
 	return wakeups{
 		services:    l.waitingFor(freed),
@@ -273,8 +279,9 @@ func (l *ledger) usageChange(changed bool) bool {
 	return true
 }
 
-// install puts cfg in force and hands its pools to the allocator; the
-// terminating ones give out no new addresses. Callers hold l.mu.
+// install puts cfg in force and hands its pools and reservations to the
+// allocator; the terminating pools give out no new addresses. Callers
+// hold l.mu.
 func (l *ledger) install(cfg *config.Config, terminating map[string]bool) {
 	l.cfg = cfg
 	l.terminating = terminating
@@ -290,6 +297,13 @@ func (l *ledger) install(cfg *config.Config, terminating map[string]bool) {
 		})
 	}
 	l.alloc.SetPools(pools)
+	reserved := map[netip.Addr]string{}
+	for _, r := range cfg.Reservations {
+		for _, a := range r.Addrs {
+			reserved[a] = r.Name
+		}
+	}
+	l.alloc.SetReservations(reserved)
 }
 
 // holdBack keeps the addresses key's status shows (shown) but key does
@@ -313,12 +327,12 @@ func (l *ledger) holdBack(key string, shown []netip.Addr) (holds bool, freed []n
 			}
 		}
 	}
-	for _, a := range l.alloc.Reserved(key) {
+	for _, a := range l.alloc.HeldBack(key) {
 		if !slices.Contains(gone, a) {
 			freed = append(freed, a)
 		}
 	}
-	l.alloc.Reserve(key, gone)
+	l.alloc.HoldBack(key, gone)
 	return len(gone) > 0, freed
 }
 

@@ -27,7 +27,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		poolAddresses: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ironlb_pool_addresses",
-			Help: "Addresses per pool, IP family and state (total, used, free). IPv6 totals saturate at 2^64-1.",
+			Help: "Addresses per pool, IP family and state (total, used, free, reserved: held by IPReservations, in use or not; free excludes them). IPv6 totals saturate at 2^64-1.",
 		}, []string{"pool", "family", "state"}),
 		allocations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ironlb_allocations_total",
@@ -102,6 +102,7 @@ func (m *metrics) setPools(stats map[string]ipam.Stats) {
 			m.poolAddresses.WithLabelValues(pool, fam, "total").Set(float64(total))
 			m.poolAddresses.WithLabelValues(pool, fam, "used").Set(float64(st.Used[f]))
 			m.poolAddresses.WithLabelValues(pool, fam, "free").Set(float64(st.Free[f]))
+			m.poolAddresses.WithLabelValues(pool, fam, "reserved").Set(float64(st.Reserved[f]))
 		}
 	}
 }

@@ -38,6 +38,11 @@ type request struct {
 	ips     []netip.Addr
 	pool    string // requested pool; "" means any allowed pool
 	sharing ipam.Sharing
+	// entitled names the IPReservations the Service is for. It is not
+	// parsed from the Service: the ledger sets it from the Config in force
+	// (reservedFor), and it tells the allocator which reserved addresses
+	// the Service may take.
+	entitled []string
 }
 
 // requestError is a mistake in the Service's own spec or annotations. Its text

@@ -71,6 +71,9 @@ func (r *restorer) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
+	if in.Reservations, err = readReservations(ctx, r.cache); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
 	prev, err := r.lastGood.load(ctx)
 	if err != nil {
 		return nil // ctx ended

@@ -44,6 +44,11 @@ type AssignOptions struct {
 	// example an address-pool annotation); an address in no pool is then
 	// refused too.
 	Pools []string
+	// Entitled names the reservations (SetReservations) the service may
+	// take addresses of. With RequirePool, a reserved address whose
+	// reservation is not named is refused with a *ReservedError, unless
+	// the service holds it already.
+	Entitled []string
 }
 
 // AllocateOptions tunes Allocate. The zero value is the common case: an
@@ -53,6 +58,10 @@ type AllocateOptions struct {
 	// itself (an address-pool annotation), so pools with AutoAssign false
 	// may be used: the operator kept them for Services that ask by name.
 	Explicit bool
+	// Entitled names the reservations whose addresses the service may
+	// join when it shares an address with their holders. Allocate never
+	// picks a free reserved address: the service it is for Assigns it.
+	Entitled []string
 }
 
 // Stats counts a pool's addresses per family, for metrics and for
@@ -60,10 +69,12 @@ type AllocateOptions struct {
 // pool has ranges of appear. Total excludes the addresses AvoidBuggyIPs
 // keeps back; Total and Free saturate at math.MaxUint64 (a /64 holds 2^64
 // addresses, one more than a uint64 counts). Used counts every address
-// held or held back (Reserve), even a .0/.255 one restored from an older
-// configuration, which therefore does not lower Free.
+// held or held back (HoldBack), even a .0/.255 one restored from an older
+// configuration, which therefore does not lower Free. Reserved counts the
+// addresses reserved (SetReservations), held or not, and is nil when none
+// is; Free excludes them.
 type Stats struct {
-	Total, Used, Free map[Family]uint64
+	Total, Used, Free, Reserved map[Family]uint64
 }
 
 // Allocator decides which Service holds which address. It is the pure core
@@ -83,12 +94,16 @@ type Allocator struct {
 	// byKey finds the addresses held under a sharing key without a scan,
 	// so that Allocate can offer a Service an address its siblings hold.
 	byKey map[string]map[netip.Addr]struct{}
-	// reserved and reservedBy are Reserve's held-back addresses, seen from
+	// heldBack and heldBackBy are HoldBack's addresses, seen from
 	// both sides: the services (sorted) holding back each address, and the
 	// addresses (sorted) each service holds back. An address is in its
-	// pool's used set while it is held or reserved.
-	reserved   map[netip.Addr][]string
-	reservedBy map[string][]netip.Addr
+	// pool's used set while it is held or held back.
+	heldBack   map[netip.Addr][]string
+	heldBackBy map[string][]netip.Addr
+	// reservations maps each address an operator reserved
+	// (SetReservations) to the name of its reservation. An address is in
+	// its pool's used set while it is reserved, too.
+	reservations map[netip.Addr]string
 }
 
 type pool struct {
@@ -133,8 +148,10 @@ func New() *Allocator {
 		addrs:  map[netip.Addr]holding{},
 		byKey:  map[string]map[netip.Addr]struct{}{},
 
-		reserved:   map[netip.Addr][]string{},
-		reservedBy: map[string][]netip.Addr{},
+		heldBack:   map[netip.Addr][]string{},
+		heldBackBy: map[string][]netip.Addr{},
+
+		reservations: map[netip.Addr]string{},
 	}
 }
 
@@ -190,7 +207,7 @@ func (a *Allocator) SetPools(pools []Pool) {
 			p.set(FamilyOf(ip)).add(u128Of(ip))
 		}
 	}
-	for ip := range a.reserved {
+	for ip := range a.heldBack {
 		if _, held := a.addrs[ip]; held {
 			continue // counted above
 		}
@@ -198,6 +215,24 @@ func (a *Allocator) SetPools(pools []Pool) {
 			p.set(FamilyOf(ip)).add(u128Of(ip))
 		}
 	}
+	for ip := range a.reservations {
+		if _, held := a.addrs[ip]; held || len(a.heldBack[ip]) > 0 {
+			continue // counted above
+		}
+		if p := a.poolOf(ip); rebuilt[p] {
+			p.set(FamilyOf(ip)).add(u128Of(ip))
+		}
+	}
+}
+
+// inUse reports whether ip is in its pool's used set: held, held back or
+// reserved.
+func (a *Allocator) inUse(ip netip.Addr) bool {
+	if _, held := a.addrs[ip]; held {
+		return true
+	}
+	_, reserved := a.reservations[ip]
+	return reserved || len(a.heldBack[ip]) > 0
 }
 
 func validRange(r Range) bool {
@@ -285,6 +320,9 @@ func (a *Allocator) Assign(svc string, ips []netip.Addr, s Sharing, opts AssignO
 		case opts.RequirePool && p.avoidBuggy && isBuggy(ip):
 			return &BuggyIPError{Addr: ip, Pool: p.name}
 		}
+		if err := a.checkReserved(svc, ip, opts.Entitled, opts.RequirePool); err != nil {
+			return err
+		}
 		if err := a.checkSharing(svc, ip, s, opts.RequirePool); err != nil {
 			return err
 		}
@@ -302,7 +340,7 @@ func (a *Allocator) Assign(svc string, ips []netip.Addr, s Sharing, opts AssignO
 
 // checkSharing returns a *ConflictError if ip is held by a service other
 // than svc that s may not share with, or if svc does not hold ip and
-// another service holds it back (see Reserve). join says svc asks for ip
+// another service holds it back (see HoldBack). join says svc asks for ip
 // anew (a request or an automatic pick, not an address restored or kept):
 // then, unless ip's pool allows sharing across namespaces, the holders
 // must be of svc's namespace. An address svc already holds is never
@@ -328,7 +366,7 @@ func (a *Allocator) checkSharing(svc string, ip netip.Addr, s Sharing, join bool
 		}
 	}
 	if !slices.Contains(holders, svc) {
-		for _, other := range a.reserved[ip] {
+		for _, other := range a.heldBack[ip] {
 			if other == svc {
 				continue
 			}
@@ -380,7 +418,7 @@ func (a *Allocator) Allocate(svc string, f Family, pools []string, s Sharing, op
 	if len(cands) == 0 {
 		return netip.Addr{}, &NoPoolError{Family: f, Pools: slices.Clone(pools), Reasons: reasons}
 	}
-	ip, ok := a.sharedCandidate(svc, f, cands, s)
+	ip, ok := a.sharedCandidate(svc, f, cands, s, opts.Entitled)
 	for i := 0; !ok && i < len(cands); i++ {
 		var u u128
 		if u, ok = cands[i].set(f).firstFree(); ok {
@@ -443,14 +481,15 @@ func (a *Allocator) candidates(out []*pool, f Family, names []string, opts Alloc
 // sharedCandidate finds the best address of family f in cands that
 // services compatible with s already hold: highest-priority pool first,
 // then lowest address. It costs O(addresses held under s.Key).
-func (a *Allocator) sharedCandidate(svc string, f Family, cands []*pool, s Sharing) (netip.Addr, bool) {
+func (a *Allocator) sharedCandidate(svc string, f Family, cands []*pool, s Sharing, entitled []string) (netip.Addr, bool) {
 	if s.Key == "" {
 		return netip.Addr{}, false
 	}
 	best, bestRank := netip.Addr{}, len(cands)
 	for ip := range a.byKey[s.Key] {
 		h := a.addrs[ip]
-		if FamilyOf(ip) != f || h.pool == nil || (h.pool.avoidBuggy && isBuggy(ip)) || slices.Contains(h.svcs, svc) {
+		if FamilyOf(ip) != f || h.pool == nil || (h.pool.avoidBuggy && isBuggy(ip)) || slices.Contains(h.svcs, svc) ||
+			a.checkReserved(svc, ip, entitled, true) != nil {
 			continue
 		}
 		rank := slices.Index(cands, h.pool)
@@ -477,7 +516,7 @@ func (a *Allocator) hold(svc string, sv *service, ip netip.Addr) {
 	h, held := a.addrs[ip]
 	if !held {
 		h.pool = a.poolOf(ip)
-		if h.pool != nil && len(a.reserved[ip]) == 0 {
+		if h.pool != nil && !a.inUse(ip) {
 			h.pool.set(FamilyOf(ip)).add(u128Of(ip))
 		}
 		if k := sv.sharing.Key; k != "" {
@@ -499,7 +538,7 @@ func (a *Allocator) hold(svc string, sv *service, ip netip.Addr) {
 }
 
 // Release frees all of svc's addresses. An address other Services still
-// hold (a shared IP) stays theirs; one held back (Reserve) stays out of
+// hold (a shared IP) stays theirs; one held back (HoldBack) stays out of
 // use; the others become free at once. Release leaves svc's own
 // reservations alone.
 func (a *Allocator) Release(svc string) {
@@ -517,7 +556,7 @@ func (a *Allocator) Release(svc string) {
 			continue
 		}
 		delete(a.addrs, ip)
-		if h.pool != nil && len(a.reserved[ip]) == 0 {
+		if h.pool != nil && !a.inUse(ip) {
 			h.pool.set(FamilyOf(ip)).remove(u128Of(ip))
 		}
 		if k := sv.sharing.Key; k != "" {
@@ -612,8 +651,8 @@ func (a *Allocator) FreeRanges(pool string, f Family, max int) []Range {
 	return nil
 }
 
-// Stats counts the named pool's addresses in O(1); the zero Stats for an
-// unknown pool.
+// Stats counts the named pool's addresses in O(1) plus O(reservations);
+// the zero Stats for an unknown pool.
 func (a *Allocator) Stats(pool string) Stats {
 	p := a.byName[pool]
 	if p == nil {
@@ -627,6 +666,19 @@ func (a *Allocator) Stats(pool string) Stats {
 		st.Total[s.fam] = s.total.sat64()
 		st.Used[s.fam] = s.used
 		st.Free[s.fam] = s.free().sat64()
+	}
+	for ip := range a.reservations {
+		if a.poolOf(ip) != p {
+			continue
+		}
+		f := FamilyOf(ip)
+		if st.Reserved == nil {
+			st.Reserved = map[Family]uint64{}
+		}
+		st.Reserved[f]++
+		if _, held := a.addrs[ip]; !held && len(a.heldBack[ip]) == 0 {
+			st.Used[f]-- // in the used set only for the reservation
+		}
 	}
 	return st
 }

@@ -8,8 +8,10 @@
 // validated configuration; Assign each Service's current status addresses
 // with zero AssignOptions, so that a restart changes no IP; then, per
 // Service, Assign for requested addresses or Allocate for automatic ones,
-// and Release when a Service goes away; Reserve keeps an address a
-// Service gave up from the others until its status no longer shows it.
+// and Release when a Service goes away; HoldBack keeps an address a
+// Service gave up from the others until its status no longer shows it;
+// SetReservations keeps the operator's reserved addresses for the
+// services entitled to them.
 // Allocations survive configuration changes (see Orphans), and the typed
 // errors carry what an operator needs to read in `kubectl describe svc`.
 //

@@ -19,7 +19,7 @@ import (
 // sharing key", "in another namespace, and pool default does not allow
 // sharing across namespaces", "port 80/TCP used by both",
 // "externalTrafficPolicy Local with different selectors" or, for an
-// address a service has given up but holds back (Reserve), "being
+// address a service has given up but holds back (HoldBack), "being
 // released".
 type ConflictError struct {
 	Addr    netip.Addr
@@ -33,7 +33,7 @@ type ConflictError struct {
 }
 
 // reasonBeingReleased is a ConflictError's Reason when a holder of the
-// address only holds it back (Reserve).
+// address only holds it back (HoldBack).
 const reasonBeingReleased = "being released"
 
 // Error returns, for example,

@@ -76,7 +76,7 @@ func TestAllocatorProperties(t *testing.T) {
 				before := snapshot(a)
 				var desc string
 				var err error
-				switch op := rnd.IntN(20); {
+				switch op := rnd.IntN(21); {
 				case op < 8:
 					f := []Family{IPv4, IPv6}[rnd.IntN(2)]
 					names, s := randPools(), randSharing(svc)
@@ -102,6 +102,11 @@ func TestAllocatorProperties(t *testing.T) {
 					if rnd.IntN(4) == 0 {
 						opts.Pools = randPools()
 					}
+					for _, r := range []string{"r1", "r2"} {
+						if rnd.IntN(2) == 0 {
+							opts.Entitled = append(opts.Entitled, r)
+						}
+					}
 					desc = fmt.Sprintf("Assign(%s, %v, %+v, %+v)", svc, want, s, opts)
 					if err = a.Assign(svc, want, s, opts); err == nil {
 						slices.SortFunc(want, netip.Addr.Compare)
@@ -112,6 +117,16 @@ func TestAllocatorProperties(t *testing.T) {
 				case op < 19:
 					desc = "Release(" + svc + ")"
 					a.Release(svc)
+				case op < 20:
+					rs := map[netip.Addr]string{}
+					for range rnd.IntN(5) {
+						rs[universe[rnd.IntN(len(universe))]] = []string{"r1", "r2"}[rnd.IntN(2)]
+					}
+					desc = fmt.Sprintf("SetReservations(%v)", rs)
+					a.SetReservations(rs)
+					if diff := quickDiff(before.IPs, snapshot(a).IPs); diff != "" {
+						err = fmt.Errorf("SetReservations moved allocations (-before +after):\n%s", diff)
+					}
 				default:
 					c := rnd.IntN(len(propConfigs))
 					desc = fmt.Sprint("SetPools #", c)
@@ -127,6 +142,7 @@ func TestAllocatorProperties(t *testing.T) {
 					notIn    *NotInPoolError
 					buggy    *BuggyIPError
 					denied   *PoolNotAllowedError
+					reserved *ReservedError
 				)
 				if err != nil {
 					seen[fmt.Sprintf("%T", err)]++
@@ -137,7 +153,7 @@ func TestAllocatorProperties(t *testing.T) {
 				switch {
 				case err == nil:
 				case errors.As(err, &conflict), errors.As(err, &full), errors.As(err, &noPool),
-					errors.As(err, &notIn), errors.As(err, &buggy), errors.As(err, &denied):
+					errors.As(err, &notIn), errors.As(err, &buggy), errors.As(err, &denied), errors.As(err, &reserved):
 					// An expected refusal: it must have changed nothing.
 					if diff := quickDiff(before, snapshot(a)); diff != "" {
 						t.Fatalf("step %d: %s failed with %v but changed state (-before +after):\n%s", step, desc, err, diff)
@@ -151,7 +167,7 @@ func TestAllocatorProperties(t *testing.T) {
 			}
 			t.Logf("outcomes: %v", seen)
 			for _, k := range []string{"shared allocation", "orphans", "*ipam.ConflictError", "*ipam.PoolFullError",
-				"*ipam.NoPoolError", "*ipam.NotInPoolError", "*ipam.BuggyIPError", "*ipam.PoolNotAllowedError"} {
+				"*ipam.NoPoolError", "*ipam.NotInPoolError", "*ipam.BuggyIPError", "*ipam.PoolNotAllowedError", "*ipam.ReservedError"} {
 				if seen[k] == 0 {
 					t.Errorf("no step produced %s: the random operations miss a path", k)
 				}
@@ -197,6 +213,9 @@ func checkAllocated(a *Allocator, before state, svc string, got netip.Addr, f Fa
 	}
 	if slices.Contains(before.IPs[svc], got) {
 		return fmt.Errorf("got %v, which %s already held", got, svc)
+	}
+	if name, ok := a.Reservation(got); ok && !slices.Contains(opts.Entitled, name) {
+		return fmt.Errorf("got %v, reserved by %s", got, name)
 	}
 	if !slices.Equal(a.IPs(svc), sortedWith(before.IPs[svc], got)) {
 		return fmt.Errorf("IPs(%s) = %v, want %v plus %v", svc, a.IPs(svc), before.IPs[svc], got)
@@ -261,7 +280,8 @@ func bruteFree(a *Allocator, q *pool, f Family, extraFree map[netip.Addr]bool) [
 			continue
 		}
 		for x := r.From; x.IsValid() && !r.To.Less(x); x = x.Next() {
-			if len(a.Holders(x)) > 0 && !extraFree[x] || q.avoidBuggy && isBuggy(x) {
+			_, reserved := a.Reservation(x)
+			if (len(a.Holders(x)) > 0 || reserved) && !extraFree[x] || q.avoidBuggy && isBuggy(x) {
 				continue
 			}
 			if n := len(out); n > 0 && out[n-1].To.Next() == x {
@@ -358,6 +378,15 @@ func checkInvariants(a *Allocator) error {
 			}
 			if st.Used[f] != used[pn][f] {
 				return fmt.Errorf("Stats(%s).Used[%v] = %d, want %d", pn, f, st.Used[f], used[pn][f])
+			}
+			var reserved uint64
+			for x := range a.Reservations() {
+				if p, _ := a.PoolOf(x); p == pn && FamilyOf(x) == f {
+					reserved++
+				}
+			}
+			if st.Reserved[f] != reserved {
+				return fmt.Errorf("Stats(%s).Reserved[%v] = %d, want %d", pn, f, st.Reserved[f], reserved)
 			}
 			if st.Total[f] > 1<<12 {
 				continue // too big to enumerate

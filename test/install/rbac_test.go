@@ -101,12 +101,15 @@ func TestRBAC(t *testing.T) {
 			{verb: "list", group: "ironlb.io", resource: "ippools"},
 			{verb: "watch", group: "ironlb.io", resource: "ippools"},
 			{verb: "watch", group: "ironlb.io", resource: "bfdprofiles"},
+			{verb: "list", group: "ironlb.io", resource: "ipreservations"},
+			{verb: "watch", group: "ironlb.io", resource: "ipreservations"},
 			{verb: "patch", group: "ironlb.io", resource: "ippools"}, // the finalizer
 			{verb: "update", group: "ironlb.io", resource: "ippools", subresource: "status"},
 			{verb: "update", group: "ironlb.io", resource: "l2announcements", subresource: "status"},
 			{verb: "update", group: "ironlb.io", resource: "bgppeers", subresource: "status"},
 			{verb: "update", group: "ironlb.io", resource: "bgpannouncements", subresource: "status"},
 			{verb: "update", group: "ironlb.io", resource: "bfdprofiles", subresource: "status"},
+			{verb: "update", group: "ironlb.io", resource: "ipreservations", subresource: "status"},
 			// The speakers' memberlist key (internal/controller/memberlistkey.go).
 			{verb: "create", resource: "secrets", namespace: systemNamespace},
 			{verb: "get", resource: "secrets", namespace: systemNamespace, name: "ironlb-memberlist"},
@@ -143,6 +146,9 @@ func TestRBAC(t *testing.T) {
 			{verb: "update", group: "ironlb.io", resource: "ippools"},
 			{verb: "delete", group: "ironlb.io", resource: "ippools"},
 			{verb: "patch", group: "ironlb.io", resource: "l2announcements"},
+			// IPReservations are the operator's (ironlbctl reserve runs as the user).
+			{verb: "create", group: "ironlb.io", resource: "ipreservations"},
+			{verb: "update", group: "ironlb.io", resource: "ipreservations"},
 			{verb: "update", group: "ironlb.io", resource: "ippools", subresource: "finalizers"},
 			{verb: "patch", group: "ironlb.io", resource: "ippools", subresource: "status"},
 			{verb: "create", group: "ironlb.io", resource: "serviceannouncements", namespace: "kubeflow"},

@@ -5,10 +5,10 @@ import (
 	"testing"
 )
 
-// TestReserve: an address held back is out of use for everyone but the
+// TestHoldBack: an address held back is out of use for everyone but the
 // service holding it back and the services already holding it, until it
 // is let go; pool counters and free ranges count it as used throughout.
-func TestReserve(t *testing.T) {
+func TestHoldBack(t *testing.T) {
 	k := shared("k", false, "", 80)
 	k2 := shared("k", false, "", 443)
 	k3 := shared("k", false, "", 53)
@@ -25,7 +25,7 @@ func TestReserve(t *testing.T) {
 		steps: func(t *testing.T, a *Allocator) {
 			mustAlloc(t, a, "ns/a", Sharing{}, "192.168.1.87")
 			mustAssign(t, a, "ns/a", Sharing{}, "192.168.1.90")
-			a.Reserve("ns/a", ips("192.168.1.87"))
+			a.HoldBack("ns/a", ips("192.168.1.87"))
 		},
 		wantNext: "192.168.1.88", wantUsed: 2, wantFree: []string{"192.168.1.88-192.168.1.89", "192.168.1.91-192.168.1.97"},
 	}, {
@@ -33,7 +33,7 @@ func TestReserve(t *testing.T) {
 		steps: func(t *testing.T, a *Allocator) {
 			mustAssign(t, a, "ns/a", k, "192.168.1.87")
 			a.Release("ns/a")
-			a.Reserve("ns/a", ips("192.168.1.87"))
+			a.HoldBack("ns/a", ips("192.168.1.87"))
 			want := &ConflictError{Addr: ip("192.168.1.87"), Holders: []string{"ns/a"}, Reason: "being released"}
 			for _, s := range []Sharing{{}, k2} {
 				if diff := quickDiff(want, a.Assign("ns/b", ips("192.168.1.87"), s, AssignOptions{})); diff != "" {
@@ -47,9 +47,9 @@ func TestReserve(t *testing.T) {
 		steps: func(t *testing.T, a *Allocator) {
 			mustAlloc(t, a, "ns/a", Sharing{}, "192.168.1.87")
 			a.Release("ns/a")
-			a.Reserve("ns/a", ips("192.168.1.87"))
+			a.HoldBack("ns/a", ips("192.168.1.87"))
 			mustAssign(t, a, "ns/a", Sharing{}, "192.168.1.87")
-			a.Reserve("ns/a", nil)
+			a.HoldBack("ns/a", nil)
 		},
 		wantNext: "192.168.1.88", wantUsed: 1, wantFree: []string{"192.168.1.88-192.168.1.97"},
 	}, {
@@ -58,7 +58,7 @@ func TestReserve(t *testing.T) {
 			mustAssign(t, a, "ns/a", k, "192.168.1.90")
 			mustAssign(t, a, "ns/b", k2, "192.168.1.90")
 			mustAssign(t, a, "ns/a", Sharing{}, "192.168.1.91") // a leaves the shared address
-			a.Reserve("ns/a", ips("192.168.1.90"))
+			a.HoldBack("ns/a", ips("192.168.1.90"))
 			mustAssign(t, a, "ns/b", k2, "192.168.1.90") // b re-asserts what it holds
 			if _, err := a.Allocate("ns/b", IPv6, nil, k2, AllocateOptions{}); err != nil {
 				t.Errorf("b adding a family: %v", err)
@@ -76,7 +76,7 @@ func TestReserve(t *testing.T) {
 			mustAssign(t, a, "ns/a", k, "192.168.1.87")
 			mustAssign(t, a, "ns/b", k2, "192.168.1.87")
 			a.Release("ns/a")
-			a.Reserve("ns/a", ips("192.168.1.87"))
+			a.HoldBack("ns/a", ips("192.168.1.87"))
 			a.Release("ns/b")
 		},
 		wantNext: "192.168.1.88", wantUsed: 1, wantFree: []string{"192.168.1.88-192.168.1.97"},
@@ -85,19 +85,19 @@ func TestReserve(t *testing.T) {
 		steps: func(t *testing.T, a *Allocator) {
 			mustAlloc(t, a, "ns/a", Sharing{}, "192.168.1.87")
 			a.Release("ns/a")
-			a.Reserve("ns/a", ips("192.168.1.87", "192.168.1.88"))
-			a.Reserve("ns/b", ips("192.168.1.88"))
-			a.Reserve("ns/a", ips("192.168.1.88")) // replaces
-			a.Reserve("ns/a", nil)
-			if got := a.Reserved("ns/b"); len(got) != 1 || got[0] != ip("192.168.1.88") {
-				t.Errorf("Reserved(ns/b) = %v", got)
+			a.HoldBack("ns/a", ips("192.168.1.87", "192.168.1.88"))
+			a.HoldBack("ns/b", ips("192.168.1.88"))
+			a.HoldBack("ns/a", ips("192.168.1.88")) // replaces
+			a.HoldBack("ns/a", nil)
+			if got := a.HeldBack("ns/b"); len(got) != 1 || got[0] != ip("192.168.1.88") {
+				t.Errorf("HeldBack(ns/b) = %v", got)
 			}
 		},
 		wantNext: "192.168.1.87", wantUsed: 1, wantFree: []string{"192.168.1.87", "192.168.1.89-192.168.1.97"},
 	}, {
 		name: "a rebuilt pool keeps it out of use",
 		steps: func(t *testing.T, a *Allocator) {
-			a.Reserve("ns/a", ips("192.168.1.87", "203.0.113.1"))
+			a.HoldBack("ns/a", ips("192.168.1.87", "203.0.113.1"))
 			a.SetPools(pools(mkPool("default", "192.168.1.86-192.168.1.97", "2001:db8::/64")))
 			mustAlloc(t, a, "ns/b", Sharing{}, "192.168.1.86")
 		},
