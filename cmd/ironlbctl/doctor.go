@@ -17,6 +17,7 @@ import (
 	apiversion "k8s.io/apimachinery/pkg/version"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/kube"
 )
@@ -48,6 +49,7 @@ fix for every problem:
                ironlb-memberlist must be 16, 24 or 32 bytes
   config       ironlb's configuration objects and legacy ConfigMap must be valid
   services     LoadBalancer Services that have no address yet, and why
+  layer2       Layer 2 addresses per node, and cordoned nodes still announcing
 
 --fix sets ipvs.strictARP: true in kube-proxy's ConfigMap after showing the
 change and asking (--yes does not ask). Exit status: 0 when nothing FAILs
@@ -173,6 +175,12 @@ func gatherFacts(ctx context.Context, c client.Client, cm types.NamespacedName) 
 
 	f.Input, f.InputErr = kube.ReadInput(ctx, c, cm)
 	if f.InputErr == nil {
+		// The controller reads the reservations beside the input; an
+		// install without their CRD (an older version) has none.
+		var rs v1alpha1.IPReservationList
+		if err := c.List(ctx, &rs); err == nil {
+			f.Input.Reservations = rs.Items
+		}
 		f.Services, f.ServicesErr = statusRows(ctx, c, cm)
 	}
 	return f

@@ -52,7 +52,7 @@ type finding struct {
 func diagnose(f clusterFacts) []finding {
 	var out []finding
 	for _, check := range []func(clusterFacts) []finding{
-		checkKubernetes, checkKubeProxy, checkPools, checkSpeakers, checkController, checkMetalLB, checkMemberlist, checkConfig, checkServices,
+		checkKubernetes, checkKubeProxy, checkPools, checkSpeakers, checkController, checkMetalLB, checkMemberlist, checkConfig, checkServices, checkLayer2,
 	} {
 		out = append(out, check(f)...)
 	}
@@ -405,6 +405,9 @@ func checkConfig(f clusterFacts) []finding {
 	}
 	for _, o := range in.BFDProfiles {
 		objs = append(objs, conditioned{config.ObjectRef{Kind: "BFDProfile", Name: o.Name}, o.Status.Conditions})
+	}
+	for _, o := range in.Reservations {
+		objs = append(objs, conditioned{config.ObjectRef{Kind: "IPReservation", Name: o.Name}, o.Status.Conditions})
 	}
 	for _, o := range objs {
 		c := meta.FindStatusCondition(o.conds, v1alpha1.ConditionValid)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -295,6 +296,20 @@ func TestDiagnose(t *testing.T) {
 				}},
 			}}
 		}, "memberlist", "FAIL pod consul/consul-abcde on node n2 (no owner) takes host port 7946 (TCP)"},
+		{"reservation outside every pool", func(f *clusterFacts) {
+			f.Input.Reservations = []v1alpha1.IPReservation{{ObjectMeta: metav1.ObjectMeta{Name: "web"},
+				Spec: v1alpha1.IPReservationSpec{Addresses: []string{"10.9.9.9"}, Service: &v1alpha1.ReservedService{Namespace: "shop", Name: "web"}}}}
+		}, "config", "FAIL IPReservation/web: spec.addresses[0]"},
+		{"layer2 spread", func(f *clusterFacts) {
+			f.Services = layer2Rows(map[string]string{"192.168.1.87": "n1", "192.168.1.88": "n2"})
+		}, "layer2", "OK Layer 2 addresses per node: n1 1, n2 1"},
+		{"layer2 uneven", func(f *clusterFacts) {
+			f.Services = layer2Rows(map[string]string{"192.168.1.87": "n1", "192.168.1.88": "n1"})
+		}, "layer2", "OK Layer 2 addresses per node: n1 2, n2 0; the speakers move one address at a time"},
+		{"layer2 cordoned node announcing", func(f *clusterFacts) {
+			f.Nodes[1].Spec.Unschedulable = true
+			f.Services = layer2Rows(map[string]string{"192.168.1.87": "n1", "192.168.1.88": "n2"})
+		}, "layer2", "WARN node n2 is cordoned or in maintenance but still announces 1 address"},
 		{"memberlist bind from an env var", func(f *clusterFacts) {
 			f.Memberlist.DaemonSet = &appsv1.DaemonSet{
 				ObjectMeta: metav1.ObjectMeta{Namespace: "ironlb-system", Name: "ironlb-speaker"},
@@ -380,4 +395,15 @@ func TestUnifiedDiff(t *testing.T) {
 	if got := unifiedDiff("a", "b", a, a); got != "" {
 		t.Errorf("equal texts give %q", got)
 	}
+}
+
+// layer2Rows are one Allocated Layer 2 Service per address, announced by
+// the node given.
+func layer2Rows(owners map[string]string) []statusRow {
+	var out []statusRow
+	for _, ip := range slices.Sorted(maps.Keys(owners)) {
+		out = append(out, statusRow{Namespace: "lab", Name: "s-" + ip, IPs: []string{ip}, State: "Allocated", Mode: "layer2",
+			Announcers: []v1alpha1.Announcer{{IP: ip, Node: owners[ip], Interface: "eth0"}}})
+	}
+	return out
 }

@@ -80,7 +80,7 @@ func newBGPFacts(cfg *config.Config, sessions []v1alpha1.BGPSessionStateStatus, 
 		endpoints: map[string]map[string]bool{}}
 	for i := range nodes {
 		n := &nodes[i]
-		f.nodes[n.Name] = announce.Node{Name: n.Name, Ready: kube.NodeReady(n), Excluded: kube.Excluded(n.Labels), Labels: n.Labels}
+		f.nodes[n.Name] = announce.Node{Name: n.Name, Ready: kube.NodeReady(n), Excluded: kube.Excluded(n.Labels), Draining: kube.Draining(n), Labels: n.Labels}
 	}
 	for i := range eps {
 		svc, ok := kube.SliceService(&eps[i])

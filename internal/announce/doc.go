@@ -25,12 +25,18 @@
 //     (View.DataPathDown, unless DataPathsIgnored), selected by one of
 //     the pool's L2Announcements, holding one of the interfaces they name.
 //     For each address, it keeps the nodes that hold a ready endpoint of
-//     every externalTrafficPolicy: Local Service using it, and the caller's
-//     OwnerFunc (election.StickyOwner) picks the owner among them. The
-//     Decision names the owner and its interfaces, or why no node may
-//     (refusals: "no node may announce it (node-1: not Ready; ...)").
-//     Mine then gives the speaker on the owner its addresses per
-//     interface.
+//     every externalTrafficPolicy: Local Service using it. The current
+//     owner keeps the address while it is among them (sticky), unless it
+//     is drained (cordoned, or in maintenance) or publishes a move
+//     (View.Moves): then, and for a new or orphaned address, the caller's
+//     OwnerFunc (election.StickyOwner) picks among the best-ranked
+//     (L2Announcement.NodePreference, drained nodes last). A current
+//     owner that could stay but is not left the address hands it over
+//     (Decision.From: a planned handover). The Decision names the owner
+//     and its interfaces, or why no node may (refusals: "no node may
+//     announce it (node-1: not Ready; ...)"). Mine then gives the
+//     speaker on the owner its addresses per interface, and Rebalance
+//     the one planned handover that best evens the addresses out.
 //  3. Round.BGP takes the addresses of pools a BGPAnnouncement covers,
 //     for one node. For each pool once, it checks the node: Ready, not
 //     excluded, its data path up, selected by one of the pool's

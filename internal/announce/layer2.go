@@ -2,6 +2,7 @@ package announce
 
 import (
 	"cmp"
+	"math"
 	"net/netip"
 	"slices"
 
@@ -33,10 +34,31 @@ type Decision struct {
 	// union of the matching L2Announcements' interface lists (empty: all).
 	Announcements []string
 	// Proxy is the node that answers for IP in the owner's name, naming
-	// the owner's MACs, while the owner's speaker restarts
-	// (View.Restarting); "" otherwise.
+	// the owner's MACs: while the owner's speaker restarts
+	// (View.Restarting), a running node; in a planned handover, From.
+	// "" otherwise.
 	Proxy string
+	// From is the node handing IP over to Owner in a planned handover:
+	// it announced IP until now and may go on (its node is up, its
+	// speaker alive), but is drained (Node.Draining) or asked to by the
+	// rebalancing (View.Moves). Clients that cached its MAC go on
+	// reaching the address through it; it answers new requests naming
+	// Owner's MAC (Proxy), and the owner begins to announce only once
+	// From does so (see internal/speaker), so that at no moment do two
+	// MACs answer. "" when IP does not move, or moves because its owner
+	// may no longer announce it (a failover).
+	From string
+	// Candidates are the nodes that may answer for IP, sorted, and
+	// Preferred those of them ranked best (L2Announcement.Rank, drained
+	// nodes last): the owner is chosen among Preferred unless the
+	// current one stays. Rebalance reads both. Read only: decisions share
+	// them.
+	Candidates, Preferred []string
 }
+
+// drainedRank ranks a drained node (Node.Draining) after every node an
+// L2Announcement's preference ranks.
+const drainedRank = math.MaxInt32
 
 // layer2Nodes are the nodes that may answer for a pool's addresses as
 // far as the pool decides: every check but the endpoints of Local
@@ -51,6 +73,8 @@ type layer2Nodes struct {
 	// announcements selecting them name (nil: all); see
 	// Decision.Announcements.
 	announced map[string][]string
+	// rank is each candidate's preference (layer2Node).
+	rank map[string]int
 }
 
 // Layer2 elects an owner for every Layer 2 address of the view: one whose
@@ -90,13 +114,66 @@ func (r *Round) Layer2(owner OwnerFunc) map[netip.Addr]*Decision {
 			d.Reason = r.layer2Reason(a, nodes)
 			continue
 		}
-		d.Owner = owner(a.ip, candidates, r.view.Current[a.ip])
+		d.Candidates, d.Preferred = candidates, preferred(candidates, nodes.rank)
+		r.electLayer2(d, owner, nodes.rank)
 		d.Ifaces = nodes.ifaces[d.Owner]
 		d.Announcements = nodes.announced[d.Owner]
 		if r.view.Restarting[d.Owner] {
 			running := slices.DeleteFunc(slices.Clone(candidates), func(n string) bool { return r.view.Restarting[n] })
 			d.Proxy = owner(a.ip, running, "")
 		}
+	}
+	return out
+}
+
+// electLayer2 sets d's owner, among d.Candidates: the current owner if
+// it is one, unless it is drained and a better-ranked node may announce,
+// or it publishes a move of the address to another candidate
+// (View.Moves); then, and when the current owner is no candidate, the
+// owner's choice among the best-ranked. A current owner that stays a
+// candidate but is not left the address hands it over (d.From).
+//
+// A node that is merely ranked lower than another keeps its addresses:
+// a better node that comes back takes nothing at once (the same reason as
+// election.StickyOwner's), but gets them one at a time by the
+// rebalancing's planned handovers.
+func (r *Round) electLayer2(d *Decision, owner OwnerFunc, rank map[string]int) {
+	cur := r.view.Current[d.IP]
+	if !slices.Contains(d.Candidates, cur) {
+		d.Owner = owner(d.IP, d.Preferred, cur)
+		return
+	}
+	if r.view.Restarting[cur] {
+		d.Owner = cur // it keeps what it has while it is away
+		return
+	}
+	mv, to := r.view.Moves[d.IP], ""
+	switch {
+	case mv.From == cur && mv.To != cur && slices.Contains(d.Candidates, mv.To) && !r.view.Restarting[mv.To]:
+		to = mv.To
+	case rank[cur] == drainedRank && rank[d.Preferred[0]] < drainedRank:
+		to = owner(d.IP, d.Preferred, "")
+	default:
+		d.Owner = cur
+		return
+	}
+	d.Owner, d.From, d.Proxy = to, cur, cur
+}
+
+// preferred are the candidates of the best rank.
+func preferred(candidates []string, rank map[string]int) []string {
+	best := math.MaxInt
+	for _, c := range candidates {
+		best = min(best, rank[c])
+	}
+	var out []string
+	for _, c := range candidates {
+		if rank[c] == best {
+			out = append(out, c)
+		}
+	}
+	if len(out) == len(candidates) {
+		return candidates
 	}
 	return out
 }
@@ -118,7 +195,7 @@ func (r *Round) layer2Nodes(p *poolRules) *layer2Nodes {
 	if p.layer2 != nil {
 		return p.layer2
 	}
-	ln := &layer2Nodes{refused: map[string]Refusal{}, ifaces: map[string][]Iface{}, announced: map[string][]string{}}
+	ln := &layer2Nodes{refused: map[string]Refusal{}, ifaces: map[string][]Iface{}, announced: map[string][]string{}, rank: map[string]int{}}
 	for _, name := range r.sortedNames() {
 		n := r.node(name)
 		ifaces, why := r.layer2Node(n, p.l2)
@@ -127,6 +204,7 @@ func (r *Round) layer2Nodes(p *poolRules) *layer2Nodes {
 			continue
 		}
 		ln.candidates = append(ln.candidates, name)
+		ln.rank[name] = rank(n, p.l2)
 		if _, known := r.view.Ifaces[name]; known {
 			ln.ifaces[name] = ifaces
 		} else {
@@ -175,6 +253,22 @@ func (r *Round) layer2Node(n Node, anns []*config.L2Announcement) ([]Iface, Refu
 	}
 	slices.SortFunc(matched, func(a, b Iface) int { return cmp.Compare(a.Name, b.Name) })
 	return slices.CompactFunc(matched, func(a, b Iface) bool { return a.Name == b.Name }), Refusal{}
+}
+
+// rank is n's preference for a pool covered by anns: the best
+// L2Announcement.Rank among those selecting it, or drainedRank when it is
+// drained.
+func rank(n Node, anns []*config.L2Announcement) int {
+	if n.Draining {
+		return drainedRank
+	}
+	best := math.MaxInt32 - 1
+	for _, a := range anns {
+		if a.SelectsNode(n.Labels) {
+			best = min(best, a.Rank(n.Labels))
+		}
+	}
+	return best
 }
 
 // layer2Reason says why no node may answer for a: each node's first

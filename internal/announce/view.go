@@ -15,6 +15,11 @@ type Node struct {
 	// Excluded: the node is labelled
 	// v1alpha1.LabelExcludeFromLoadBalancers and announces nothing.
 	Excluded bool
+	// Draining: the node is cordoned or labelled
+	// v1alpha1.LabelMaintenance (kube.Draining). It ranks after every
+	// other node for Layer 2 addresses, and hands those it announces to
+	// a better one by planned handovers (Decision.From).
+	Draining bool
 	// Labels are matched by the announcements' node selectors.
 	Labels map[string]string
 }
@@ -89,7 +94,14 @@ type View struct {
 	// degraded view): it is not refused, and does not count as up for
 	// DataPathsIgnored.
 	DataPathUp map[string]bool
-	Services   []Service
+	// Moves are the planned handovers the owners of some addresses have
+	// begun to rebalance them (Rebalance), by address. Each owner
+	// publishes its own in its membership metadata (From is the
+	// publisher), so every speaker reads the same. A move whose From no
+	// longer announces the address (Current), or whose To may not
+	// announce it, is ignored.
+	Moves    map[netip.Addr]Move
+	Services []Service
 }
 
 // NoneReady reports whether nodes has nodes and none of them is Ready.

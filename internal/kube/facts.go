@@ -68,6 +68,15 @@ func Excluded(labels map[string]string) bool {
 	return ok
 }
 
+// Draining reports whether n is cordoned (spec.unschedulable, the first
+// step of kubectl drain) or labelled v1alpha1.LabelMaintenance: its
+// Layer 2 addresses are handed to other nodes by planned handovers, and
+// it takes new ones only where no other node may.
+func Draining(n *corev1.Node) bool {
+	_, ok := n.Labels[v1alpha1.LabelMaintenance]
+	return ok || n.Spec.Unschedulable
+}
+
 // InternalIP is n's first InternalIP, IPv4 preferred: the address the
 // speakers gossip on and the default BGP router ID.
 func InternalIP(n *corev1.Node) netip.Addr {

@@ -3,6 +3,7 @@ package speaker
 import (
 	"context"
 	"net/netip"
+	"time"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/announce"
@@ -71,4 +72,7 @@ type turn struct {
 	nodeIP netip.Addr
 	// announcements are the ServiceAnnouncements in the cache (read only).
 	announcements []v1alpha1.ServiceAnnouncement
+	// wake is when an announcer wants the next sync at the latest, with
+	// no other change (zero: no need); the sync loop wakes then.
+	wake time.Time
 }

@@ -2,6 +2,7 @@ package speaker
 
 import (
 	"maps"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -50,10 +51,11 @@ func TestMeta(t *testing.T) {
 		{api: apiState{since: at}},
 		{api: apiState{lost: true, since: at}},
 		{api: apiState{since: at}, joined: at.Add(time.Second)},
+		{api: apiState{since: at}, move: announce.Move{IP: netip.MustParseAddr("2001:db8::5"), To: "node-2.example"}},
 	} {
 		enc := encodeMeta(ifaces, m, 500)
 		got := decodeMeta(enc)
-		if got.api.lost != m.api.lost || !got.api.since.Equal(m.api.since) || !got.joined.Equal(m.joined) {
+		if got.api.lost != m.api.lost || !got.api.since.Equal(m.api.since) || !got.joined.Equal(m.joined) || got.move != m.move {
 			t.Errorf("%q: %+v, want %+v", enc, got, m)
 		}
 		// Speakers that do not know the items read the interfaces alone.

@@ -85,7 +85,14 @@
 //     back on the API server as the arbiter: each answers only for the
 //     addresses whose ServiceAnnouncement names it, and an address moves
 //     only by a write of its announcement; the decision and its bounds
-//     are written there.
+//     are written there;
+//   - handover.go: an address moved while its owner could keep it (a
+//     cordon, the rebalancing) goes by a planned handover: the old owner
+//     answers in the new owner's name before the new owner answers at
+//     all, so that no moment has two MACs or none;
+//   - rebalance.go: one address at a time, only while the membership and
+//     the nodes are steady, the owner of the address starting the move
+//     and telling the others, so that a move starts once.
 //
 // # Shape
 //

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/events"
@@ -91,6 +92,12 @@ type layer2 struct {
 	// proxying are the addresses this node answered for in their owner's
 	// name at the last turn (proxied), with the owner.
 	proxying map[netip.Addr]string
+	// arriving and leaving are this node's halves of the planned
+	// handovers under way (handover.go).
+	arriving map[netip.Addr]arrival
+	leaving  map[netip.Addr]lingering
+	// now is the clock of the handovers: time.Now but in tests.
+	now func() time.Time
 }
 
 // newLayer2 sets the Layer 2 announcer up; it starts nothing.
@@ -110,6 +117,9 @@ func newLayer2(o layer2Options) *layer2 {
 		status:    newStatusWriter(o.Client, o.Logger),
 		owned:     map[netip.Addr]bool{},
 		claimedBy: map[netip.Addr]string{},
+		arriving:  map[netip.Addr]arrival{},
+		leaving:   map[netip.Addr]lingering{},
+		now:       time.Now,
 	}
 }
 
@@ -128,12 +138,18 @@ func (l *layer2) announce(_ context.Context, t *turn) {
 			mine[name] = slices.DeleteFunc(ips, func(ip netip.Addr) bool { return t.view.Current[ip] != l.node })
 		}
 	}
+	now := l.now()
+	mine, wake := l.heldBack(t, ds, mine, now)
+	t.wake = earliest(t.wake, wake)
 	mine = l.probed(t, ds, mine)
 	var proxied map[string]map[netip.Addr]net.HardwareAddr
 	if t.answer {
-		proxied = l.proxied(ds)
+		var wake time.Time
+		proxied, wake = l.proxied(ds, now)
+		t.wake = earliest(t.wake, wake)
 	} else {
 		l.proxying = nil
+		clear(l.leaving)
 	}
 	owned := map[netip.Addr]bool{}
 	for name, r := range l.responders {
@@ -177,11 +193,13 @@ func (l *layer2) announce(_ context.Context, t *turn) {
 }
 
 // proxied are, per interface, the addresses this node answers for in the
-// name of a node whose speaker restarts (announce.Proxied), with the MAC
-// to name. It logs the changes.
-func (l *layer2) proxied(ds map[netip.Addr]*announce.Decision) map[string]map[netip.Addr]net.HardwareAddr {
+// name of another node (announce.Proxied: a node whose speaker restarts,
+// or the new owner of a planned handover, also for a while after it,
+// linger), with the MAC to name, and when the first lingering one ends
+// (zero if none). It logs the changes.
+func (l *layer2) proxied(ds map[netip.Addr]*announce.Decision, now time.Time) (map[string]map[netip.Addr]net.HardwareAddr, time.Time) {
 	out := map[string]map[netip.Addr]net.HardwareAddr{}
-	now := map[netip.Addr]string{}
+	current := map[netip.Addr]string{}
 	for name, ips := range announce.Proxied(ds, l.node, l.ifaces) {
 		out[name] = map[netip.Addr]net.HardwareAddr{}
 		for ip, mac := range ips {
@@ -191,21 +209,32 @@ func (l *layer2) proxied(ds map[netip.Addr]*announce.Decision) map[string]map[ne
 				continue
 			}
 			out[name][ip] = hw
-			now[ip] = ds[ip].Owner
+			current[ip] = ds[ip].Owner
 		}
 	}
-	for ip, owner := range now {
-		if _, had := l.proxying[ip]; !had {
+	wake := l.linger(ds, out, now)
+	for ip, g := range l.leaving {
+		if _, ok := current[ip]; !ok {
+			current[ip] = g.owner
+		}
+	}
+	for ip, owner := range current {
+		if _, had := l.proxying[ip]; had {
+			continue
+		}
+		if ds[ip].From == l.node {
+			l.log.Info("handing over: answering in the new owner's name", "ip", ip, "owner", owner)
+		} else {
 			l.log.Info("answering in another node's name while its speaker restarts", "ip", ip, "owner", owner)
 		}
 	}
 	for ip, owner := range l.proxying {
-		if _, still := now[ip]; !still {
+		if _, still := current[ip]; !still {
 			l.log.Info("no longer answering in another node's name", "ip", ip, "owner", owner)
 		}
 	}
-	l.proxying = now
-	return out
+	l.proxying = current
+	return out, wake
 }
 
 // reclaim announces again each address this node goes on owning whose

@@ -508,3 +508,109 @@ func TestLayer2Conflict(t *testing.T) {
 		t.Errorf("a failover waited for a probe")
 	}
 }
+
+// TestPlannedHandoverHalves runs both halves of a planned handover
+// (handover.go) on fake responders and a fake clock: node-1, cordoned,
+// hands its address to node-2.
+func TestPlannedHandoverHalves(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	services := serviceRecords(k8sfake.NewClientset().CoreV1(), v1alpha1.DefaultLoadBalancerClass)
+	c := fake.NewClientBuilder().WithScheme(kube.Scheme()).Build()
+	ifaces := map[string][]announce.Iface{
+		"node-1": {{Name: "eth0", MAC: "02:00:00:00:00:01"}},
+		"node-2": {{Name: "eth0", MAC: "02:00:00:00:00:02"}},
+	}
+	clock := time.Unix(1000, 0)
+	newNode := func(name string) (*layer2, *fakeResponder) {
+		r := &fakeResponder{}
+		l := newLayer2(layer2Options{
+			Node: name, Logger: slog.New(slog.DiscardHandler), Metrics: newMetrics(prometheus.NewRegistry()),
+			Recorder: events.NewFakeRecorder(10), Client: c, Services: services,
+			Ifaces: ifaces[name], Responders: map[string]responder{"eth0": r},
+			Run:   func(f func(context.Context)) { wg.Go(func() { f(ctx) }) },
+			Probe: (&fakeLAN{}).probe,
+		})
+		l.now = func() time.Time { return clock }
+		return l, r
+	}
+	old, oldEth := newNode("node-1")
+	next, nextEth := newNode("node-2")
+
+	ip := netip.MustParseAddr("198.51.100.88")
+	cfg := l2Config(t)
+	turnOf := func(current string, node1Alive bool) *turn {
+		v := announce.View{
+			Config: cfg,
+			Nodes: map[string]announce.Node{
+				"node-1": {Name: "node-1", Ready: true, Draining: true},
+				"node-2": {Name: "node-2", Ready: true},
+			},
+			Alive:    map[string]bool{"node-1": node1Alive, "node-2": true},
+			Ifaces:   ifaces,
+			Current:  map[netip.Addr]string{ip: current},
+			Services: []announce.Service{{Key: "shop/web", IPs: []netip.Addr{ip}}},
+		}
+		return &turn{view: v, round: announce.NewRound(v), answer: true, janitor: janitor(v)}
+	}
+	step := func(l *layer2, tt *turn) time.Time {
+		l.announce(ctx, tt)
+		return tt.wake
+	}
+	mac2, _ := net.ParseMAC("02:00:00:00:00:02")
+	naming2 := map[netip.Addr]net.HardwareAddr{ip: mac2}
+	eq := cmpopts.EquateComparable(netip.Addr{})
+
+	// node-1 owned it before the cordon.
+	oldEth.addrs = []netip.Addr{ip}
+	old.owned[ip] = true
+	start := clock
+
+	// The cordon: node-1 answers in node-2's name; node-2 waits.
+	wakeOld := step(old, turnOf("node-1", true))
+	wakeNext := step(next, turnOf("node-1", true))
+	if len(oldEth.addrs) != 0 || cmp.Diff(naming2, oldEth.proxied, eq) != "" {
+		t.Errorf("handing over: node-1 owns %v, proxies %v; want nothing, %v", oldEth.addrs, oldEth.proxied, naming2)
+	}
+	if len(nextEth.addrs) != 0 || !wakeNext.Equal(start.Add(handoverDelay)) {
+		t.Errorf("taking over: node-2 answers for %v, wakes at %v; want nothing until %v", nextEth.addrs, wakeNext, start.Add(handoverDelay))
+	}
+	if !wakeOld.Equal(start.Add(handoverLinger)) {
+		t.Errorf("node-1 wakes at %v, want %v", wakeOld, start.Add(handoverLinger))
+	}
+
+	// node-2 reports itself at once; node-1 lingers, node-2 still waits.
+	clock = start.Add(100 * time.Millisecond)
+	step(old, turnOf("node-2", true))
+	step(next, turnOf("node-2", true))
+	if cmp.Diff(naming2, oldEth.proxied, eq) != "" || len(nextEth.addrs) != 0 {
+		t.Errorf("reported: node-1 proxies %v, node-2 answers for %v; want %v, nothing", oldEth.proxied, nextEth.addrs, naming2)
+	}
+
+	// The delay is over: node-2 answers; node-1 still lingers.
+	clock = start.Add(handoverDelay)
+	step(next, turnOf("node-2", true))
+	step(old, turnOf("node-2", true))
+	if cmp.Diff([]netip.Addr{ip}, nextEth.addrs, eq) != "" || cmp.Diff(naming2, oldEth.proxied, eq) != "" {
+		t.Errorf("delay over: node-2 answers for %v, node-1 proxies %v", nextEth.addrs, oldEth.proxied)
+	}
+
+	// The linger is over (from node-1's last turn seeing the handover).
+	clock = start.Add(100*time.Millisecond + handoverLinger)
+	step(old, turnOf("node-2", true))
+	if len(oldEth.proxied) != 0 {
+		t.Errorf("linger over: node-1 still proxies %v", oldEth.proxied)
+	}
+
+	// A handover whose old owner dies before the delay is over is a
+	// failover: the new owner answers at once.
+	other, otherEth := newNode("node-2")
+	clock = start.Add(time.Hour)
+	step(other, turnOf("node-1", true))
+	clock = clock.Add(50 * time.Millisecond)
+	step(other, turnOf("node-1", false))
+	if cmp.Diff([]netip.Addr{ip}, otherEth.addrs, eq) != "" {
+		t.Errorf("old owner dead: node-2 answers for %v, want %v at once", otherEth.addrs, ip)
+	}
+}

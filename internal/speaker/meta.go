@@ -1,6 +1,7 @@
 package speaker
 
 import (
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -12,8 +13,9 @@ import (
 // and cannot read from the API server without putting it on the failover
 // path: its reach of the API server (apicut.go), when it joined (the
 // probation, announce.View.New), whether its node's data path is up
-// (datapath.go), and its interfaces with their MACs (ifaces.go). The
-// first three are items "!api-lost@T" or "!api-ok@T", "!joined@T", and
+// (datapath.go), the rebalancing move it has under way (rebalance.go),
+// and its interfaces with their MACs (ifaces.go). The first three are
+// items "!api-lost@T" or "!api-ok@T", "!joined@T", and
 // "!dp-down@T" or "!dp-ok@T" (none when the speaker does not probe its
 // kube-proxy: the data path counts as up), T being when the state began
 // (Unix milliseconds, by the
@@ -29,6 +31,7 @@ const (
 	metaJoined     = "!joined@"
 	metaDataPathUp = "!dp-ok@"
 	metaDataPathDn = "!dp-down@"
+	metaMove       = "!mv@"
 )
 
 // memberMeta is what a speaker publishes besides its interfaces.
@@ -38,6 +41,9 @@ type memberMeta struct {
 	// dataPath is the zero dataPathState when the speaker does not probe
 	// its node's kube-proxy.
 	dataPath dataPathState
+	// move is the rebalancing move the speaker has under way
+	// (rebalance.go), an item "!mv@<address>@<node>"; zero IP if none.
+	move announce.Move
 }
 
 // encodeMeta is a speaker's membership metadata: m, then the interfaces
@@ -57,6 +63,9 @@ func encodeMeta(ifaces []announce.Iface, m memberMeta, max int) string {
 			item = metaDataPathDn
 		}
 		head += "," + item + strconv.FormatInt(dp.since.UnixMilli(), 10)
+	}
+	if m.move.IP.IsValid() {
+		head += "," + metaMove + m.move.IP.String() + "@" + m.move.To
 	}
 	rest := encodeIfaces(ifaces, max-len(head)-1)
 	if rest == "" {
@@ -88,6 +97,11 @@ func decodeMeta(meta string) memberMeta {
 			m.dataPath = dataPathState{down: true, since: t}
 		} else if t, ok := at(item, metaDataPathUp); ok {
 			m.dataPath = dataPathState{since: t}
+		} else if mv, ok := strings.CutPrefix(item, metaMove); ok {
+			ip, to, _ := strings.Cut(mv, "@")
+			if a, err := netip.ParseAddr(ip); err == nil && to != "" {
+				m.move = announce.Move{IP: a, To: to}
+			}
 		}
 	}
 	return m

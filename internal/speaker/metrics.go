@@ -20,6 +20,7 @@ type metrics struct {
 	members     prometheus.Gauge
 	health      prometheus.Gauge
 	takeovers   prometheus.Counter
+	rebalanced  prometheus.Counter
 	conflicts   *prometheus.CounterVec
 	conflicted  prometheus.Gauge
 	sessionUp   *prometheus.GaugeVec
@@ -52,6 +53,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "ironlb_speaker_takeovers_total",
 			Help: "Times this node started announcing an address.",
 		}),
+		rebalanced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ironlb_speaker_rebalance_moves_total",
+			Help: "Addresses this node handed to another node to even out the Layer 2 addresses per node (planned handovers, no traffic lost).",
+		}),
 		conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ironlb_speaker_address_conflicts_total",
 			Help: "Times this node found another host answering for a Service address it owns (ARP Probe or duplicate address detection), and stopped announcing it.",
@@ -77,6 +82,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.members = register(reg, m.members)
 	m.health = register(reg, m.health)
 	m.takeovers = register(reg, m.takeovers)
+	m.rebalanced = register(reg, m.rebalanced)
 	m.conflicts = register(reg, m.conflicts)
 	m.conflicted = register(reg, m.conflicted)
 	return m

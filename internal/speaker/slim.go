@@ -26,7 +26,7 @@ func slimMeta(m metav1.ObjectMeta) metav1.ObjectMeta {
 }
 
 // slimNode keeps the labels (selectors, the exclusion label), the Ready
-// condition and the addresses (the node's InternalIP for membership and
+// condition, whether it is cordoned (kube.Draining) and the addresses (the node's InternalIP for membership and
 // BGP). Nodes are few, but each carries its image list, often tens of
 // kilobytes.
 func slimNode(n *corev1.Node) *corev1.Node {
@@ -35,6 +35,7 @@ func slimNode(n *corev1.Node) *corev1.Node {
 		ObjectMeta: slimMeta(n.ObjectMeta),
 	}
 	out.Labels = n.Labels
+	out.Spec.Unschedulable = n.Spec.Unschedulable
 	out.Status.Addresses = n.Status.Addresses
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
@@ -67,7 +68,8 @@ func slimChanged(old, new any) bool {
 	}
 	o, ok := old.(*corev1.Node)
 	return !ok || !sameMeta(o.ObjectMeta, n.ObjectMeta) ||
-		!reflect.DeepEqual(o.Labels, n.Labels) || !reflect.DeepEqual(o.Status, n.Status)
+		!reflect.DeepEqual(o.Labels, n.Labels) || !reflect.DeepEqual(o.Status, n.Status) ||
+		o.Spec.Unschedulable != n.Spec.Unschedulable
 }
 
 // sameMeta compares what slimMeta keeps, except the resourceVersion, which
@@ -78,13 +80,14 @@ func sameMeta(a, b metav1.ObjectMeta) bool {
 }
 
 // nodeEligibilityChanged reports whether old and new are a Node whose
-// readiness or labels (exclusion, announcements' node selectors) changed:
-// what moves addresses by the API alone.
+// readiness, labels (exclusion, maintenance, announcements' node
+// selectors) or cordon changed: what moves addresses by the API alone.
 func nodeEligibilityChanged(old, new any) bool {
 	n, ok := new.(*corev1.Node)
 	if !ok {
 		return false
 	}
 	o, ok := old.(*corev1.Node)
-	return !ok || kube.NodeReady(o) != kube.NodeReady(n) || !reflect.DeepEqual(o.Labels, n.Labels)
+	return !ok || kube.NodeReady(o) != kube.NodeReady(n) || !reflect.DeepEqual(o.Labels, n.Labels) ||
+		o.Spec.Unschedulable != n.Spec.Unschedulable
 }

@@ -119,6 +119,12 @@ type Options struct {
 	// next speaker to take them up again (restart.go); 0 hands them over
 	// at every stop.
 	RestartHold time.Duration
+	// RebalanceInterval is the least time between two moves of the
+	// Layer 2 rebalancing, a third of how long the membership and the
+	// nodes must be unchanged before one (rebalance.go); 0 turns
+	// rebalancing off (the speaker
+	// command's default is DefaultRebalanceInterval).
+	RebalanceInterval time.Duration
 	// Tuning is the failure detector's tuning (zero: election's LAN
 	// defaults).
 	Tuning election.Tuning
@@ -206,6 +212,8 @@ type Speaker struct {
 	// dataPath is this node's kube-proxy probe and what the sync loop
 	// keeps of the nodes' data paths (datapath.go).
 	dataPath dataPathSync
+	// balance is the sync loop's part of the rebalancing (rebalance.go).
+	balance rebalancing
 }
 
 // readyErr is the readiness check: ready once the speaker answers for
@@ -329,6 +337,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Speaker, error) 
 		eligible:  make(chan struct{}, 1),
 		leaseKick: make(chan struct{}, 1),
 		standing:  standing{seen: map[string]bool{}, majority: true},
+		balance:   rebalancing{interval: max(opts.RebalanceInterval, 0)},
 		rest:      probe.RESTClient(),
 		api:       apiState{since: time.Now()},
 	}
@@ -664,7 +673,7 @@ func (s *Speaker) publishMeta() {
 	if s.members == nil {
 		return
 	}
-	m := memberMeta{api: s.apiPublished, joined: s.joined, dataPath: s.dataPath.published}
+	m := memberMeta{api: s.apiPublished, joined: s.joined, dataPath: s.dataPath.published, move: s.balance.told()}
 	if err := s.members.SetMeta(encodeMeta(s.answering.ifaces(), m, election.MaxMeta), metaTimeout); err != nil {
 		s.log.Warn("publish this speaker's metadata to the others", "error", err)
 	}

@@ -24,6 +24,7 @@ import (
 // each announcer, which applies its mode's decisions, and then lets each
 // report.
 func (s *Speaker) sync(ctx context.Context) error {
+	s.wakeAt = time.Time{}
 	v, anns, err := s.view(ctx)
 	if err != nil {
 		return err
@@ -42,6 +43,8 @@ func (s *Speaker) sync(ctx context.Context) error {
 	for _, a := range s.announcers {
 		a.announce(ctx, t)
 	}
+	t.wake = earliest(t.wake, s.rebalance(t, s.l2.ds, time.Now()))
+	s.wakeAt = earliest(s.wakeAt, t.wake)
 	s.metrics.observeMembers(v, s.members)
 	for _, a := range s.announcers {
 		a.report(t)
@@ -117,7 +120,7 @@ func (s *Speaker) configView(ctx context.Context) (announce.View, error) {
 	}
 	for i := range nodes.Items {
 		n := &nodes.Items[i]
-		v.Nodes[n.Name] = announce.Node{Name: n.Name, Ready: kube.NodeReady(n), Excluded: kube.Excluded(n.Labels), Labels: n.Labels}
+		v.Nodes[n.Name] = announce.Node{Name: n.Name, Ready: kube.NodeReady(n), Excluded: kube.Excluded(n.Labels), Draining: kube.Draining(n), Labels: n.Labels}
 		if n.Name == s.opts.NodeName {
 			s.nodeIP = kube.InternalIP(n)
 		}
@@ -150,12 +153,20 @@ func (s *Speaker) view(ctx context.Context) (announce.View, []v1alpha1.ServiceAn
 			// This node's own data path counts whether or not its
 			// membership has it alive yet: it stops as the others start.
 			dataPath := map[string]dataPathState{s.opts.NodeName: s.dataPath.published}
+			moves := map[netip.Addr]announce.Move{}
+			if mv := s.balance.move; mv.IP.IsValid() {
+				moves[mv.IP] = mv
+			}
 			for _, name := range alive {
 				v.Alive[name] = true
 				if meta, ok := m.Meta(name); ok && name != s.opts.NodeName {
 					v.Ifaces[name] = decodeIfaces(meta)
 					mm := decodeMeta(meta)
 					api[name], joined[name], dataPath[name] = mm.api, mm.joined, mm.dataPath
+					if mv := mm.move; mv.IP.IsValid() {
+						mv.From = name
+						moves[mv.IP] = mv
+					}
 				}
 			}
 			// Members restarting in place keep their addresses (and
@@ -175,6 +186,9 @@ func (s *Speaker) view(ctx context.Context) (announce.View, []v1alpha1.ServiceAn
 				}
 			}
 			v.DataPathDown, v.DataPathUp = dataPaths(dataPath)
+			if len(moves) > 0 {
+				v.Moves = moves
+			}
 			now := time.Now()
 			var next time.Time
 			v.New, next = newMembers(joined, now)

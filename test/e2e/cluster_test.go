@@ -31,10 +31,11 @@ type cluster struct {
 	c client.Client
 }
 
-// newCluster starts ironlb in a lab of n nodes; the test's end removes it.
-func newCluster(t *testing.T, n int) *cluster {
+// newCluster starts ironlb in a lab of n nodes, its speakers with
+// speakerArgs; the test's end removes it.
+func newCluster(t *testing.T, n int, speakerArgs ...string) *cluster {
 	t.Helper()
-	cl := labcluster.StartTest(t, n, labcluster.Options{})
+	cl := labcluster.StartTest(t, n, labcluster.Options{SpeakerArgs: speakerArgs})
 	return &cluster{Cluster: cl, t: t, c: cl.Client}
 }
 

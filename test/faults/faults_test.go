@@ -47,6 +47,7 @@ func TestFaultsBGP(t *testing.T) {
 // missing).
 func runSuite(t *testing.T, opts labcluster.Options, scenarios []Scenario, setup, settled func(*Env, context.Context) error) {
 	opts.Bin = os.Getenv("IRONLB_BIN")
+	opts.SpeakerArgs = append(opts.SpeakerArgs, SpeakerArgs...)
 	cl := labcluster.StartTest(t, 3, opts)
 	e := &Env{C: cl, Short: true, Logf: t.Logf}
 	ctx := t.Context()

@@ -28,6 +28,13 @@ import (
 	"github.com/ironlb/ironlb/internal/labcluster"
 )
 
+// SpeakerArgs are the flags the suite's speakers run with: rebalancing
+// off. The rows hold that nothing moves without cause, and they place
+// the suite's addresses unevenly on purpose (busiest), which the
+// rebalancing would even out by moves in the middle of a fault; its
+// planned handovers are tested on their own (test/e2e, Rebalance).
+var SpeakerArgs = []string{"--rebalance-interval=0"}
+
 // Namespace holds the suite's Services.
 const Namespace = "faults"
 

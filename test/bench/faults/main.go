@@ -46,7 +46,8 @@ func run(scenarios, bgp []faults.Scenario, short bool, only, logs string) error 
 	cl, err := labcluster.Start(ctx, labcluster.Options{
 		Lab: labnet.Options{Nodes: 3, StopGrace: 5 * time.Second, Dir: logs},
 		// The audit log is row 8's witness of who wrote what.
-		AuditLog: true,
+		AuditLog:    true,
+		SpeakerArgs: faults.SpeakerArgs,
 	})
 	if err != nil {
 		return err
