@@ -8,13 +8,16 @@
 //     election is per IP, not per Service, so Services sharing an IP share
 //     an announcer, and nothing is sent per Service or per IP.
 //   - Members (members.go), the liveness half: a memberlist (SWIM with
-//     Lifeguard) cluster of the speakers, tuned to declare a crashed or
-//     cut-off node dead in well under a second on a LAN (see Tuning), so
-//     that an unplanned failover stays within the client-side budget of
-//     design/PERFORMANCE.md. A death is checked with one direct ping
-//     before it is believed, because memberlist briefly "kills" healthy
-//     members whenever a partition heals (verify.go). A speaker stopping
-//     on purpose calls Leave, and the others take over at once.
+//     Lifeguard) cluster of the speakers, with heartbeats on top
+//     (heartbeat.go): every member sends each other one every 25 ms, and
+//     a member silent for 200 ms that does not answer a ping either is
+//     counted out, so that an unplanned failover stays within 300 ms at
+//     the client (see Tuning). memberlist's own, slower verdict (about
+//     0.6 s) follows and is what every member ends up agreeing on. A
+//     death it reports is checked with a direct ping before it is
+//     believed, because memberlist briefly "kills" healthy members
+//     whenever a partition heals (verify.go). A speaker stopping on
+//     purpose calls Leave, and the others take over at once.
 //
 // The speaker feeds Owner with candidates = eligible nodes (from the API
 // server: Ready, selectors, endpoints) ∩ Members.Alive(), and recomputes

@@ -135,6 +135,9 @@ type Members struct {
 	// member found itself cut off from most of the others (verify.go,
 	// cutOff); Alive leaves them out until they answer one.
 	unreachable map[string]net.Addr
+	// beats are the members' heartbeats as this member hears them
+	// (heartbeat.go).
+	beats map[string]*heartbeat
 }
 
 // member is what Members keeps of a memberlist node. It is copied in the
@@ -218,6 +221,7 @@ func New(opts Options) (*Members, error) {
 		held:         map[string]held{},
 		restartHolds: map[string]*restartHold{},
 		unreachable:  map[string]net.Addr{},
+		beats:        map[string]*heartbeat{},
 	}, nil
 }
 
@@ -291,6 +295,9 @@ func (m *Members) Run(ctx context.Context) error {
 	m.notify()
 
 	m.workers.Go(func() { m.keepJoining(runCtx, ml) })
+	if m.heartbeatsOn() {
+		m.workers.Go(func() { m.runHeartbeats(runCtx, ml) })
+	}
 	<-ctx.Done()
 	stopWorkers()
 	m.mu.Lock()
@@ -308,6 +315,7 @@ func (m *Members) Run(ctx context.Context) error {
 	m.ml = nil
 	clear(m.members)
 	clear(m.held)
+	clear(m.beats)
 	for name := range m.restartHolds {
 		m.dropRestart(name)
 	}
@@ -419,12 +427,14 @@ func (m *Members) Alive() []string {
 	}
 	names := make([]string, 0, len(m.members)+len(m.held))
 	for name, mb := range m.members {
-		if _, cut := m.unreachable[name]; mb.meta != metaLeaving && !cut { // leaving: it is handing over
+		if _, cut := m.unreachable[name]; mb.meta != metaLeaving && !cut && !m.silentLocked(name) { // leaving: it is handing over
 			names = append(names, name)
 		}
 	}
 	for name := range m.held {
-		names = append(names, name)
+		if !m.silentLocked(name) {
+			names = append(names, name)
+		}
 	}
 	slices.Sort(names)
 	return slices.Compact(names)

@@ -25,13 +25,17 @@ import (
 //
 // So a member reported dead by memberlist is first pinged directly, once
 // (ping and ack through memberlist, hence encrypted and labelled like all
-// gossip). If no ack comes within the probe timeout it is dead, and Alive
-// drops it; this adds at most ProbeTimeout (30 ms) to a real failure's
-// detection. If it answers, Alive keeps it while memberlist sorts itself
-// out (the member refutes and is alive again within a gossip round or
-// two), pinging it every ProbeInterval, for at most holdMax; a member that
-// answers pings but stays dead to memberlist that long is dropped anyway,
-// so the views of all speakers converge.
+// gossip). If no ack comes within the probe timeout, and no heartbeat
+// (heartbeat.go) was heard from it within HeartbeatTimeout, it is dead,
+// and Alive drops it; this adds at most ProbeTimeout (30 ms) to
+// memberlist's verdict, which the heartbeats have usually anticipated.
+// The heartbeat counts because it is never late: a member whose answers
+// are delayed past ProbeTimeout (50 ms ± 40 ms of delay in the fault
+// suite) is alive. If it answers, Alive keeps it while memberlist sorts
+// itself out (the member refutes and is alive again within a gossip round
+// or two), pinging it every ProbeInterval, for at most holdMax; a member
+// that answers pings but stays dead to memberlist that long is dropped
+// anyway, so the views of all speakers converge.
 //
 // A member that leaves on purpose must not be kept: it answers pings until
 // it stops. Leave therefore first sets its metadata to metaLeaving and
@@ -86,6 +90,7 @@ func (m *Members) onDeath(name string, mb member) {
 		}
 	}
 	if mb.meta == metaLeaving || name == m.opts.Name || m.closing || m.ml == nil {
+		delete(m.beats, name)
 		m.mu.Unlock()
 		m.log.Info("member left", "member", name, "addr", mb.addr)
 		m.notify()
@@ -107,6 +112,11 @@ func (m *Members) onDeath(name string, mb member) {
 // has changed.
 func (m *Members) onAlive(name string, mb member) {
 	m.mu.Lock()
+	if _, ok := m.members[name]; !ok {
+		// Joined, or back from the dead: watched again from its next
+		// heartbeat (heartbeat.go).
+		delete(m.beats, name)
+	}
 	m.members[name] = mb
 	if name == m.opts.Name {
 		m.self = mb.addr
@@ -216,6 +226,9 @@ func (m *Members) verify(ctx context.Context, ml *memberlist.Memberlist, name st
 	for i := 0; ; i++ {
 		answered := m.answers(ml, name, h.addr)
 		m.mu.Lock()
+		// A heartbeat heard lately is an answer too, and a late one: a
+		// member whose answers are delayed past ProbeTimeout is alive.
+		answered = answered || (m.heartbeatsOn() && m.heardWithinLocked(name, m.opts.Tuning.HeartbeatTimeout))
 		cur, ok := m.held[name]
 		if !ok || cur.gen != h.gen {
 			m.mu.Unlock()
@@ -235,6 +248,7 @@ func (m *Members) verify(ctx context.Context, ml *memberlist.Memberlist, name st
 				}
 			}
 			delete(m.held, name)
+			delete(m.beats, name)
 			m.mu.Unlock()
 			if answered {
 				m.log.Warn("member answers pings but stays dead to the cluster; dropping it", "member", name, "after", time.Since(start).Round(time.Millisecond))
@@ -312,8 +326,8 @@ func userMeta(meta string) string {
 
 // delegate publishes this member's metadata: metaLeaving once Leave has
 // been called, restartMeta once Restart has, else metaPrefix and
-// Options.Meta. The other Delegate
-// methods are unused.
+// Options.Meta, and receives heartbeats. The other Delegate methods are
+// unused.
 type delegate struct{ m *Members }
 
 func (d delegate) NodeMeta(limit int) []byte {
@@ -326,7 +340,14 @@ func (d delegate) NodeMeta(limit int) []byte {
 	return []byte(metaPrefix + d.m.opts.Meta)
 }
 
-func (delegate) NotifyMsg([]byte)                {}
+// NotifyMsg receives the heartbeats (heartbeat.go), in memberlist's
+// packet handler.
+func (d delegate) NotifyMsg(b []byte) {
+	if name, stale, ok := parseHeartbeat(b); ok {
+		d.m.heard(name, stale)
+	}
+}
+
 func (delegate) GetBroadcasts(int, int) [][]byte { return nil }
 func (delegate) LocalState(bool) []byte          { return nil }
 func (delegate) MergeRemoteState([]byte, bool)   {}

@@ -101,10 +101,15 @@ func (b *bench) failover(ctx context.Context) error {
 // metallbUnplannedP50 is MetalLB's median unplanned failover gap.
 const metallbUnplannedP50 = 5.2
 
+// unplannedTarget is issue 17's bound on the unplanned gap's p99; a run
+// above it is reported as an anomaly.
+const unplannedTarget = 300 * time.Millisecond
+
 // The references and targets the failover figures are read against.
 var (
 	unplannedReferences = []benchstat.Metric{
-		{Name: "target_unplanned_gap_p99", Value: 1, Unit: "s"},
+		// Issue 17: within keepalived's reach (below).
+		{Name: "target_unplanned_gap_p99", Value: unplannedTarget.Seconds(), Unit: "s"},
 		{Name: "target_macs_after_return", Value: 1, Unit: "count"},
 		// PERFORMANCE.md, "The client's view (failover)": MetalLB
 		// v0.16.1 5.1-6.7 s, median 5.2; kube-vip v1.2.3 7.2-8.7 s.
@@ -118,6 +123,11 @@ var (
 		{Name: "reference_metallb_unplanned_until_new_mac_b", Value: 7.3, Unit: "s"},
 		{Name: "reference_cilium_lease_defaults_gap_min", Value: 10, Unit: "s"},
 		{Name: "reference_cilium_lease_defaults_gap_max", Value: 20, Unit: "s"},
+		// Issue 17's anchor: keepalived's VRRPv3 with 100 ms
+		// advertisements declares the master down after three missed
+		// ones plus the skew time.
+		{Name: "reference_keepalived_vrrp_100ms_gap_min", Value: 0.3, Unit: "s"},
+		{Name: "reference_keepalived_vrrp_100ms_gap_max", Value: 0.4, Unit: "s"},
 		// PERFORMANCE.md: MACs answering once the dead node is back.
 		{Name: "reference_metallb_macs_after_return", Value: 1, Unit: "count"},
 		{Name: "reference_kubevip_macs_after_return_min", Value: 2, Unit: "count"},
@@ -298,9 +308,13 @@ func (b *bench) describe(what string, r failoverRun) {
 		what, r.From, r.To, r.Probe.LongestGap.Seconds(), gapWhen(r), r.Probe.Received, r.Probe.Sent, r.Probe.ByNode,
 		r.Switches, r.Moved.Seconds(), r.Converged.Seconds(), r.MACsAfter, r.From, r.MACs)
 	bad := false
-	if r.Probe.LongestGap > time.Second {
+	limit := unplannedTarget
+	if r.Planned {
+		limit = time.Second // PERFORMANCE.md; the target there is no probe lost
+	}
+	if r.Probe.LongestGap > limit {
 		bad = true
-		fmt.Fprintf(b.diag, "# ANOMALY: %s: gap %.3f s is over the 1 s target\n", what, r.Probe.LongestGap.Seconds())
+		fmt.Fprintf(b.diag, "# ANOMALY: %s: gap %.3f s is over the %.1f s target\n", what, r.Probe.LongestGap.Seconds(), limit.Seconds())
 	}
 	if r.Planned && r.lost() > 0 {
 		bad = true
