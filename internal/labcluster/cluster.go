@@ -205,6 +205,25 @@ func (c *Cluster) StartSpeaker(name string, args ...string) (*labnet.Process, er
 	return p, nil
 }
 
+// StopSpeakers stops every node's last speaker that is still running, all
+// at once (each with SIGTERM and the lab's stop grace), as a benchmark does
+// between runs.
+func (c *Cluster) StopSpeakers() error {
+	c.mu.Lock()
+	var procs []*labnet.Process
+	for _, p := range c.speakers {
+		procs = append(procs, p)
+	}
+	c.mu.Unlock()
+	errs := make([]error, len(procs))
+	var wg sync.WaitGroup
+	for i, p := range procs {
+		wg.Go(func() { errs[i] = p.Stop() })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 // Speaker is the last speaker process started on node name.
 func (c *Cluster) Speaker(name string) *labnet.Process {
 	c.mu.Lock()

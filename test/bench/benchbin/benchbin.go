@@ -8,9 +8,25 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/ironlb/ironlb/internal/apiservertest"
 )
+
+// Resolve returns the ironlb binary a benchmark measures: bin, or
+// bin/ironlb in the repository when bin is empty, checked by CheckFresh.
+func Resolve(ctx context.Context, bin string, diag io.Writer) (string, error) {
+	root, err := apiservertest.RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	if bin == "" {
+		bin = filepath.Join(root, "bin", "ironlb")
+	}
+	return bin, CheckFresh(ctx, bin, root, diag)
+}
 
 // CheckFresh reports on diag when the ironlb binary bin was built, and
 // warns there when it is older than a Go source of a package of this

@@ -1,94 +1,23 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"net"
-	"net/netip"
 	"strings"
-	"time"
+
+	"github.com/ironlb/ironlb/test/bench/routerctl"
 )
 
-// birdCtl is a connection to BIRD's control socket speaking its CLI
-// protocol, as birdc does. The benchmark polls the route count every
-// few tens of milliseconds; a birdc process per poll (through `ip netns
-// exec`) would cost the shared CPUs more than BIRD's answer does. Unix
-// sockets are reached by path, so the benchmark, outside the router's
-// network namespace, can use it. Not safe for concurrent use.
-type birdCtl struct {
-	conn net.Conn
-	r    *bufio.Reader
-}
+// birdCtl is BIRD's control socket (routerctl.BIRD) with the commands
+// the counter polls.
+type birdCtl struct{ *routerctl.BIRD }
 
-// birdReplyTimeout bounds one command's reply.
-const birdReplyTimeout = 10 * time.Second
-
-// dialBIRD connects to the control socket at path and reads BIRD's
-// greeting ("0001 BIRD 2.0.12 ready.").
+// dialBIRD connects to the control socket at path.
 func dialBIRD(path string) (*birdCtl, error) {
-	conn, err := net.DialTimeout("unix", path, 2*time.Second)
+	b, err := routerctl.DialBIRD(path)
 	if err != nil {
-		return nil, fmt.Errorf("bird control socket: %w", err)
+		return nil, err
 	}
-	b := &birdCtl{conn: conn, r: bufio.NewReader(conn)}
-	conn.SetDeadline(time.Now().Add(birdReplyTimeout))
-	if _, err := b.reply(); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("bird greeting: %w", err)
-	}
-	return b, nil
-}
-
-func (b *birdCtl) Close() error { return b.conn.Close() }
-
-// command sends one CLI command and returns the lines of its reply.
-func (b *birdCtl) command(cmd string) ([]string, error) {
-	b.conn.SetDeadline(time.Now().Add(birdReplyTimeout))
-	if _, err := fmt.Fprintf(b.conn, "%s\n", cmd); err != nil {
-		return nil, fmt.Errorf("bird %q: %w", cmd, err)
-	}
-	lines, err := b.reply()
-	if err != nil {
-		return lines, fmt.Errorf("bird %q: %w", cmd, err)
-	}
-	return lines, nil
-}
-
-// reply reads the lines of one reply. Each line is a four-digit code and
-// '-' (more follow) or ' ' (the last), or a continuation starting with a
-// space; codes 8xxx and 9xxx are errors (BIRD's doc/prog, "CLI").
-func (b *birdCtl) reply() ([]string, error) {
-	var lines []string
-	for {
-		line, err := b.r.ReadString('\n')
-		if err != nil {
-			return lines, err
-		}
-		line = strings.TrimSuffix(line, "\n")
-		lines = append(lines, line)
-		code, last := replyCode(line)
-		if !last {
-			continue
-		}
-		if code[0] == '8' || code[0] == '9' {
-			return lines, fmt.Errorf("error %s: %s", code, line[5:])
-		}
-		return lines, nil
-	}
-}
-
-// replyCode returns the code of a reply line ("" for a continuation)
-// and whether the line ends the reply.
-func replyCode(line string) (code string, last bool) {
-	if len(line) < 5 || line[4] != ' ' && line[4] != '-' {
-		return "", false
-	}
-	for _, c := range line[:4] {
-		if c < '0' || c > '9' {
-			return "", false
-		}
-	}
-	return line[:4], line[4] == ' '
+	return &birdCtl{b}, nil
 }
 
 // routeCount is the router's view of the BGP routes.
@@ -112,10 +41,7 @@ type showCount struct {
 //	0000
 func parseShowCount(lines []string) (showCount, error) {
 	for _, line := range lines {
-		text := line
-		if code, _ := replyCode(line); code != "" {
-			text = line[5:]
-		}
+		text := routerctl.ReplyText(line)
 		var c showCount
 		if n, _ := fmt.Sscanf(strings.TrimSpace(text), "%d of %d routes for %d networks", &c.Shown, &c.Routes, &c.Networks); n == 3 {
 			return c, nil
@@ -127,7 +53,7 @@ func parseShowCount(lines []string) (showCount, error) {
 // shown runs a `show route ... count` command and returns how many routes
 // passed its filter.
 func (b *birdCtl) shown(cmd string) (int, error) {
-	lines, err := b.command(cmd)
+	lines, err := b.Command(cmd)
 	if err != nil {
 		return 0, err
 	}
@@ -153,7 +79,7 @@ func (b *birdCtl) countBGP() (routeCount, error) {
 // count counts every route and network of table master6, in one walk
 // without a filter.
 func (b *birdCtl) count() (routeCount, error) {
-	lines, err := b.command("show route table master6 count")
+	lines, err := b.Command("show route table master6 count")
 	if err != nil {
 		return routeCount{}, err
 	}
@@ -164,7 +90,7 @@ func (b *birdCtl) count() (routeCount, error) {
 // imported returns how many routes BGP protocol proto has in its table,
 // from the protocol's channel statistics: no table walk.
 func (b *birdCtl) imported(proto string) (int, error) {
-	lines, err := b.command("show protocols all " + proto)
+	lines, err := b.Command("show protocols all " + proto)
 	if err != nil {
 		return 0, err
 	}
@@ -192,10 +118,4 @@ func parseImported(lines []string) (int, error) {
 		return n, nil
 	}
 	return 0, nil
-}
-
-// birdProtoName is the name the lab gives BIRD's BGP protocol for a
-// neighbour (internal/lab/bird.go): "n_2001_db8_1__11".
-func birdProtoName(a netip.Addr) string {
-	return "n_" + strings.NewReplacer(".", "_", ":", "_").Replace(a.String())
 }

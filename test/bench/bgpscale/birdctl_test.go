@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"net/netip"
 	"strings"
 	"testing"
 )
@@ -67,40 +65,5 @@ func TestParseImported(t *testing.T) {
 				t.Errorf("got %d, want %d", got, tc.want)
 			}
 		})
-	}
-}
-
-func TestReply(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		in      string
-		want    int // lines in the first reply
-		wantErr bool
-	}{
-		{"greeting", "0001 BIRD 2.0.12 ready.\n1007-next reply\n", 1, false},
-		{"multi-line", "1007-Table master6:\n continued\n1007-3 of 3 routes\n0000 \n0001 next\n", 4, false},
-		{"syntax error", "9001 syntax error, unexpected CF_SYM_UNDEFINED\n", 1, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			b := &birdCtl{r: bufio.NewReader(strings.NewReader(tc.in))}
-			lines, err := b.reply()
-			if (err != nil) != tc.wantErr {
-				t.Fatalf("error %v, want error %v", err, tc.wantErr)
-			}
-			if len(lines) != tc.want {
-				t.Errorf("read %q, want %d lines", lines, tc.want)
-			}
-		})
-	}
-}
-
-func TestBIRDProtoName(t *testing.T) {
-	for in, want := range map[string]string{
-		"198.51.100.11":  "n_198_51_100_11",
-		"2001:db8:1::11": "n_2001_db8_1__11",
-	} {
-		if got := birdProtoName(netip.MustParseAddr(in)); got != want {
-			t.Errorf("birdProtoName(%s) = %q, want %q", in, got, want)
-		}
 	}
 }

@@ -1,92 +1,15 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"path/filepath"
-	"time"
 
 	"github.com/ironlb/ironlb/internal/labnet"
+	"github.com/ironlb/ironlb/test/bench/routerctl"
 )
-
-// frrVTY is a connection to one FRR daemon's vty socket speaking vtysh's
-// protocol, as vtysh does (FRR's lib/vty.c, vtysh_read): a command line
-// ended by a NUL byte, answered by the command's output and then three
-// NUL bytes and the command's status (CMD_SUCCESS is 0). The benchmark
-// polls every 20 ms; a vtysh process per poll (internal/lab's FRR.VTY,
-// through `ip netns exec`) takes 200-300 ms on this machine kind, most of
-// it vtysh building its command tree, which would make the polls, not
-// FRR, the figure. Unix sockets are reached by path, so the benchmark,
-// outside the router's namespace, can use it. Not safe for concurrent
-// use.
-type frrVTY struct {
-	conn net.Conn
-	r    *bufio.Reader
-}
-
-// frrReplyTimeout bounds one command's reply.
-const frrReplyTimeout = 10 * time.Second
-
-// dialFRRVTY connects to the vty socket at path ("DIR/bgpd.vty").
-func dialFRRVTY(path string) (*frrVTY, error) {
-	conn, err := net.DialTimeout("unix", path, 2*time.Second)
-	if err != nil {
-		return nil, fmt.Errorf("FRR vty socket: %w", err)
-	}
-	return &frrVTY{conn: conn, r: bufio.NewReader(conn)}, nil
-}
-
-func (v *frrVTY) Close() error { return v.conn.Close() }
-
-// command runs one command and returns its output.
-func (v *frrVTY) command(cmd string) ([]byte, error) {
-	v.conn.SetDeadline(time.Now().Add(frrReplyTimeout))
-	if _, err := v.conn.Write(append([]byte(cmd), 0)); err != nil {
-		return nil, fmt.Errorf("FRR %q: %w", cmd, err)
-	}
-	out, err := readVTYReply(v.r)
-	if err != nil {
-		return out, fmt.Errorf("FRR %q: %w", cmd, err)
-	}
-	return out, nil
-}
-
-// errVTYStatus is readVTYReply's error for a command that failed.
-var errVTYStatus = errors.New("command failed")
-
-// readVTYReply reads one reply: the output up to three NUL bytes, then the
-// status byte.
-func readVTYReply(r *bufio.Reader) ([]byte, error) {
-	var out []byte
-	for {
-		chunk, err := r.ReadSlice(0)
-		out = append(out, chunk...)
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		if err != nil {
-			return out, err
-		}
-		if !bytes.HasSuffix(out, []byte{0, 0, 0}) {
-			continue
-		}
-		status, err := r.ReadByte()
-		if err != nil {
-			return out, err
-		}
-		out = out[:len(out)-3]
-		if status != 0 {
-			return out, fmt.Errorf("%w: status %d: %s", errVTYStatus, status, bytes.TrimSpace(out))
-		}
-		return out, nil
-	}
-}
 
 // FRR's commands the counter polls.
 const (
@@ -106,14 +29,14 @@ const (
 // socket. The table holds BGP routes only (the lab redistributes nothing
 // into it), so nothing is subtracted.
 type frrCounter struct {
-	vty       *frrVTY
+	vty       *routerctl.VTY
 	neighbors []netip.Addr
 }
 
 // newFRRCounter connects to bgpd and checks that its table is empty
 // before the speakers start.
 func newFRRCounter(ctx context.Context, frr *labnet.FRR, neighbors []netip.Addr) (*frrCounter, error) {
-	vty, err := dialFRRVTY(filepath.Join(frr.Dir(), "bgpd.vty"))
+	vty, err := routerctl.DialVTY(filepath.Join(frr.Dir(), "bgpd.vty"))
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +53,7 @@ func newFRRCounter(ctx context.Context, frr *labnet.FRR, neighbors []netip.Addr)
 }
 
 func (c *frrCounter) paths(context.Context) (map[netip.Addr]int, error) {
-	b, err := c.vty.command(frrSummary)
+	b, err := c.vty.Command(frrSummary)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +73,7 @@ func (c *frrCounter) paths(context.Context) (map[netip.Addr]int, error) {
 }
 
 func (c *frrCounter) table(context.Context) (routeCount, error) {
-	b, err := c.vty.command(frrStatistics)
+	b, err := c.vty.Command(frrStatistics)
 	if err != nil {
 		return routeCount{}, err
 	}

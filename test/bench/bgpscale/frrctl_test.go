@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
-	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -94,34 +91,6 @@ func TestParseFRRStatistics(t *testing.T) {
 			}
 			if got != tc.want {
 				t.Errorf("got %+v, want %+v", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestReadVTYReply(t *testing.T) {
-	long := strings.Repeat("x", 10000) // more than bufio's buffer
-	for _, tc := range []struct {
-		name       string
-		in         string
-		want       string
-		wantStatus bool // errVTYStatus
-		wantErr    bool
-	}{
-		{name: "success", in: "{\n}\n\x00\x00\x00\x00next", want: "{\n}\n"},
-		{name: "empty output", in: "\x00\x00\x00\x00", want: ""},
-		{name: "long output", in: long + "\x00\x00\x00\x00", want: long},
-		{name: "unknown command", in: "% Unknown command: show bgp nonsense\n\x00\x00\x00\x02", want: "% Unknown command: show bgp nonsense\n", wantStatus: true, wantErr: true},
-		{name: "cut short", in: "{\n", want: "{\n", wantErr: true},
-		{name: "no status", in: "{}\x00\x00\x00", want: "{}\x00\x00\x00", wantErr: true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := readVTYReply(bufio.NewReader(strings.NewReader(tc.in)))
-			if (err != nil) != tc.wantErr || errors.Is(err, errVTYStatus) != tc.wantStatus {
-				t.Fatalf("error %v, want error %v (status %v)", err, tc.wantErr, tc.wantStatus)
-			}
-			if string(got) != tc.want {
-				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
 	}

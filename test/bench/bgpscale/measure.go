@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
@@ -123,7 +122,7 @@ func (b *bench) runOnce(ctx context.Context, run int) (res runResult, err error)
 	res.Dead = dead.Name
 	linkDown := false
 	defer func() {
-		err = errors.Join(err, b.stopSpeakers())
+		err = errors.Join(err, b.cl.StopSpeakers())
 		err = errors.Join(err, rd.Stop())
 		if linkDown {
 			err = errors.Join(err, dead.LinkUp())
@@ -492,20 +491,6 @@ func waitWithdrawn(ctx context.Context, v *routerView, lost time.Time, n, nodes 
 		case <-time.After(withdrawPoll):
 		}
 	}
-}
-
-// stopSpeakers stops every speaker still running, at once.
-func (b *bench) stopSpeakers() error {
-	nodes := b.cl.Lab.Nodes()
-	errs := make([]error, len(nodes))
-	var wg sync.WaitGroup
-	for i, h := range nodes {
-		if p := b.cl.Speaker(h.Name); p != nil {
-			wg.Go(func() { errs[i] = p.Stop() })
-		}
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 // describe prints one run's details on the diagnostics stream.

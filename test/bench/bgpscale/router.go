@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ironlb/ironlb/internal/labnet"
+	"github.com/ironlb/ironlb/test/bench/routerctl"
 )
 
 // routerKind is the routing daemon on the lab's router (-router).
@@ -131,7 +132,7 @@ type birdCounter struct {
 func newBIRDCounter(ctl *birdCtl, neighbors []netip.Addr) (*birdCounter, error) {
 	c := &birdCounter{ctl: ctl, protos: map[netip.Addr]string{}}
 	for _, a := range neighbors {
-		c.protos[a] = birdProtoName(a)
+		c.protos[a] = routerctl.BIRDProtocol(a)
 	}
 	bgp, err := ctl.countBGP()
 	if err == nil && bgp != (routeCount{}) {
