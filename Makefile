@@ -140,14 +140,17 @@ test: tools oldkube check-generated build ## everything CI runs: unit, integrati
 .PHONY: bench
 BENCH_SERVICES ?= 10000
 BENCH_FAILOVER_RUNS ?= 10
+BENCH_BGPWITHDRAW_RUNS ?= 20
 bench: tools build ## benchmark scenarios; each prints `name value unit` lines (lab ones need root)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20000x ./internal/ipam/
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./internal/l2/
 	$(GO) test -run '^$$' -bench 'Detection|LabLinkCut' -benchtime 20x ./internal/election/
+	$(GO) test -run '^$$' -bench 'LabTraffic' -benchtime 1x ./internal/election/
 	$(GO) run ./test/bench/burst -services $(BENCH_SERVICES)
 	$(GO) run ./test/bench/failover -runs $(BENCH_FAILOVER_RUNS)
 	$(GO) run ./test/bench/bgpscale -services $(BENCH_SERVICES) -runs 3
 	$(GO) run ./test/bench/bgpscale -services $(BENCH_SERVICES) -runs 1 -router frr
+	$(GO) run ./test/bench/bgpwithdraw -runs $(BENCH_BGPWITHDRAW_RUNS)
 	$(GO) run ./test/bench/faults
 	$(GO) run ./test/bench/realnodes
 
