@@ -120,10 +120,11 @@ type moveLog struct {
 	moves []time.Time
 	what  []string // each move, in words
 	last  map[netip.Addr]string
+	read  func() map[netip.Addr]string
 }
 
 func (c *cluster) logMoves() *moveLog {
-	l := &moveLog{stop: make(chan struct{}), done: make(chan struct{}), last: c.steerOwners()}
+	l := &moveLog{stop: make(chan struct{}), done: make(chan struct{}), last: c.steerOwners(), read: c.steerOwners}
 	go func() {
 		defer close(l.done)
 		for {
@@ -132,26 +133,33 @@ func (c *cluster) logMoves() *moveLog {
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
-			now := c.steerOwners()
-			l.mu.Lock()
-			for ip, n := range now {
-				if n != "" && n != l.last[ip] {
-					l.moves = append(l.moves, time.Now())
-					l.what = append(l.what, fmt.Sprintf("%s %s->%s at %s", ip, l.last[ip], n, time.Now().Format("15:04:05.000")))
-					l.last[ip] = n
-				}
-			}
-			l.mu.Unlock()
+			l.note(l.read())
 		}
 	}()
 	return l
 }
 
-// end stops the log and returns the number of moves and the shortest
-// time between two (0 with fewer than two).
+// note records the moves from the last owners seen to now.
+func (l *moveLog) note(now map[netip.Addr]string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for ip, n := range now {
+		if n != "" && n != l.last[ip] {
+			l.moves = append(l.moves, time.Now())
+			l.what = append(l.what, fmt.Sprintf("%s %s->%s at %s", ip, l.last[ip], n, time.Now().Format("15:04:05.000")))
+			l.last[ip] = n
+		}
+	}
+}
+
+// end stops the log, with a last look at the owners (a move the caller
+// just waited for may have come after the last poll), and returns the
+// number of moves and the shortest time between two (0 with fewer than
+// two).
 func (l *moveLog) end() (int, time.Duration) {
 	close(l.stop)
 	<-l.done
+	l.note(l.read())
 	var shortest time.Duration
 	for i := 1; i < len(l.moves); i++ {
 		if d := l.moves[i].Sub(l.moves[i-1]); shortest == 0 || d < shortest {
