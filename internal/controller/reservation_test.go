@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -164,9 +165,14 @@ func TestInvalidReservationKeepsLastGood(t *testing.T) {
 	create(t, lbService(ns, "api"))
 	waitIPs(t, ns, "api", "198.51.100.232")
 
-	r := getReservation(t, "api-ip")
-	r.Spec.Addresses = []string{"203.0.113.9"}
-	if err := env.Client.Update(context.Background(), r); err != nil {
+	// The controller writes the reservation's status meanwhile: read it
+	// again on a conflict, as kubectl edit would.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		r := getReservation(t, "api-ip")
+		r.Spec.Addresses = []string{"203.0.113.9"}
+		return env.Client.Update(context.Background(), r)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	const bad = "IPReservation/api-ip: spec.addresses[0]: 203.0.113.9 is in no pool; a reserved address must lie in an IPPool (or a pool of the legacy ConfigMap) (the last valid version stays in force)"
