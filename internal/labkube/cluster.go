@@ -123,6 +123,7 @@ type Cluster struct {
 	inClusterCA string        // the CA pods trust (see apiservice.go)
 	dir         string        // node state lives below it
 	created     []string      // machine-wide directories that did not exist before Start
+	machine     *os.File      // holds the machine-wide lock (lockMachine) until Close
 
 	closeOnce sync.Once
 	closeErr  error
@@ -155,8 +156,12 @@ func Start(ctx context.Context, l *labnet.Lab, opts Options) (_ *Cluster, err er
 	if n < 1 || n > len(l.Nodes()) {
 		return nil, fmt.Errorf("labkube: %d real nodes, the lab has %d", n, len(l.Nodes()))
 	}
+	machine, err := lockMachine(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("labkube: %w", err)
+	}
 	c := &Cluster{Lab: l, log: log.With("lab", l.Suffix()), bin: bin,
-		dir: filepath.Join(stateRoot, l.Suffix()), graceperiod: opts.NodeMonitorGracePeriod}
+		dir: filepath.Join(stateRoot, l.Suffix()), graceperiod: opts.NodeMonitorGracePeriod, machine: machine}
 	// Registered first, so that the lab's Close (on Ctrl-C, say) removes
 	// whatever starts from here on.
 	if err := l.OnClose(c, c.Close); err != nil {
@@ -443,6 +448,9 @@ func (c *Cluster) close() error {
 	os.Remove(stateRoot) // only if no other lab uses it
 	for _, d := range c.created {
 		os.Remove(d) // only if empty: another lab may use it
+	}
+	if c.machine != nil {
+		c.machine.Close() // the next lab with real nodes may start
 	}
 	return errors.Join(errs...)
 }
