@@ -93,8 +93,7 @@ func (s *Speaker) rebalance(t *turn, ds map[netip.Addr]*announce.Decision, now t
 		b.members, b.steady = key, now
 	}
 	busy := len(t.view.Moves) > 0 || len(t.view.New) > 0 || len(t.view.Restarting) > 0 ||
-		!t.answer || t.degraded || t.confirmedOnly ||
-		slices.ContainsFunc(slices.Collect(maps.Values(ds)), func(d *announce.Decision) bool { return d.From != "" })
+		!t.answer || t.degraded || t.confirmedOnly || handingOver(ds)
 	if busy {
 		b.quiet = time.Time{}
 		return time.Time{}
@@ -122,6 +121,16 @@ func (b *rebalancing) told() announce.Move {
 		return announce.Move{}
 	}
 	return b.move
+}
+
+// handingOver reports whether a planned handover is under way in ds.
+func handingOver(ds map[netip.Addr]*announce.Decision) bool {
+	for _, d := range ds {
+		if d.From != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // membersKey names the membership as v sees it, and each node's
