@@ -161,7 +161,7 @@ func TestRebalance(t *testing.T) {
 			current: []string{"node-1", "node-2", "node-3"}, want: map[string]int{"node-1": 4, "node-2": 4, "node-3": 4}, maxMoves: 0},
 		{name: "two apart: one move", cfg: testConfig, nodes: nodes(ready("node-1"), ready("node-2"), ready("node-3")),
 			current: []string{"node-1", "node-2", "node-3", "node-1", "node-2", "node-3", "node-1", "node-2", "node-3", "node-1", "node-1", "node-2"},
-			want: map[string]int{"node-1": 4, "node-2": 4, "node-3": 4}, maxMoves: 1},
+			want:    map[string]int{"node-1": 4, "node-2": 4, "node-3": 4}, maxMoves: 1},
 		{name: "all on one", cfg: testConfig, nodes: nodes(ready("node-1"), ready("node-2"), ready("node-3")),
 			current: []string{"node-2"}, want: map[string]int{"node-1": 4, "node-2": 4, "node-3": 4}, maxMoves: 8},
 		{name: "preference: back to the first rank, then even there", cfg: preferConfig,

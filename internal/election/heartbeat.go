@@ -58,8 +58,12 @@ import (
 //
 // Cost: each member sends n-1 heartbeats per HeartbeatInterval and
 // receives as many: with the 25 ms default, 40*(n-1) packets a second
-// each way per member (see Tuning for bytes), so it grows linearly per
-// member and quadratically for the cluster.
+// each way per member (see Tuning for bytes). That is for a cluster of
+// up to HeartbeatPeers+1 members (5 by default); a larger one watches a
+// ring instead (ring.go), where each member sends and receives
+// 40*HeartbeatPeers a second, whatever the cluster's size, and the rules
+// above apply to the members each watches, with most of a member's
+// watchers, not one, needed to count it out.
 
 // heartbeatPrefix starts a heartbeat's payload; the sender's name
 // follows, then the members it has not heard for half a timeout (see
@@ -156,6 +160,7 @@ func (m *Members) runHeartbeats(ctx context.Context, ml *memberlist.Memberlist) 
 	defer t.Stop()
 	last := time.Now()
 	var to []memberlist.Address
+	var sus []byte
 	for {
 		select {
 		case <-ctx.Done():
@@ -184,15 +189,25 @@ func (m *Members) runHeartbeats(ctx context.Context, ml *memberlist.Memberlist) 
 			// while a link is down) is the silence the others measure.
 			_ = ml.SendToAddress(a, msg)
 		}
+		sus = m.sendSuspicions(ml, now, sus)
 	}
 }
 
 // heartbeatTargets appends the address of every alive member other than
-// this one to to: none once memberlist is shut down.
+// this one to to, or in a large cluster of its watchers on the ring
+// (ring.go): none once memberlist is shut down.
 func (m *Members) heartbeatTargets(to []memberlist.Address) []memberlist.Address {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.down {
+		return to
+	}
+	if ring, on := m.ringLocked(); on {
+		for _, name := range neighbours(ring, m.opts.Name, m.opts.Tuning.HeartbeatPeers, true) {
+			if mb, ok := m.members[name]; ok {
+				to = append(to, memberlist.Address{Addr: mb.addr.String(), Name: name})
+			}
+		}
 		return to
 	}
 	for name, mb := range m.members {
@@ -229,6 +244,7 @@ func (m *Members) heard(name string, stale []string) {
 	}
 	back := hb.silent
 	hb.silent, hb.elsewhere = false, false
+	back = m.clearSuspicionLocked(name) || back
 	m.mu.Unlock()
 	if gap > m.opts.Tuning.HeartbeatTimeout/2 {
 		m.log.Debug("heartbeat late", "member", name, "gap", gap.Round(time.Millisecond))
@@ -244,13 +260,39 @@ func (m *Members) heard(name string, stale []string) {
 // member's own tick came late, not counted as anyone's silence.
 func (m *Members) judgeSilences(ml *memberlist.Memberlist, now time.Time, stalled time.Duration) (out bool, stale []string) {
 	timeout := m.opts.Tuning.HeartbeatTimeout
-	type ping struct {
-		name string
-		addr net.Addr
-	}
 	var pings []ping
 	var silent []string
 	m.mu.Lock()
+	if ring, on := m.ringLocked(); on {
+		m.ringOn = true
+		changed, ringPings, check := m.judgeRingLocked(ring, now, stalled)
+		for name, addr := range ringPings {
+			pings = append(pings, ping{name, addr})
+		}
+		m.startPingsLocked(ml, pings)
+		if check && !m.cutOffCheck && len(m.unreachable) == 0 && now.Sub(m.cutOffAt) >= timeout && !m.closing && ml != nil {
+			m.cutOffCheck, m.cutOffAt = true, now
+			m.workers.Add(1) // under mu with closing false
+			go func() {
+				defer m.workers.Done()
+				m.checkCutOff(m.runCtx, ml)
+			}()
+		}
+		m.mu.Unlock()
+		return changed, nil
+	}
+	if m.ringOn {
+		// Back to watching every member: the ring's verdicts are
+		// nobody's now, and most members have sent this one no
+		// heartbeat lately; each member is judged afresh.
+		m.ringOn = false
+		clear(m.ringOut)
+		clear(m.suspecting)
+		clear(m.reports)
+		for _, hb := range m.beats {
+			hb.last, hb.failedPing, hb.silent = now, time.Time{}, false
+		}
+	}
 	known := 1 + len(m.held) // this member, those being verified
 	fresh := 1               // this member
 	for name, mb := range m.members {
@@ -309,19 +351,7 @@ func (m *Members) judgeSilences(ml *memberlist.Memberlist, now time.Time, stalle
 	for _, name := range silent {
 		m.beats[name].silent = true
 	}
-	if len(pings) > 0 && !m.closing {
-		m.workers.Add(len(pings)) // under mu with closing false
-		for _, p := range pings {
-			go func() {
-				defer m.workers.Done()
-				m.confirmSilence(ml, p.name, p.addr)
-			}()
-		}
-	} else {
-		for _, p := range pings {
-			m.beats[p.name].confirming--
-		}
-	}
+	m.startPingsLocked(ml, pings)
 	m.mu.Unlock()
 	switch {
 	case cutOff:
@@ -382,9 +412,41 @@ func watched(meta string) bool {
 	return !restarting
 }
 
-// silentLocked reports whether name is counted out for silence. The
-// caller holds m.mu.
+// startPingsLocked starts the confirmation pings, each counted in
+// hb.confirming by the caller, unless Run is stopping. The caller holds
+// m.mu.
+func (m *Members) startPingsLocked(ml *memberlist.Memberlist, pings []ping) {
+	if len(pings) == 0 {
+		return
+	}
+	if m.closing || ml == nil {
+		for _, p := range pings {
+			m.beats[p.name].confirming--
+		}
+		return
+	}
+	m.workers.Add(len(pings)) // under mu with closing false
+	for _, p := range pings {
+		go func() {
+			defer m.workers.Done()
+			m.confirmSilence(ml, p.name, p.addr)
+		}()
+	}
+}
+
+// ping is a confirmation ping to send.
+type ping struct {
+	name string
+	addr net.Addr
+}
+
+// silentLocked reports whether name is counted out for silence: by this
+// member's heartbeats, or in a large cluster by its watchers on the ring.
+// The caller holds m.mu.
 func (m *Members) silentLocked(name string) bool {
+	if m.ringOn {
+		return m.ringOut[name]
+	}
 	hb := m.beats[name]
 	return hb != nil && hb.silent
 }
@@ -400,9 +462,15 @@ func (m *Members) heardWithinLocked(name string, d time.Duration) bool {
 // members in stale for half a timeout, to b: heartbeatPrefix, then the
 // names separated by spaces (which no Kubernetes node name holds).
 func appendHeartbeat(b []byte, name string, stale []string) []byte {
-	b = append(b, heartbeatPrefix...)
+	return appendNames(b, heartbeatPrefix, name, stale)
+}
+
+// appendNames appends prefix, name and the names in list, each after a
+// space, to b: the shape of heartbeats and suspicion reports.
+func appendNames(b []byte, prefix, name string, list []string) []byte {
+	b = append(b, prefix...)
 	b = append(b, name...)
-	for _, s := range stale {
+	for _, s := range list {
 		b = append(b, ' ')
 		b = append(b, s...)
 	}

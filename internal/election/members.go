@@ -138,6 +138,20 @@ type Members struct {
 	// beats are the members' heartbeats as this member hears them
 	// (heartbeat.go).
 	beats map[string]*heartbeat
+	// The ring's state (ring.go). ringOn says the cluster was large
+	// enough to watch a ring at the last tick; suspecting are the
+	// members this member suspects, to be sent when suspicionsChanged
+	// and every suspicionRefresh after suspicionsSent; reports are the
+	// others' suspicions; ringOut the members counted out by them.
+	// cutOffCheck is set while a cut-off check started at cutOffAt runs.
+	ringOn            bool
+	suspecting        map[string]bool
+	suspicionsChanged bool
+	suspicionsSent    time.Time
+	reports           map[string]report
+	ringOut           map[string]bool
+	cutOffCheck       bool
+	cutOffAt          time.Time
 }
 
 // member is what Members keeps of a memberlist node. It is copied in the
@@ -222,6 +236,9 @@ func New(opts Options) (*Members, error) {
 		restartHolds: map[string]*restartHold{},
 		unreachable:  map[string]net.Addr{},
 		beats:        map[string]*heartbeat{},
+		suspecting:   map[string]bool{},
+		reports:      map[string]report{},
+		ringOut:      map[string]bool{},
 	}, nil
 }
 
@@ -316,6 +333,9 @@ func (m *Members) Run(ctx context.Context) error {
 	clear(m.members)
 	clear(m.held)
 	clear(m.beats)
+	clear(m.suspecting)
+	clear(m.reports)
+	clear(m.ringOut)
 	for name := range m.restartHolds {
 		m.dropRestart(name)
 	}

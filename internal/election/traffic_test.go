@@ -22,16 +22,17 @@ import (
 // and the lab's own frames (ARP, IPv6 neighbour discovery) are in the
 // counters too, at rest a small part. So per member and second, sent:
 //
-//	packets ≈ 2/ProbeInterval + (n-1)/HeartbeatInterval  = 20 + 40(n-1)
+//	packets ≈ 2/ProbeInterval + p/HeartbeatInterval  = 20 + 40p
 //
-// and as many received. Run with:
+// and as many received, where p is n-1 up to HeartbeatPeers and
+// HeartbeatPeers beyond (the ring, ring.go). Run with:
 //
 //	sudo go test ./internal/election -run '^$' -bench LabTraffic -benchtime 1x
 //
-// It prints `name value unit` lines for 3, 5 and 10 members (IRONLB_TRAFFIC_SIZES
-// sets others, comma-separated).
+// It prints `name value unit` lines for 3, 5, 10 and 20 members
+// (IRONLB_TRAFFIC_SIZES sets others, comma-separated).
 func BenchmarkLabTraffic(b *testing.B) {
-	sizes := []int{3, 5, 10}
+	sizes := []int{3, 5, 10, 20}
 	if s := os.Getenv("IRONLB_TRAFFIC_SIZES"); s != "" {
 		sizes = nil
 		for _, f := range strings.Split(s, ",") {
@@ -69,7 +70,7 @@ func BenchmarkLabTraffic(b *testing.B) {
 			fmt.Printf("detection_traffic_members_%d_received_packets_per_node %.0f packets/s\n", n, rxp/per)
 			fmt.Printf("detection_traffic_members_%d_received_bytes_per_node %.0f bytes/s\n", n, rxb/per)
 			fmt.Printf("detection_traffic_members_%d_formula_sent_packets_per_node %.0f packets/s\n", n,
-				2/DefaultProbeInterval.Seconds()+float64(n-1)/DefaultHeartbeatInterval.Seconds())
+				2/DefaultProbeInterval.Seconds()+float64(min(n-1, DefaultHeartbeatPeers))/DefaultHeartbeatInterval.Seconds())
 			b.ReportMetric(txp/per, "pkts/s/node")
 			b.ReportMetric(txb/per, "B/s/node")
 			b.ReportMetric(0, "ns/op")

@@ -114,10 +114,13 @@ import (
 // Cost, per member and second at rest, sent and as much received:
 // 2/ProbeInterval memberlist packets (its pings and the acks to the
 // others' pings) plus (n-1)/HeartbeatInterval heartbeats (about 70 bytes
-// on the wire, 30 more with a key): 20 + 40(n-1) packets, linear in n
-// per member and quadratic for the cluster. BenchmarkLabTraffic measured,
-// per member and second, 99 packets and 7.2 kB with 3 members, 181 and
-// 12.8 kB with 5, 389 and 27.9 kB with 10 (the formula: 100, 180, 380).
+// on the wire, 30 more with a key): 20 + 40(n-1) packets for up to
+// HeartbeatPeers+1 members. BenchmarkLabTraffic measured, per member and
+// second, 99 packets and 7.2 kB with 3 members, 181 and 12.8 kB with 5
+// (the formula: 100, 180). A larger cluster watches a ring (ring.go):
+// 20 + 40*HeartbeatPeers packets (180 with the default 4) whatever its
+// size, plus memberlist's gossip while there is news and its push-pull,
+// which grow with it (README, "Many nodes").
 type Tuning struct {
 	// ProbeInterval is how often a member probes one of its peers.
 	// Default 100 ms.
@@ -145,6 +148,12 @@ type Tuning struct {
 	// answer a ping) before it is counted out of Alive. It must be more
 	// than twice ProbeTimeout plus HeartbeatInterval. Default 200 ms.
 	HeartbeatTimeout time.Duration
+	// HeartbeatPeers bounds how many members each member sends heartbeats
+	// to: in a cluster of more members than HeartbeatPeers+1, each sends
+	// them to the HeartbeatPeers members after it in name order and a
+	// member is counted out when most of those suspect it (ring.go).
+	// Default 4, at least 2.
+	HeartbeatPeers int
 }
 
 // Defaults for Tuning; see there for why.
@@ -157,6 +166,7 @@ const (
 	DefaultPushPullInterval        = 10 * time.Second
 	DefaultHeartbeatInterval       = 25 * time.Millisecond
 	DefaultHeartbeatTimeout        = 200 * time.Millisecond
+	DefaultHeartbeatPeers          = 4
 )
 
 // withDefaults returns t with every zero field set to its default.
@@ -185,6 +195,9 @@ func (t Tuning) withDefaults() Tuning {
 	if t.HeartbeatTimeout == 0 {
 		t.HeartbeatTimeout = DefaultHeartbeatTimeout
 	}
+	if t.HeartbeatPeers == 0 {
+		t.HeartbeatPeers = DefaultHeartbeatPeers
+	}
 	return t
 }
 
@@ -198,6 +211,9 @@ func (t Tuning) validate() error {
 		return fmt.Errorf("tuning: probe timeout %s must be less than half the probe interval %s", t.ProbeTimeout, t.ProbeInterval)
 	case t.SuspicionMult < 1:
 		return fmt.Errorf("tuning: suspicion multiplier %d, want >= 1", t.SuspicionMult)
+	case t.HeartbeatPeers < 2:
+		// One watcher's word alone must never count a member out.
+		return fmt.Errorf("tuning: heartbeat peers %d, want >= 2", t.HeartbeatPeers)
 	case t.SuspicionMaxTimeoutMult < 1:
 		return fmt.Errorf("tuning: suspicion max timeout multiplier %d, want >= 1", t.SuspicionMaxTimeoutMult)
 	case t.HeartbeatInterval > 0 && t.HeartbeatTimeout <= 2*(t.ProbeTimeout+t.HeartbeatInterval):

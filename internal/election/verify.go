@@ -131,7 +131,7 @@ func (m *Members) onAlive(name string, mb member) {
 }
 
 // cutOff pings every alive member other than this one and dead (whose
-// death is being confirmed) at once and, if those that answer are, with
+// death is being confirmed, "" if none: ring.go) at once and, if those that answer are, with
 // this member, no majority of the members it knows (the alive, those
 // being verified, and dead), sets those that did not answer unreachable
 // (see Alive) and starts re-pinging them. It reports whether it did; the
@@ -139,7 +139,10 @@ func (m *Members) onAlive(name string, mb member) {
 func (m *Members) cutOff(ctx context.Context, ml *memberlist.Memberlist, dead string) bool {
 	m.mu.Lock()
 	others := map[string]net.Addr{}
-	known := map[string]bool{dead: true, m.opts.Name: true}
+	known := map[string]bool{m.opts.Name: true}
+	if dead != "" {
+		known[dead] = true
+	}
 	for name, mb := range m.members {
 		known[name] = true
 		if _, cut := m.unreachable[name]; name != m.opts.Name && name != dead && mb.meta != metaLeaving && !cut {
@@ -175,7 +178,7 @@ func (m *Members) cutOff(ctx context.Context, ml *memberlist.Memberlist, dead st
 	}
 	m.workers.Add(1) // under mu with closing false
 	m.mu.Unlock()
-	m.log.Warn("cut off: a member failed and most of the others do not answer a ping either; counting them out until they answer", "failed", dead, "silent", slices.Sorted(maps.Keys(silent)), "reached", reached, "known", len(known))
+	m.log.Warn("cut off: most of the other members do not answer a ping; counting them out until they answer", "failed", dead, "silent", slices.Sorted(maps.Keys(silent)), "reached", reached, "known", len(known))
 	go func() {
 		defer m.workers.Done()
 		m.repingUnreachable(ctx, ml)
@@ -340,11 +343,13 @@ func (d delegate) NodeMeta(limit int) []byte {
 	return []byte(metaPrefix + d.m.opts.Meta)
 }
 
-// NotifyMsg receives the heartbeats (heartbeat.go), in memberlist's
-// packet handler.
+// NotifyMsg receives the heartbeats (heartbeat.go) and suspicion reports
+// (ring.go), in memberlist's packet handler.
 func (d delegate) NotifyMsg(b []byte) {
 	if name, stale, ok := parseHeartbeat(b); ok {
 		d.m.heard(name, stale)
+	} else if name, suspects, ok := parseSuspicions(b); ok {
+		d.m.reported(name, suspects)
 	}
 }
 
