@@ -75,6 +75,12 @@ type layer2Nodes struct {
 	announced map[string][]string
 	// rank is each candidate's preference (layer2Node).
 	rank map[string]int
+	// preferred are the best-ranked candidates, and isCandidate the
+	// candidates as a set: what each address of the pool whose
+	// candidates are not narrowed further uses, so that a round costs
+	// O(addresses + nodes), not O(addresses x nodes) (BenchmarkLayer2).
+	preferred   []string
+	isCandidate map[string]bool
 }
 
 // Layer2 elects an owner for every Layer 2 address of the view: one whose
@@ -114,8 +120,16 @@ func (r *Round) Layer2(owner OwnerFunc) map[netip.Addr]*Decision {
 			d.Reason = r.layer2Reason(a, nodes)
 			continue
 		}
-		d.Candidates, d.Preferred = candidates, preferred(candidates, nodes.rank)
-		r.electLayer2(d, owner, nodes.rank)
+		// The filters keep order and drop only: as many left means
+		// none dropped, and the pool's own answers hold.
+		isCandidate := nodes.isCandidate
+		if len(candidates) == len(nodes.candidates) {
+			d.Candidates, d.Preferred = nodes.candidates, nodes.preferred
+		} else {
+			d.Candidates, d.Preferred = candidates, preferred(candidates, nodes.rank)
+			isCandidate = nil
+		}
+		r.electLayer2(d, owner, nodes.rank, isCandidate)
 		d.Ifaces = nodes.ifaces[d.Owner]
 		d.Announcements = nodes.announced[d.Owner]
 		if r.view.Restarting[d.Owner] {
@@ -126,7 +140,8 @@ func (r *Round) Layer2(owner OwnerFunc) map[netip.Addr]*Decision {
 	return out
 }
 
-// electLayer2 sets d's owner, among d.Candidates: the current owner if
+// electLayer2 sets d's owner, among d.Candidates (isCandidate, if not
+// nil, is them as a set): the current owner if
 // it is one, unless it is drained and a better-ranked node may announce,
 // or it publishes a move of the address to another candidate
 // (View.Moves); then, and when the current owner is no candidate, the
@@ -137,9 +152,15 @@ func (r *Round) Layer2(owner OwnerFunc) map[netip.Addr]*Decision {
 // a better node that comes back takes nothing at once (the same reason as
 // election.StickyOwner's), but gets them one at a time by the
 // rebalancing's planned handovers.
-func (r *Round) electLayer2(d *Decision, owner OwnerFunc, rank map[string]int) {
+func (r *Round) electLayer2(d *Decision, owner OwnerFunc, rank map[string]int, isCandidate map[string]bool) {
+	candidate := func(n string) bool {
+		if isCandidate != nil {
+			return isCandidate[n]
+		}
+		return slices.Contains(d.Candidates, n)
+	}
 	cur := r.view.Current[d.IP]
-	if !slices.Contains(d.Candidates, cur) {
+	if !candidate(cur) {
 		d.Owner = owner(d.IP, d.Preferred, cur)
 		return
 	}
@@ -149,7 +170,7 @@ func (r *Round) electLayer2(d *Decision, owner OwnerFunc, rank map[string]int) {
 	}
 	mv, to := r.view.Moves[d.IP], ""
 	switch {
-	case mv.From == cur && mv.To != cur && slices.Contains(d.Candidates, mv.To) && !r.view.Restarting[mv.To]:
+	case mv.From == cur && mv.To != cur && candidate(mv.To) && !r.view.Restarting[mv.To]:
 		to = mv.To
 	case rank[cur] == drainedRank && rank[d.Preferred[0]] < drainedRank:
 		to = owner(d.IP, d.Preferred, "")
@@ -162,18 +183,23 @@ func (r *Round) electLayer2(d *Decision, owner OwnerFunc, rank map[string]int) {
 
 // preferred are the candidates of the best rank.
 func preferred(candidates []string, rank map[string]int) []string {
-	best := math.MaxInt
+	best, n := math.MaxInt, 0
 	for _, c := range candidates {
-		best = min(best, rank[c])
+		switch r := rank[c]; {
+		case r < best:
+			best, n = r, 1
+		case r == best:
+			n++
+		}
 	}
-	var out []string
+	if n == len(candidates) {
+		return candidates
+	}
+	out := make([]string, 0, n)
 	for _, c := range candidates {
 		if rank[c] == best {
 			out = append(out, c)
 		}
-	}
-	if len(out) == len(candidates) {
-		return candidates
 	}
 	return out
 }
@@ -210,6 +236,11 @@ func (r *Round) layer2Nodes(p *poolRules) *layer2Nodes {
 		} else {
 			ln.announced[name] = announcedIfaces(p.l2, n.Labels)
 		}
+	}
+	ln.preferred = preferred(ln.candidates, ln.rank)
+	ln.isCandidate = make(map[string]bool, len(ln.candidates))
+	for _, c := range ln.candidates {
+		ln.isCandidate[c] = true
 	}
 	p.layer2 = ln
 	return ln

@@ -54,13 +54,18 @@ func Rebalance(ds map[netip.Addr]*Decision) (Move, bool) {
 	slices.SortFunc(ips, netip.Addr.Compare)
 	var best Move
 	bestGap := 1 // a move must narrow a gap of two or more
+	groups := map[groupKey]*group{}
 	for _, ip := range ips {
 		d := ds[ip]
-		to := leastLoaded(d.Preferred, d.Owner, load)
+		g := groupOf(groups, d.Preferred, load)
+		to := g.least
+		if to == d.Owner {
+			to = g.second
+		}
 		if to == "" {
 			continue
 		}
-		if !slices.Contains(d.Preferred, d.Owner) {
+		if !g.members[d.Owner] {
 			return Move{IP: ip, From: d.Owner, To: to}, true
 		}
 		if gap := load[d.Owner] - load[to]; gap > bestGap {
@@ -70,17 +75,43 @@ func Rebalance(ds map[netip.Addr]*Decision) (Move, bool) {
 	return best, best.To != ""
 }
 
-// leastLoaded is the node of nodes, other than not, holding the fewest
-// addresses, the first by name among equals; "" if there is none.
-func leastLoaded(nodes []string, not string, load map[string]int) string {
-	var out string
+// A group is what Rebalance needs of one list of preferred nodes: most
+// addresses of a pool share the pool's list (Layer2), so it is worked
+// out once per list, not once per address, and a round stays
+// O(addresses + nodes) (BenchmarkRebalance).
+type group struct {
+	// least and second are the two nodes holding the fewest
+	// addresses, the first by name among equals ("" if there is none).
+	least, second string
+	members       map[string]bool
+}
+
+// groupKey identifies a list of nodes by its storage: lists shared by
+// reference are one group; equal lists in different storage are merely
+// worked out twice.
+type groupKey struct {
+	first *string
+	n     int
+}
+
+// groupOf returns the group of nodes (not empty), from groups or worked
+// out and added there.
+func groupOf(groups map[groupKey]*group, nodes []string, load map[string]int) *group {
+	k := groupKey{&nodes[0], len(nodes)}
+	if g, ok := groups[k]; ok {
+		return g
+	}
+	g := &group{members: make(map[string]bool, len(nodes))}
+	less := func(a, b string) bool { return load[a] < load[b] || (load[a] == load[b] && a < b) }
 	for _, n := range nodes {
-		if n == not {
-			continue
-		}
-		if out == "" || load[n] < load[out] || (load[n] == load[out] && n < out) {
-			out = n
+		g.members[n] = true
+		switch {
+		case g.least == "" || less(n, g.least):
+			g.least, g.second = n, g.least
+		case g.second == "" || less(n, g.second):
+			g.second = n
 		}
 	}
-	return out
+	groups[k] = g
+	return g
 }
