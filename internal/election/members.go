@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -61,7 +62,8 @@ type Options struct {
 	// when each accepts the other's). Ignored without SecretKey.
 	AcceptKeys [][]byte
 	// Join lists peers to join: the other speakers' addresses. Run keeps
-	// joining every peer in Join that is not an alive member, so a cluster
+	// joining the peers in Join that are not alive members (up to four
+	// a round, see maxJoins), so a cluster
 	// forms whatever order speakers start in, and a member that was cut off
 	// merges back once it can reach a peer again. Listing this member's own
 	// address is harmless.
@@ -357,8 +359,9 @@ func (m *Members) shutdown() {
 	}
 }
 
-// keepJoining joins every Join peer that is not an alive member, now and
-// every RejoinInterval, until ctx is done. Peers are joined concurrently,
+// keepJoining joins the Join peers that are not alive members (joinRound's
+// share of them), now and every RejoinInterval, until ctx is done. Peers
+// are joined concurrently,
 // so one that is unreachable (each attempt can take up to tcpTimeout) does
 // not hold up the others.
 func (m *Members) keepJoining(ctx context.Context, ml *memberlist.Memberlist) {
@@ -373,7 +376,7 @@ func (m *Members) keepJoining(ctx context.Context, ml *memberlist.Memberlist) {
 			return
 		}
 		var wg sync.WaitGroup
-		for _, p := range m.missing() {
+		for _, p := range joinRound(m.missing()) {
 			wg.Go(func() {
 				if _, err := ml.Join([]string{p.String()}); err != nil {
 					m.log.Debug("joining peer", "peer", p, "error", err)
@@ -411,6 +414,27 @@ func (m *Members) notifyJoined() {
 	if !m.joined.Swap(true) {
 		m.notify()
 	}
+}
+
+// maxJoins bounds the peers a member tries to join in one round. A join
+// is a full state exchange over TCP, and one that succeeds brings in
+// every member that peer knows, so a few at a time are as good as all:
+// without the bound, every speaker of a cluster starting at once (a fresh
+// install, a power cut) would open an exchange with every other, n*(n-1)
+// of them, each carrying the whole membership (a million exchanges of
+// 1,000 members each at 1,000 nodes), and a node without a running
+// speaker would be dialled by every speaker every second.
+const maxJoins = 4
+
+// joinRound returns the peers of missing to try this round: all of them
+// up to maxJoins, otherwise maxJoins picked at random, so that every
+// peer is tried in turn and no two members favour the same ones.
+func joinRound(missing []netip.AddrPort) []netip.AddrPort {
+	if len(missing) <= maxJoins {
+		return missing
+	}
+	rand.Shuffle(len(missing), func(i, j int) { missing[i], missing[j] = missing[j], missing[i] })
+	return missing[:maxJoins]
 }
 
 // missing returns the Join peers, other than this member, that no alive

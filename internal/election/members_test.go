@@ -683,3 +683,26 @@ func TestCutOffCountsOthersOut(t *testing.T) {
 		})
 	}
 }
+
+func TestJoinRound(t *testing.T) {
+	var peers []netip.AddrPort
+	for i := range 10 {
+		peers = append(peers, netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(11 + i)}), DefaultPort))
+	}
+	if got := joinRound(slices.Clone(peers[:maxJoins])); !slices.Equal(got, peers[:maxJoins]) {
+		t.Errorf("joinRound of %d peers = %v, want all of them", maxJoins, got)
+	}
+	seen := map[netip.AddrPort]bool{}
+	for range 100 {
+		got := joinRound(slices.Clone(peers))
+		if len(got) != maxJoins {
+			t.Fatalf("joinRound of %d peers tried %d, want %d", len(peers), len(got), maxJoins)
+		}
+		for _, p := range got {
+			seen[p] = true
+		}
+	}
+	if len(seen) != len(peers) {
+		t.Errorf("100 rounds tried %d of the %d peers, want every one", len(seen), len(peers))
+	}
+}
