@@ -146,6 +146,9 @@ type Members struct {
 	// and every suspicionRefresh after suspicionsSent; reports are the
 	// others' suspicions; ringOut the members counted out by them.
 	// cutOffCheck is set while a cut-off check started at cutOffAt runs.
+	// ring is the ring as ringLocked last worked it out, nil after a
+	// change of the membership.
+	ring              []string
 	ringOn            bool
 	suspecting        map[string]bool
 	suspicionsChanged bool
@@ -334,6 +337,7 @@ func (m *Members) Run(ctx context.Context) error {
 	m.ml = nil
 	clear(m.members)
 	clear(m.held)
+	m.ringChangedLocked()
 	clear(m.beats)
 	clear(m.suspecting)
 	clear(m.reports)

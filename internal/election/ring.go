@@ -71,8 +71,22 @@ type report struct {
 
 // ringLocked returns the ring (sorted names of the members watched for
 // silence, this one included) and whether the cluster is large enough to
-// watch it instead of every member. The caller holds m.mu.
+// watch it instead of every member. It is worked out again only after
+// the membership changed (ringChangedLocked): the heartbeat loop asks
+// for it at every tick. The caller holds m.mu.
 func (m *Members) ringLocked() ([]string, bool) {
+	if m.ring == nil {
+		m.ring = m.makeRingLocked()
+	}
+	return m.ring, m.heartbeatsOn() && len(m.ring)-1 > m.opts.Tuning.HeartbeatPeers
+}
+
+// ringChangedLocked drops the ring, for ringLocked to work it out again;
+// every change to m.members or m.held calls it. The caller holds m.mu.
+func (m *Members) ringChangedLocked() { m.ring = nil }
+
+// makeRingLocked works the ring out. The caller holds m.mu.
+func (m *Members) makeRingLocked() []string {
 	ring := make([]string, 0, len(m.members)+len(m.held))
 	for name, mb := range m.members {
 		if name == m.opts.Name || watched(mb.meta) {
@@ -88,9 +102,7 @@ func (m *Members) ringLocked() ([]string, bool) {
 		ring = append(ring, m.opts.Name)
 	}
 	slices.Sort(ring)
-	ring = slices.Compact(ring)
-	k := m.opts.Tuning.HeartbeatPeers
-	return ring, m.heartbeatsOn() && len(ring)-1 > k
+	return slices.Compact(ring)
 }
 
 // neighbours returns the k members after name on ring (after: its

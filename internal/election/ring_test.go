@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/memberlist"
 )
 
 func TestNeighbours(t *testing.T) {
@@ -299,5 +300,36 @@ func TestRingCrashDetected(t *testing.T) {
 		if got := m.Alive(); !slices.Equal(got, want) {
 			t.Errorf("%s sees %q, want %q", m.name, got, want)
 		}
+	}
+}
+
+// BenchmarkHeartbeatTick is the heartbeat loop's own work at one tick (the
+// judgement and the list of members to send to; no network), as clusters
+// grow: with the ring it does not grow with the cluster.
+//
+//	go test ./internal/election -run '^$' -bench HeartbeatTick -benchmem
+func BenchmarkHeartbeatTick(b *testing.B) {
+	for _, n := range []int{5, 100, 1000, 5000} {
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			m, err := New(Options{Name: "node-0000"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			now := time.Now()
+			for i := range n {
+				name := fmt.Sprintf("node-%04d", i)
+				m.members[name] = member{addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), DefaultPort), meta: "m:"}
+				m.beats[name] = &heartbeat{last: now}
+			}
+			var to []memberlist.Address
+			b.ReportAllocs()
+			for b.Loop() {
+				m.judgeSilences(nil, now, 0)
+				to = m.heartbeatTargets(to[:0])
+			}
+			if want := min(n-1, DefaultHeartbeatPeers); n > DefaultHeartbeatPeers+1 && len(to) != want {
+				b.Fatalf("%d heartbeat targets, want %d", len(to), want)
+			}
+		})
 	}
 }

@@ -80,6 +80,7 @@ type held struct {
 func (m *Members) onDeath(name string, mb member) {
 	m.mu.Lock()
 	delete(m.members, name)
+	m.ringChangedLocked()
 	delete(m.unreachable, name)
 	if until, user, ok := parseRestart(mb.meta); ok && name != m.opts.Name && !m.closing && m.ml != nil {
 		if m.holdRestart(name, mb.addr, until, user) {
@@ -99,6 +100,7 @@ func (m *Members) onDeath(name string, mb member) {
 	m.gen++
 	h := held{gen: m.gen, addr: net.UDPAddrFromAddrPort(mb.addr), meta: mb.meta}
 	m.held[name] = h
+	m.ringChangedLocked()
 	ml, ctx := m.ml, m.runCtx
 	m.workers.Add(1) // under mu with closing false: Run has not begun to Wait
 	m.mu.Unlock()
@@ -118,6 +120,7 @@ func (m *Members) onAlive(name string, mb member) {
 		delete(m.beats, name)
 	}
 	m.members[name] = mb
+	m.ringChangedLocked()
 	if name == m.opts.Name {
 		m.self = mb.addr
 	}
@@ -251,6 +254,7 @@ func (m *Members) verify(ctx context.Context, ml *memberlist.Memberlist, name st
 				}
 			}
 			delete(m.held, name)
+			m.ringChangedLocked()
 			delete(m.beats, name)
 			m.mu.Unlock()
 			if answered {
