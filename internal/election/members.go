@@ -301,8 +301,16 @@ func (m *Members) Run(ctx context.Context) error {
 	// set: a SetMeta in between would otherwise record new metadata that
 	// nobody publishes.
 	m.life.Lock()
-	ml, err := memberlist.Create(m.config())
+	tr, err := newTransport(m.opts.Bind, m.log.With("component", "memberlist"))
 	if err != nil {
+		m.life.Unlock()
+		return fmt.Errorf("election: start gossip on %s: %w", m.opts.Bind, err)
+	}
+	c := m.config()
+	c.Transport = tr
+	ml, err := memberlist.Create(c)
+	if err != nil {
+		tr.Shutdown()
 		m.life.Unlock()
 		return fmt.Errorf("election: start gossip on %s: %w", m.opts.Bind, err)
 	}
