@@ -141,6 +141,9 @@ test: tools oldkube check-generated build ## everything CI runs: unit, integrati
 BENCH_SERVICES ?= 10000
 BENCH_FAILOVER_RUNS ?= 10
 BENCH_BGPWITHDRAW_RUNS ?= 20
+BENCH_MANYNODES_NODES ?= 100
+BENCH_MANYNODES_SERVICES ?= 1000
+BENCH_MANYNODES_RUNS ?= 10
 bench: tools build ## benchmark scenarios; each prints `name value unit` lines (lab ones need root)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20000x ./internal/ipam/
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./internal/l2/
@@ -151,6 +154,7 @@ bench: tools build ## benchmark scenarios; each prints `name value unit` lines (
 	$(GO) run ./test/bench/bgpscale -services $(BENCH_SERVICES) -runs 3
 	$(GO) run ./test/bench/bgpscale -services $(BENCH_SERVICES) -runs 1 -router frr
 	$(GO) run ./test/bench/bgpwithdraw -runs $(BENCH_BGPWITHDRAW_RUNS)
+	$(GO) run ./test/bench/manynodes -nodes $(BENCH_MANYNODES_NODES) -services $(BENCH_MANYNODES_SERVICES) -runs $(BENCH_MANYNODES_RUNS)
 	$(GO) run ./test/bench/faults
 	$(GO) run ./test/bench/realnodes
 

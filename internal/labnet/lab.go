@@ -122,6 +122,10 @@ func New(opts Options) (*Lab, error) {
 	} else if len(swept) > 0 {
 		log.Info("swept namespaces of crashed labs", "namespaces", swept)
 	}
+	// cp, the client and a router besides the nodes.
+	if err := raiseNeighbourLimits(n+3, log); err != nil {
+		log.Warn("a lab this large may overflow the kernel's neighbour tables", "nodes", n, "error", err)
+	}
 	suffix, m, err := reserveMarker()
 	if err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
@@ -175,7 +179,7 @@ func (l *Lab) build(m marker) error {
 		return err
 	}
 	for i := 1; i <= l.opts.nodes(); i++ {
-		h, err := l.addHost(nodeName(i), nodeHostBase+i)
+		h, err := l.addHost(nodeName(i), nodeHostNum(i))
 		if err != nil {
 			return err
 		}

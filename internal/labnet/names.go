@@ -24,15 +24,40 @@ const (
 	maxIfNameLen = 15
 )
 
-// Host numbers, the last part of a host's IPv4 and IPv6 address.
+// Host numbers, the last part of a host's IPv4 and IPv6 address (see
+// hostAddrs). The router is .1 (router.go), cp .2 and the client .100.
+//
+// Nodes take two ranges, so that a lab of up to 89 nodes looks as it
+// always has and a larger one still fits the /24:
+//   - node-1 to node-89 are .11 to .99 (nodeHostBase+i), below the client;
+//   - node-90 to node-180 are .150 to .240 (highNodeBase+i-90).
+//
+// The rule for addresses a test puts on the LAN itself (service pools,
+// static addresses): .101-.149 are never a host's; from .150 up, a lab of
+// N > 89 nodes holds .150 to .150+N-90, so a pool at .200 and above (the
+// failover benchmark's .200-.209, test/realnodes' .200-.220) is clear of
+// every lab below 140 nodes, and .241-.254 of every lab. A scale test
+// that needs many addresses takes them from 2001:db8:1::1:0/112 or
+// further out, never the hosts' 2001:db8:1::N.
 const (
 	cpHostNum     = 2
-	nodeHostBase  = 10 // node-i is nodeHostBase+i
+	nodeHostBase  = 10 // node-i is nodeHostBase+i, for i up to lowNodes
 	clientHostNum = 100
-	// MaxNodes is the largest Options.Nodes: node-89 is .99, the last
-	// number below the client's .100.
-	MaxNodes = clientHostNum - nodeHostBase - 1
+	// lowNodes is the last node below the client: node-89 is .99.
+	lowNodes = clientHostNum - nodeHostBase - 1
+	// highNodeBase is the host number of node-(lowNodes+1).
+	highNodeBase = 150
+	// MaxNodes is the largest Options.Nodes: node-180 is .240.
+	MaxNodes = 180
 )
+
+// nodeHostNum is the host number of node i (1-based, up to MaxNodes).
+func nodeHostNum(i int) int {
+	if i <= lowNodes {
+		return nodeHostBase + i
+	}
+	return highNodeBase + i - lowNodes - 1
+}
 
 // The LAN's prefixes (RFC 5737 TEST-NET-2 and RFC 3849 documentation space).
 var (

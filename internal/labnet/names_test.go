@@ -42,22 +42,45 @@ func TestNamesFitInterfaceNames(t *testing.T) {
 
 func TestHostAddrs(t *testing.T) {
 	tests := []struct {
+		name   string
 		num    int
 		v4, v6 string
 	}{
-		{cpHostNum, "198.51.100.2", "2001:db8:1::2"},
-		{nodeHostBase + 1, "198.51.100.11", "2001:db8:1::11"},
-		{nodeHostBase + MaxNodes, "198.51.100.99", "2001:db8:1::99"},
-		{clientHostNum, "198.51.100.100", "2001:db8:1::100"},
+		{"cp", cpHostNum, "198.51.100.2", "2001:db8:1::2"},
+		{"node-1", nodeHostNum(1), "198.51.100.11", "2001:db8:1::11"},
+		{"node-89", nodeHostNum(lowNodes), "198.51.100.99", "2001:db8:1::99"},
+		{"client", clientHostNum, "198.51.100.100", "2001:db8:1::100"},
+		{"node-90", nodeHostNum(lowNodes + 1), "198.51.100.150", "2001:db8:1::150"},
+		{"node-100", nodeHostNum(100), "198.51.100.160", "2001:db8:1::160"},
+		{"node-180", nodeHostNum(MaxNodes), "198.51.100.240", "2001:db8:1::240"},
 	}
 	for _, tt := range tests {
-		v4, v6 := hostAddrs(tt.num)
-		if v4.String() != tt.v4 || v6.String() != tt.v6 {
-			t.Errorf("hostAddrs(%d) = %s, %s, want %s, %s", tt.num, v4, v6, tt.v4, tt.v6)
+		t.Run(tt.name, func(t *testing.T) {
+			v4, v6 := hostAddrs(tt.num)
+			if v4.String() != tt.v4 || v6.String() != tt.v6 {
+				t.Errorf("hostAddrs(%d) = %s, %s, want %s, %s", tt.num, v4, v6, tt.v4, tt.v6)
+			}
+			if !lanV4.Contains(v4) || !lanV6.Contains(v6) {
+				t.Errorf("hostAddrs(%d) = %s, %s, outside the LAN", tt.num, v4, v6)
+			}
+		})
+	}
+}
+
+// TestHostNumsDistinct checks that no two hosts of the largest lab share
+// an address, that none is the network's or the broadcast address, and
+// that the router's .1 and the free range .101-.149 stay free.
+func TestHostNumsDistinct(t *testing.T) {
+	seen := map[int]string{routerHostNum: "router", cpHostNum: "cp", clientHostNum: "client"}
+	for i := 1; i <= MaxNodes; i++ {
+		n := nodeHostNum(i)
+		if other, ok := seen[n]; ok {
+			t.Errorf("%s and %s are both .%d", nodeName(i), other, n)
 		}
-		if !lanV4.Contains(v4) || !lanV6.Contains(v6) {
-			t.Errorf("hostAddrs(%d) = %s, %s, outside the LAN", tt.num, v4, v6)
+		if n < 1 || n > 254 || (n > clientHostNum && n < highNodeBase) {
+			t.Errorf("%s is .%d, outside the hosts' ranges", nodeName(i), n)
 		}
+		seen[n] = nodeName(i)
 	}
 }
 

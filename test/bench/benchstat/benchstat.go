@@ -47,7 +47,8 @@ type Metric struct {
 // String is the metric's `name value unit` line (without a newline), the
 // value rounded by its unit: times in seconds or milliseconds to the
 // millisecond or microsecond, microseconds to a tenth, sizes, ratios and
-// rates to two decimals, counts to whole numbers.
+// rates (CPU in ms_per_s among them) to two decimals, counts to whole
+// numbers.
 func (m Metric) String() string {
 	decimals := 0 // counts
 	switch m.Unit {
@@ -55,7 +56,7 @@ func (m Metric) String() string {
 		decimals = 3
 	case "us":
 		decimals = 1
-	case "MiB", "x", "per_s", "per_svc":
+	case "MiB", "x", "per_s", "per_svc", "ms_per_s":
 		decimals = 2
 	}
 	return m.Name + " " + strconv.FormatFloat(m.Value, 'f', decimals, 64) + " " + m.Unit

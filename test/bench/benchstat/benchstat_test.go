@@ -25,6 +25,7 @@ func TestMetricString(t *testing.T) {
 		{"speaker_max_peak_rss", 41.234, "MiB"}:      "speaker_max_peak_rss 41.23 MiB",
 		{"arp_p50_ratio", 1.5, "x"}:                  "arp_p50_ratio 1.50 x",
 		{"failover_planned_probes_lost", 2, "count"}: "failover_planned_probes_lost 2 count",
+		{"speaker_cpu_p50", 3.456, "ms_per_s"}:       "speaker_cpu_p50 3.46 ms_per_s",
 	} {
 		if got := m.String(); got != want {
 			t.Errorf("%+v: got %q, want %q", m, got, want)
