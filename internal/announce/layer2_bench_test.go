@@ -22,15 +22,7 @@ import (
 //
 //	go test ./internal/announce -run '^$' -bench Layer2 -benchmem
 func BenchmarkLayer2(b *testing.B) {
-	in := config.Input{
-		Pools: []v1alpha1.IPPool{{ObjectMeta: metav1.ObjectMeta{Name: "lan"}, Spec: v1alpha1.IPPoolSpec{Addresses: []string{"2001:db8:1::/112"}}}},
-		L2: []v1alpha1.L2Announcement{{ObjectMeta: metav1.ObjectMeta{Name: "all"},
-			Spec: v1alpha1.L2AnnouncementSpec{IPPools: []string{"lan"}}}},
-	}
-	cfg, problems := config.Build(in, nil)
-	if len(problems) > 0 {
-		b.Fatal(problems)
-	}
+	cfg := benchConfig(b)
 	const services = 1000
 	for _, tc := range []struct {
 		n     int
@@ -75,15 +67,7 @@ func BenchmarkLayer2(b *testing.B) {
 //
 //	go test ./internal/announce -run '^$' -bench Rebalance -benchmem
 func BenchmarkRebalance(b *testing.B) {
-	in := config.Input{
-		Pools: []v1alpha1.IPPool{{ObjectMeta: metav1.ObjectMeta{Name: "lan"}, Spec: v1alpha1.IPPoolSpec{Addresses: []string{"2001:db8:1::/112"}}}},
-		L2: []v1alpha1.L2Announcement{{ObjectMeta: metav1.ObjectMeta{Name: "all"},
-			Spec: v1alpha1.L2AnnouncementSpec{IPPools: []string{"lan"}}}},
-	}
-	cfg, problems := config.Build(in, nil)
-	if len(problems) > 0 {
-		b.Fatal(problems)
-	}
+	cfg := benchConfig(b)
 	const services = 1000
 	for _, n := range []int{100, 1000, 5000} {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
@@ -109,4 +93,18 @@ func BenchmarkRebalance(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchConfig is one IPv6 Layer 2 pool announced from every node.
+func benchConfig(b *testing.B) *config.Config {
+	in := config.Input{
+		Pools: []v1alpha1.IPPool{{ObjectMeta: metav1.ObjectMeta{Name: "lan"}, Spec: v1alpha1.IPPoolSpec{Addresses: []string{"2001:db8:1::/112"}}}},
+		L2: []v1alpha1.L2Announcement{{ObjectMeta: metav1.ObjectMeta{Name: "all"},
+			Spec: v1alpha1.L2AnnouncementSpec{IPPools: []string{"lan"}}}},
+	}
+	cfg, problems := config.Build(in, nil)
+	if len(problems) > 0 {
+		b.Fatal(problems)
+	}
+	return cfg
 }

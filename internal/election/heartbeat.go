@@ -148,6 +148,19 @@ func (hb *heartbeat) timeout(now time.Time, base time.Duration) time.Duration {
 	return min(holdMax, max(base, sickTimeoutMult*hb.maxGap))
 }
 
+// silence returns how long hb's member has been silent at now, after
+// taking stalled off (the time this member itself was stalled, which is
+// nobody's silence), and how long it may be before it is counted out
+// (timeout, with base the heartbeat timeout).
+func (hb *heartbeat) silence(now time.Time, stalled, base time.Duration) (silence, limit time.Duration) {
+	if stalled > 0 {
+		if hb.last = hb.last.Add(stalled); hb.last.After(now) {
+			hb.last = now
+		}
+	}
+	return now.Sub(hb.last), hb.timeout(now, base)
+}
+
 // heartbeatsOn reports whether the heartbeat detector runs.
 func (m *Members) heartbeatsOn() bool { return m.opts.Tuning.HeartbeatInterval > 0 }
 
@@ -305,13 +318,7 @@ func (m *Members) judgeSilences(ml *memberlist.Memberlist, now time.Time, stalle
 			fresh++ // not watched: memberlist's word stands
 			continue
 		}
-		if stalled > 0 {
-			if hb.last = hb.last.Add(stalled); hb.last.After(now) {
-				hb.last = now
-			}
-		}
-		silence := now.Sub(hb.last)
-		limit := hb.timeout(now, timeout)
+		silence, limit := hb.silence(now, stalled, timeout)
 		if silence < limit/2 {
 			fresh++
 			continue

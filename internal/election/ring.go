@@ -177,13 +177,7 @@ func (m *Members) judgeRingLocked(ring []string, now time.Time, stalled time.Dur
 			continue // never heard: memberlist's word stands
 		}
 		watching++
-		if stalled > 0 {
-			if hb.last = hb.last.Add(stalled); hb.last.After(now) {
-				hb.last = now
-			}
-		}
-		silence := now.Sub(hb.last)
-		limit := hb.timeout(now, timeout)
+		silence, limit := hb.silence(now, stalled, timeout)
 		if silence < limit/2 {
 			fresh++
 			continue
