@@ -278,18 +278,10 @@ func (m *Members) judgeSilences(ml *memberlist.Memberlist, now time.Time, stalle
 	m.mu.Lock()
 	if ring, on := m.ringLocked(); on {
 		m.ringOn = true
-		changed, ringPings, check := m.judgeRingLocked(ring, now, stalled)
-		for name, addr := range ringPings {
-			pings = append(pings, ping{name, addr})
-		}
+		changed, pings, checkCutOff := m.judgeRingLocked(ring, now, stalled)
 		m.startPingsLocked(ml, pings)
-		if check && !m.cutOffCheck && len(m.unreachable) == 0 && now.Sub(m.cutOffAt) >= timeout && !m.closing && ml != nil {
-			m.cutOffCheck, m.cutOffAt = true, now
-			m.workers.Add(1) // under mu with closing false
-			go func() {
-				defer m.workers.Done()
-				m.checkCutOff(m.runCtx, ml)
-			}()
+		if checkCutOff {
+			m.startCutOffCheckLocked(ml, now)
 		}
 		m.mu.Unlock()
 		return changed, nil

@@ -15,16 +15,7 @@ import (
 func TestJudgeSilences(t *testing.T) {
 	now := time.Now()
 	ms := time.Millisecond
-	// beat is a member's heartbeat state: heard ago, and whether a ping
-	// sent since failed. confirming is at its bound so that the judgement
-	// starts no ping (there is no memberlist here).
-	beat := func(ago time.Duration, pingFailed bool) *heartbeat {
-		hb := &heartbeat{last: now.Add(-ago), confirming: maxConfirming}
-		if pingFailed {
-			hb.failedPing = now.Add(-ago / 2)
-		}
-		return hb
-	}
+	beat := func(ago time.Duration, pingFailed bool) *heartbeat { return beatAt(now, ago, pingFailed) }
 	for _, tc := range []struct {
 		name    string
 		meta    map[string]string // members other than self; default "m:"
@@ -140,6 +131,17 @@ func TestJudgeSilences(t *testing.T) {
 			}
 		})
 	}
+}
+
+// beatAt is a member's heartbeat state at now: heard ago, and whether a
+// ping sent since failed. confirming is at its bound so that a judgement
+// starts no ping (the judges' tests run no memberlist).
+func beatAt(now time.Time, ago time.Duration, pingFailed bool) *heartbeat {
+	hb := &heartbeat{last: now.Add(-ago), confirming: maxConfirming}
+	if pingFailed {
+		hb.failedPing = now.Add(-ago / 2)
+	}
+	return hb
 }
 
 func TestHeartbeatRecord(t *testing.T) {

@@ -434,8 +434,9 @@ func (m *Members) notifyJoined() {
 // without the bound, every speaker of a cluster starting at once (a fresh
 // install, a power cut) would open an exchange with every other, n*(n-1)
 // of them, each carrying the whole membership (a million exchanges of
-// 1,000 members each at 1,000 nodes), and a node without a running
-// speaker would be dialled by every speaker every second.
+// 1,000 members each at 1,000 nodes). A node without a running speaker
+// is still tried by every speaker each round while at most maxJoins
+// peers are missing.
 const maxJoins = 4
 
 // joinRound returns the peers of missing to try this round: all of them

@@ -1,7 +1,6 @@
 package election
 
 import (
-	"context"
 	"maps"
 	"net"
 	"slices"
@@ -160,17 +159,17 @@ func quorumOut(ring []string, k int, voted []string, suspects func(watcher, memb
 	return out
 }
 
-// judgeRing applies the ring's rules at now (see above and
+// judgeRingLocked applies the ring's rules at now (see above and
 // judgeSilences): it updates this member's suspicions of the members it
-// watches, starts confirmation pings and, when most of those are silent,
-// the check whether this member is the one cut off. It reports whether
-// the members counted out changed. The caller holds m.mu.
-func (m *Members) judgeRingLocked(ring []string, now time.Time, stalled time.Duration) (changed bool, pings map[string]net.Addr, checkCutOff bool) {
+// watches, and returns the confirmation pings to start and whether most
+// of those members are silent, so that this member should check whether
+// it is the one cut off. changed reports whether the members counted out
+// changed. The caller holds m.mu.
+func (m *Members) judgeRingLocked(ring []string, now time.Time, stalled time.Duration) (changed bool, pings []ping, checkCutOff bool) {
 	timeout := m.opts.Tuning.HeartbeatTimeout
 	k := m.opts.Tuning.HeartbeatPeers
 	watching, fresh := 0, 0
 	suspecting := map[string]bool{}
-	pings = map[string]net.Addr{}
 	for _, name := range neighbours(ring, m.opts.Name, k, false) {
 		hb := m.beats[name]
 		if hb == nil || hb.last.IsZero() {
@@ -183,20 +182,21 @@ func (m *Members) judgeRingLocked(ring []string, now time.Time, stalled time.Dur
 			continue
 		}
 		if stalled > 0 {
-			suspecting[name] = m.suspecting[name] // judged at the next tick
+			if m.suspecting[name] {
+				suspecting[name] = true // judged again at the next tick
+			}
 			continue
 		}
 		if hb.confirming < maxConfirming {
 			if addr, ok := m.addrLocked(name); ok {
 				hb.confirming++
-				pings[name] = addr
+				pings = append(pings, ping{name, addr})
 			}
 		}
 		if silence >= limit && hb.failedPing.After(hb.last) {
 			suspecting[name] = true
 		}
 	}
-	maps.DeleteFunc(suspecting, func(_ string, v bool) bool { return !v })
 	if !maps.Equal(suspecting, m.suspecting) {
 		m.suspecting = suspecting
 		m.suspicionsChanged = true
@@ -322,16 +322,26 @@ func (m *Members) clearSuspicionLocked(name string) bool {
 	return on && m.countRingLocked(ring, time.Now())
 }
 
-// checkCutOff runs cutOff for the ring (see above); judgeSilences starts
-// it at most once per heartbeat timeout, and not while members are
-// counted out as unreachable. The caller is counted in m.workers.
-func (m *Members) checkCutOff(ctx context.Context, ml *memberlist.Memberlist) {
-	if m.cutOff(ctx, ml, "") {
-		m.notify()
+// startCutOffCheckLocked runs cutOff for the ring (see above) in the
+// background: at most one at a time and one per heartbeat timeout, and
+// none while members are counted out as unreachable (cutOff re-pings
+// those itself). The caller holds m.mu.
+func (m *Members) startCutOffCheckLocked(ml *memberlist.Memberlist, now time.Time) {
+	if m.cutOffCheck || len(m.unreachable) > 0 || now.Sub(m.cutOffAt) < m.opts.Tuning.HeartbeatTimeout || m.closing || ml == nil {
+		return
 	}
-	m.mu.Lock()
-	m.cutOffCheck = false
-	m.mu.Unlock()
+	m.cutOffCheck, m.cutOffAt = true, now
+	ctx := m.runCtx
+	m.workers.Add(1) // under mu with closing false
+	go func() {
+		defer m.workers.Done()
+		if m.cutOff(ctx, ml, "") {
+			m.notify()
+		}
+		m.mu.Lock()
+		m.cutOffCheck = false
+		m.mu.Unlock()
+	}()
 }
 
 // parseSuspicions returns the sender of a suspicion report and the

@@ -106,13 +106,7 @@ func TestQuorumOut(t *testing.T) {
 func TestJudgeRing(t *testing.T) {
 	now := time.Now()
 	ms := time.Millisecond
-	beat := func(ago time.Duration, pingFailed bool) *heartbeat {
-		hb := &heartbeat{last: now.Add(-ago), confirming: maxConfirming}
-		if pingFailed {
-			hb.failedPing = now.Add(-ago / 2)
-		}
-		return hb
-	}
+	beat := func(ago time.Duration, pingFailed bool) *heartbeat { return beatAt(now, ago, pingFailed) }
 	// Seven members, four peers: n4 watches n3, n2, n1 and n7.
 	for _, tc := range []struct {
 		name    string
