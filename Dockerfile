@@ -1,9 +1,10 @@
 # syntax=docker/dockerfile:1
 # ironlb's image: the static binaries /ironlb (controller and speaker),
-# /ironlb-controller (the controller alone, smaller in memory: see
-# cmd/ironlb/controller_only.go) and /ironlbctl, running as uid 65532 by
-# default. The speaker's DaemonSet runs it as root with NET_RAW and NET_ADMIN
-# only (see config/speaker/daemonset.yaml).
+# /ironlb-controller and /ironlb-speaker (each daemon alone, smaller in
+# memory: see cmd/ironlb/controller_only.go and speaker_only.go) and
+# /ironlbctl, running as uid 65532 by default. The speaker's DaemonSet runs
+# it as root with NET_RAW and NET_ADMIN only (see
+# config/speaker/daemonset.yaml).
 #
 # `make image` builds the same image without a Docker daemon or a base image
 # (hack/image, an OCI archive of both architectures), and `make release`
@@ -35,7 +36,10 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 	done; \
 	GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -tags ironlb_controller \
 		-ldflags "-s -w -X github.com/ironlb/ironlb/internal/version.Version=${VERSION}" \
-		-o /out/ironlb-controller ./cmd/ironlb
+		-o /out/ironlb-controller ./cmd/ironlb; \
+	GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -tags ironlb_speaker \
+		-ldflags "-s -w -X github.com/ironlb/ironlb/internal/version.Version=${VERSION}" \
+		-o /out/ironlb-speaker ./cmd/ironlb
 
 # FROM scratch rather than distroless/static, so that `make image` can build
 # the same image with no base image to pull: the binaries are static and need
@@ -45,6 +49,6 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 # zones, and no /tmp (both pods run with a read-only root file system).
 FROM scratch
 COPY hack/image/rootfs/ /
-COPY --from=build /out/ironlb /out/ironlb-controller /out/ironlbctl /
+COPY --from=build /out/ironlb /out/ironlb-controller /out/ironlb-speaker /out/ironlbctl /
 USER 65532:65532
 ENTRYPOINT ["/ironlb"]

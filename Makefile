@@ -31,9 +31,10 @@ help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 .PHONY: build
-build: ## build bin/ironlb, bin/ironlb-controller (the controller alone), bin/ironlbctl and its kubectl plugin name bin/kubectl-ironlb
+build: ## build bin/ironlb, bin/ironlb-controller and bin/ironlb-speaker (each daemon alone), bin/ironlbctl and its kubectl plugin name bin/kubectl-ironlb
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ironlb ./cmd/ironlb
 	CGO_ENABLED=0 $(GO) build -trimpath -tags ironlb_controller -ldflags '$(LDFLAGS)' -o $(BIN)/ironlb-controller ./cmd/ironlb
+	CGO_ENABLED=0 $(GO) build -trimpath -tags ironlb_speaker -ldflags '$(LDFLAGS)' -o $(BIN)/ironlb-speaker ./cmd/ironlb
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ironlbctl ./cmd/ironlbctl
 	ln -f $(BIN)/ironlbctl $(BIN)/kubectl-ironlb
 
@@ -164,4 +165,4 @@ demo: tools build ## the user's scenario end to end in a local lab (needs root)
 
 .PHONY: clean
 clean: ## remove build output (keeps the tools)
-	rm -f $(BIN)/ironlb $(BIN)/ironlb-controller $(BIN)/ironlbctl $(BIN)/kubectl-ironlb
+	rm -f $(BIN)/ironlb $(BIN)/ironlb-controller $(BIN)/ironlb-speaker $(BIN)/ironlbctl $(BIN)/kubectl-ironlb

@@ -1,4 +1,4 @@
-//go:build !ironlb_controller
+//go:build !ironlb_controller && !ironlb_speaker
 
 package main
 

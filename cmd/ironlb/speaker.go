@@ -3,12 +3,14 @@
 package main
 
 import (
+	"context"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	clientfeatures "k8s.io/client-go/features"
-	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/kube"
@@ -48,7 +50,7 @@ speakers, so failover does not wait for the API server.`,
 				return err
 			}
 			cfg.QPS, cfg.Burst = 50, 100
-			ctx := ctrl.SetupSignalHandler()
+			ctx := signalContext()
 			s, err := speaker.New(ctx, cfg, opts)
 			if err != nil {
 				return err
@@ -108,4 +110,19 @@ func (g listGates) Enabled(f clientfeatures.Feature) bool {
 		}
 	}
 	return g.Gates.Enabled(f)
+}
+
+// signalContext ends at the first SIGTERM or SIGINT, which starts the
+// speaker's handover; a second one exits at once.
+func signalContext() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := make(chan os.Signal, 2)
+	signal.Notify(c, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-c
+		cancel()
+		<-c
+		os.Exit(1)
+	}()
+	return ctx
 }

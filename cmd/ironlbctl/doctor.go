@@ -20,6 +20,7 @@ import (
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/kube"
+	"github.com/ironlb/ironlb/internal/kubecr"
 )
 
 // Pod labels of ironlb's components, as its manifests set them.
@@ -173,7 +174,7 @@ func gatherFacts(ctx context.Context, c client.Client, cm types.NamespacedName) 
 
 	f.Memberlist = gatherMemberlist(ctx, c, cm.Namespace)
 
-	f.Input, f.InputErr = kube.ReadInput(ctx, c, cm)
+	f.Input, f.InputErr = kube.ReadInput(ctx, kubecr.Reader(c), cm)
 	if f.InputErr == nil {
 		// The controller reads the reservations beside the input; an
 		// install without their CRD (an older version) has none.

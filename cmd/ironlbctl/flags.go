@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 
-	"github.com/ironlb/ironlb/internal/kube"
+	"github.com/ironlb/ironlb/internal/kubecr"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,7 +30,7 @@ func (g *globalFlags) client() (client.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load kubeconfig: %w", err)
 	}
-	c, err := client.New(cfg, client.Options{Scheme: kube.Scheme()})
+	c, err := client.New(cfg, client.Options{Scheme: kubecr.Scheme()})
 	if err != nil {
 		return nil, fmt.Errorf("connect to the API server: %w", err)
 	}

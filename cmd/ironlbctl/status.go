@@ -21,6 +21,7 @@ import (
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/kube"
+	"github.com/ironlb/ironlb/internal/kubecr"
 )
 
 // statusRow is one LoadBalancer Service as `ironlbctl status` shows it.
@@ -223,7 +224,7 @@ func statusRows(ctx context.Context, c client.Reader, cm types.NamespacedName) (
 // serviceRows is statusRows, also returning the config and the
 // IPReservations it read.
 func serviceRows(ctx context.Context, c client.Reader, cm types.NamespacedName) ([]statusRow, *config.Config, []v1alpha1.IPReservation, error) {
-	in, err := kube.ReadInput(ctx, c, cm)
+	in, err := kube.ReadInput(ctx, kubecr.Reader(c), cm)
 	if err != nil {
 		return nil, nil, nil, err
 	}

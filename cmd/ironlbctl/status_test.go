@@ -26,13 +26,13 @@ import (
 	"github.com/ironlb/ironlb/internal/apiservertest"
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/controller"
-	"github.com/ironlb/ironlb/internal/kube"
+	"github.com/ironlb/ironlb/internal/kubecr"
 )
 
 var env *apiservertest.Env
 
 func TestMain(m *testing.M) {
-	apiservertest.Main(m, &env, apiservertest.Options{Scheme: kube.Scheme()})
+	apiservertest.Main(m, &env, apiservertest.Options{Scheme: kubecr.Scheme()})
 }
 
 // TestStatus runs the controller on a real API server and checks that

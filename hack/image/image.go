@@ -79,7 +79,7 @@ func IronLB() Spec {
 		panic(err) // "rootfs" is a valid path, and fs.Sub fails on nothing else
 	}
 	return Spec{
-		Binaries: []string{"ironlb", "ironlb-controller", "ironlbctl"},
+		Binaries: []string{"ironlb", "ironlb-controller", "ironlb-speaker", "ironlbctl"},
 		Root:     root,
 		Config: v1.Config{
 			User:       "65532:65532",

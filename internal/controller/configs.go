@@ -22,6 +22,7 @@ import (
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/ipam"
 	"github.com/ironlb/ironlb/internal/kube"
+	"github.com/ironlb/ironlb/internal/kubecr"
 	"github.com/ironlb/ironlb/internal/records"
 )
 
@@ -81,7 +82,7 @@ func (r *configReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (
 	if err := r.ledger.waitRestored(ctx); err != nil {
 		return reconcile.Result{}, err
 	}
-	in, err := kube.ReadInput(ctx, r.client, r.configMap)
+	in, err := kube.ReadInput(ctx, kubecr.Reader(r.client), r.configMap)
 	if err != nil {
 		return reconcile.Result{}, err
 	}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/kube"
+	"github.com/ironlb/ironlb/internal/kubecr"
 	"github.com/ironlb/ironlb/internal/records"
 	"github.com/ironlb/ironlb/internal/version"
 )
@@ -49,7 +50,7 @@ type Options struct {
 	LeaderElection bool
 	// MetricsAddr and HealthAddr are listen addresses; "0" disables.
 	// Metrics are served over HTTPS to authorized callers only
-	// (kube.MetricsServer); health over plain HTTP, for the kubelet.
+	// (kubecr.MetricsServer); health over plain HTTP, for the kubelet.
 	MetricsAddr, HealthAddr string
 	// PprofAddr is the listen address of net/http/pprof; "" (the default)
 	// or "0" disables it. Profiles reveal memory contents, so bind it to
@@ -67,7 +68,7 @@ type Options struct {
 // Leader election reads, creates and renews one Lease (leaseName; create
 // cannot be limited to a name). The metrics endpoint authenticates and
 // authorizes its callers with TokenReviews and SubjectAccessReviews
-// (kube.MetricsServer).
+// (kubecr.MetricsServer).
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=create,namespace=ironlb-system
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;update,resourceNames=ironlb-controller,namespace=ironlb-system
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
@@ -134,7 +135,7 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 
 	disableDeepCopy := true
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  kube.Scheme(),
+		Scheme:                  kubecr.Scheme(),
 		Logger:                  logr.FromSlogHandler(log.Handler()),
 		LeaderElection:          opts.LeaderElection,
 		LeaderElectionID:        leaseName,
@@ -147,7 +148,7 @@ func New(cfg *rest.Config, opts Options) (*Controller, error) {
 		// Hand the Lease over at once on a clean stop, so a rolling update
 		// does not wait a lease duration.
 		LeaderElectionReleaseOnCancel: true,
-		Metrics:                       kube.MetricsServer(opts.MetricsAddr),
+		Metrics:                       kubecr.MetricsServer(opts.MetricsAddr),
 		HealthProbeBindAddress:        opts.HealthAddr,
 		PprofBindAddress:              opts.PprofAddr,
 		Cache: cache.Options{

@@ -21,7 +21,7 @@ import (
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/apiservertest"
-	"github.com/ironlb/ironlb/internal/kube"
+	"github.com/ironlb/ironlb/internal/kubecr"
 )
 
 var env *apiservertest.Env
@@ -33,7 +33,7 @@ var controllerCount int
 func TestMain(m *testing.M) {
 	ctrl.SetLogger(logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	apiservertest.Main(m, &env, apiservertest.Options{
-		Scheme: kube.Scheme(),
+		Scheme: kubecr.Scheme(),
 		// Dual-stack service CIDRs, so Services can ask for both families.
 		APIServerArgs: map[string]string{"service-cluster-ip-range": "10.0.0.0/16,fd00:10::/108"},
 	})

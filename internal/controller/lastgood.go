@@ -13,6 +13,7 @@ import (
 
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/kube"
+	"github.com/ironlb/ironlb/internal/kubecr"
 )
 
 // Create cannot be limited to one name; get (ReadLastGood, uncached) and
@@ -45,7 +46,7 @@ type lastGood struct {
 // anyway.
 func (l *lastGood) load(ctx context.Context) (*config.Config, error) {
 	for {
-		data, obj, err := kube.ReadLastGood(ctx, l.reader, l.namespace)
+		data, obj, err := kube.ReadLastGood(ctx, kubecr.Reader(l.reader), l.namespace)
 		if err == nil {
 			l.data, l.obj = data, obj
 			break
@@ -87,7 +88,7 @@ func (l *lastGood) save(ctx context.Context, in config.Input, problems []config.
 	}
 	if err != nil {
 		// Read it again for the next try: someone else may have written it.
-		if d, o, rerr := kube.ReadLastGood(ctx, l.reader, l.namespace); rerr == nil {
+		if d, o, rerr := kube.ReadLastGood(ctx, kubecr.Reader(l.reader), l.namespace); rerr == nil {
 			l.data, l.obj = d, o
 		}
 		return fmt.Errorf("save the last good config versions: %w", err)

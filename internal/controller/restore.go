@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	"github.com/ironlb/ironlb/internal/kube"
+	"github.com/ironlb/ironlb/internal/kubecr"
 	"github.com/ironlb/ironlb/internal/records"
 )
 
@@ -67,7 +68,7 @@ func (r *restorer) Start(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	in, err := kube.ReadInput(ctx, r.cache, r.configMap)
+	in, err := kube.ReadInput(ctx, kubecr.Reader(r.cache), r.configMap)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}

@@ -13,8 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/config"
@@ -74,22 +72,16 @@ func SpeakerLeases(leases []coordinationv1.Lease, now time.Time, def time.Durati
 	return out
 }
 
-// Scheme returns a scheme with the core types and ironlb's CRDs.
-func Scheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err) // static registration; cannot fail at run time
-	}
-	if err := v1alpha1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	return s
+// Reader reads objects for ReadInput and ReadLastGood: the controller-runtime client (kubecr.Reader) or the speaker's own client.
+type Reader interface {
+	Get(ctx context.Context, key types.NamespacedName, obj runtime.Object) error
+	List(ctx context.Context, list runtime.Object) error // all namespaces, no selector
 }
 
 // ReadInput lists every config object ironlb reads: the legacy ConfigMap
 // named cm (if present) and every ironlb CRD object. The controller, the
 // speakers and ironlbctl build their Config from it with config.Build.
-func ReadInput(ctx context.Context, c client.Reader, cm types.NamespacedName) (config.Input, error) {
+func ReadInput(ctx context.Context, c Reader, cm types.NamespacedName) (config.Input, error) {
 	var in config.Input
 	var cmObj corev1.ConfigMap
 	switch err := c.Get(ctx, cm, &cmObj); {
@@ -103,7 +95,7 @@ func ReadInput(ctx context.Context, c client.Reader, cm types.NamespacedName) (c
 	var peers v1alpha1.BGPPeerList
 	var anns v1alpha1.BGPAnnouncementList
 	var bfd v1alpha1.BFDProfileList
-	for _, l := range []client.ObjectList{&pools, &l2, &peers, &anns, &bfd} {
+	for _, l := range []runtime.Object{&pools, &l2, &peers, &anns, &bfd} {
 		if err := c.List(ctx, l); err != nil {
 			return in, fmt.Errorf("list config objects: %w", err)
 		}
@@ -117,7 +109,7 @@ func ReadInput(ctx context.Context, c client.Reader, cm types.NamespacedName) (c
 // it. A missing ConfigMap is no error: nothing was saved yet. Read it from
 // the API server (c uncached): the daemons' caches hold only the legacy
 // ConfigMap.
-func ReadLastGood(ctx context.Context, c client.Reader, namespace string) (map[string]string, *corev1.ConfigMap, error) {
+func ReadLastGood(ctx context.Context, c Reader, namespace string) (map[string]string, *corev1.ConfigMap, error) {
 	var cm corev1.ConfigMap
 	switch err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: LastGoodConfigMapName}, &cm); {
 	case apierrors.IsNotFound(err):

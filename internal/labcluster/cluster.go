@@ -29,7 +29,7 @@ import (
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/apiservertest"
-	"github.com/ironlb/ironlb/internal/kube"
+	"github.com/ironlb/ironlb/internal/kubecr"
 	"github.com/ironlb/ironlb/internal/labnet"
 )
 
@@ -46,6 +46,10 @@ type Options struct {
 	Lab labnet.Options
 	// Bin is the ironlb binary; default <repo>/bin/ironlb.
 	Bin string
+	// SpeakerBin runs the speakers; default ironlb-speaker beside Bin
+	// (`make build` writes it, and the DaemonSet runs it), or Bin itself
+	// if there is none.
+	SpeakerBin string
 	// ControllerArgs and SpeakerArgs are added to the daemons' flags.
 	ControllerArgs, SpeakerArgs []string
 	// NoSpeakers starts no speaker (call StartSpeaker).
@@ -63,7 +67,7 @@ type Cluster struct {
 	Client     client.Client
 	Controller *labnet.Process
 
-	bin                         string
+	bin, speakerBin             string
 	speakerArgs, controllerArgs []string
 	auditLog                    string // its path, "" if off
 
@@ -84,6 +88,13 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("%s not found: run `make build`", bin)
+	}
+	speakerBin := opts.SpeakerBin
+	if speakerBin == "" {
+		speakerBin = filepath.Join(filepath.Dir(bin), "ironlb-speaker")
+		if _, err := os.Stat(speakerBin); err != nil {
+			speakerBin = bin
+		}
 	}
 	opts.Lab.StrictARP = true
 	l, err := labnet.New(opts.Lab)
@@ -113,11 +124,11 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.New(cp.Config, client.Options{Scheme: kube.Scheme()})
+	c, err := client.New(cp.Config, client.Options{Scheme: kubecr.Scheme()})
 	if err != nil {
 		return nil, err
 	}
-	cl := &Cluster{Lab: l, CP: cp, Client: c, bin: bin, speakerArgs: opts.SpeakerArgs, controllerArgs: opts.ControllerArgs,
+	cl := &Cluster{Lab: l, CP: cp, Client: c, bin: bin, speakerBin: speakerBin, speakerArgs: opts.SpeakerArgs, controllerArgs: opts.ControllerArgs,
 		auditLog: auditLog, speakers: map[string]*labnet.Process{}}
 	if err := cl.RespawnController(); err != nil {
 		return nil, err
@@ -187,6 +198,9 @@ func (c *Cluster) RespawnController() error {
 	return nil
 }
 
+// SpeakerBin is the binary the speakers run (Options.SpeakerBin).
+func (c *Cluster) SpeakerBin() string { return c.speakerBin }
+
 // StartSpeaker starts the speaker of node name, with extra flags.
 func (c *Cluster) StartSpeaker(name string, args ...string) (*labnet.Process, error) {
 	h, err := c.Host(name)
@@ -195,7 +209,7 @@ func (c *Cluster) StartSpeaker(name string, args ...string) (*labnet.Process, er
 	}
 	args = append(append([]string{"speaker", "--node-name", name, "--kubeconfig", c.CP.Kubeconfig,
 		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--log-level=debug"}, c.speakerArgs...), args...)
-	p, err := h.Start(context.Background(), c.bin, args...)
+	p, err := h.Start(context.Background(), c.speakerBin, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -89,7 +89,7 @@ func (s *Speaker) watchAPI(ctx context.Context) {
 			// backs off, up to 30 s): read who announces what from the
 			// API server now, and lay it over the cache until it has.
 			var anns v1alpha1.ServiceAnnouncementList
-			if err := s.mgr.GetAPIReader().List(ctx, &anns); err != nil {
+			if err := s.kc.List(ctx, &anns); err != nil {
 				continue
 			}
 			s.setOverlay(anns.Items)

@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/internal/announce"
 	"github.com/ironlb/ironlb/internal/bgp"
@@ -28,11 +27,9 @@ type bgpOptions struct {
 	Namespace string
 	Logger    *slog.Logger
 	Metrics   *metrics
-	// Client writes the BGPSessionStates; APIReader reads the password
-	// Secrets and the BGPSessionStates, bypassing the cache (the speaker
-	// caches neither).
-	Client    client.Client
-	APIReader client.Reader
+	// Client writes the BGPSessionStates and reads them and the password
+	// Secrets (the speaker caches neither).
+	Client apiAccess
 	// Run starts a function in the background until the speaker stops
 	// (GoBGP and the session writer).
 	Run func(func(context.Context))
@@ -51,8 +48,7 @@ type bgpAnnouncer struct {
 	node, ns string
 	log      *slog.Logger
 	metrics  *metrics
-	c        client.Client
-	api      client.Reader
+	c        apiAccess
 	run      func(func(context.Context))
 
 	speaker     *bgp.Speaker // nil until a peer selects this node
@@ -73,7 +69,7 @@ type password struct {
 func newBGP(o bgpOptions) *bgpAnnouncer {
 	return &bgpAnnouncer{
 		node: o.Node, ns: o.Namespace, log: o.Logger, metrics: o.Metrics,
-		c: o.Client, api: o.APIReader, run: o.Run,
+		c: o.Client, run: o.Run,
 		restartTime: restartTime(o.RestartTime),
 		passwords:   map[types.NamespacedName]password{},
 	}
@@ -144,7 +140,7 @@ func (b *bgpAnnouncer) report(t *turn) {
 	}
 	if b.sessions == nil {
 		b.sessions = newSessionWriter(sessionWriterOptions{
-			Client: b.c, APIReader: b.api, Namespace: b.ns, Node: b.node,
+			Client: b.c, Namespace: b.ns, Node: b.node,
 			Logger: b.log.With("component", "bgp-status"),
 		})
 		b.run(b.sessions.run)
@@ -211,7 +207,7 @@ func (b *bgpAnnouncer) readPasswords(ctx context.Context, cfg *config.Config) bg
 		pw, ok := b.passwords[name]
 		if !ok || time.Since(pw.read) > passwordTTL {
 			var sec corev1.Secret
-			err := b.api.Get(ctx, name, &sec)
+			err := b.c.Get(ctx, name, &sec)
 			switch {
 			case err == nil:
 				pw = password{value: string(sec.Data["password"]), read: time.Now()}

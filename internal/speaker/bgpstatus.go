@@ -16,8 +16,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/bgp"
@@ -68,8 +68,7 @@ const (
 // speakers agree on (see janitor), it also deletes the objects of
 // nodes that no longer exist, listing them when the set of nodes changes.
 type sessionWriter struct {
-	c    client.Client // writes
-	api  client.Reader // uncached reads: the startup list and the janitor's
+	c    apiAccess // writes, and uncached reads: the startup list and the janitor's
 	ns   string
 	node string
 	log  *slog.Logger
@@ -99,8 +98,7 @@ type sessionWriter struct {
 
 // sessionWriterOptions configures newSessionWriter.
 type sessionWriterOptions struct {
-	Client    client.Client // writes BGPSessionStates
-	APIReader client.Reader // lists them, bypassing the cache
+	Client    apiAccess // writes BGPSessionStates, and lists them
 	Namespace string
 	Node      string
 	Logger    *slog.Logger
@@ -108,7 +106,7 @@ type sessionWriterOptions struct {
 
 func newSessionWriter(o sessionWriterOptions) *sessionWriter {
 	return &sessionWriter{
-		c: o.Client, api: o.APIReader, ns: o.Namespace, node: o.Node, log: o.Logger,
+		c: o.Client, ns: o.Namespace, node: o.Node, log: o.Logger,
 		wake:  make(chan struct{}, 1),
 		have:  map[string]*v1alpha1.BGPSessionState{},
 		wrote: map[string]time.Time{},
@@ -209,7 +207,7 @@ func (w *sessionWriter) adopt(ctx context.Context, now time.Time) bool {
 		return false
 	}
 	var list v1alpha1.BGPSessionStateList
-	err := w.api.List(ctx, &list, client.InNamespace(w.ns), client.MatchingLabels{v1alpha1.LabelNode: labelValue(w.node)})
+	err := w.c.ListIn(ctx, &list, w.ns, map[string]string{v1alpha1.LabelNode: labelValue(w.node)})
 	if err != nil {
 		w.nextList = now.Add(sessionListRetry)
 		w.warnOnce("list", "cannot list this node's BGPSessionStates; retrying", err)
@@ -256,7 +254,7 @@ func (w *sessionWriter) put(ctx context.Context, name string, old *v1alpha1.BGPS
 // reread replaces the record of object name with what the API has.
 func (w *sessionWriter) reread(ctx context.Context, name string) {
 	var o v1alpha1.BGPSessionState
-	switch err := w.api.Get(ctx, client.ObjectKey{Namespace: w.ns, Name: name}, &o); {
+	switch err := w.c.Get(ctx, types.NamespacedName{Namespace: w.ns, Name: name}, &o); {
 	case err == nil:
 		w.have[name] = &o
 		delete(w.wrote, name) // written by someone else: rewrite at once
@@ -266,7 +264,7 @@ func (w *sessionWriter) reread(ctx context.Context, name string) {
 }
 
 func (w *sessionWriter) delete(ctx context.Context, o *v1alpha1.BGPSessionState) {
-	err := w.c.Delete(ctx, o, client.Preconditions{UID: &o.UID})
+	err := w.c.Delete(ctx, o, o.UID)
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		if ctx.Err() == nil {
 			w.warnOnce("delete", "cannot delete a BGPSessionState; retrying", err, "name", o.Name)
@@ -282,7 +280,7 @@ func (w *sessionWriter) delete(ctx context.Context, o *v1alpha1.BGPSessionState)
 // that are gone cannot.
 func (w *sessionWriter) clean(ctx context.Context, nodes map[string]bool, now time.Time) {
 	var list v1alpha1.BGPSessionStateList
-	if err := w.api.List(ctx, &list, client.InNamespace(w.ns)); err != nil {
+	if err := w.c.ListIn(ctx, &list, w.ns, nil); err != nil {
 		w.nextList = now.Add(sessionListRetry)
 		w.warnOnce("list", "cannot list BGPSessionStates; retrying", err)
 		return
@@ -292,7 +290,7 @@ func (w *sessionWriter) clean(ctx context.Context, nodes map[string]bool, now ti
 		if o.Status.Node == "" || nodes[o.Status.Node] {
 			continue
 		}
-		err := w.c.Delete(ctx, o, client.Preconditions{UID: &o.UID})
+		err := w.c.Delete(ctx, o, o.UID)
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			w.nextList = now.Add(sessionListRetry)
 			w.warnOnce("delete", "cannot delete a BGPSessionState of a node that is gone; retrying", err, "name", o.Name)

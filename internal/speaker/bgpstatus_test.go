@@ -20,7 +20,7 @@ import (
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/announce"
 	"github.com/ironlb/ironlb/internal/bgp"
-	"github.com/ironlb/ironlb/internal/kube"
+	"github.com/ironlb/ironlb/internal/kubecr"
 )
 
 func TestSessionName(t *testing.T) {
@@ -206,7 +206,7 @@ func TestSessionWriter(t *testing.T) {
 			writes[o.GetName()]++
 			mu.Unlock()
 		}
-		c := fake.NewClientBuilder().WithScheme(kube.Scheme()).
+		c := fake.NewClientBuilder().WithScheme(kubecr.Scheme()).
 			WithObjects(
 				obj("node-1", "router", v1alpha1.BGPStateEstablished), // adopted
 				obj("node-1", "old-router", v1alpha1.BGPStateActive),  // its peer is gone
@@ -238,7 +238,7 @@ func TestSessionWriter(t *testing.T) {
 		}
 		adopted := get("node-1", "router")
 
-		w := newSessionWriter(sessionWriterOptions{Client: c, APIReader: c, Namespace: ns, Node: "node-1", Logger: slog.New(slog.DiscardHandler)})
+		w := newSessionWriter(sessionWriterOptions{Client: crAccess{c}, Namespace: ns, Node: "node-1", Logger: slog.New(slog.DiscardHandler)})
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() { w.run(ctx); close(done) }()
@@ -348,7 +348,7 @@ func TestSessionWriter(t *testing.T) {
 
 		// No BGP speaker any more (no peer selects the node): a new
 		// writer deletes the node's objects.
-		w = newSessionWriter(sessionWriterOptions{Client: c, APIReader: c, Namespace: ns, Node: "node-1", Logger: slog.New(slog.DiscardHandler)})
+		w = newSessionWriter(sessionWriterOptions{Client: crAccess{c}, Namespace: ns, Node: "node-1", Logger: slog.New(slog.DiscardHandler)})
 		ctx, cancel = context.WithCancel(t.Context())
 		defer cancel()
 		go w.run(ctx)

@@ -18,7 +18,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/l2"
@@ -385,7 +384,7 @@ type condWant struct {
 // carries no resourceVersion: this condition is the owning speaker's
 // alone, and a concurrent write of another field must not make it fail.
 type condWriter struct {
-	c    client.Client
+	c    apiAccess
 	log  *slog.Logger
 	wake chan struct{}
 
@@ -398,7 +397,7 @@ type condWriter struct {
 	written map[string]string
 }
 
-func newCondWriter(c client.Client, log *slog.Logger) *condWriter {
+func newCondWriter(c apiAccess, log *slog.Logger) *condWriter {
 	return &condWriter{c: c, log: log, wake: make(chan struct{}, 1), written: map[string]string{}}
 }
 
@@ -434,7 +433,7 @@ func (w *condWriter) write(ctx context.Context) bool {
 		if last, had := written[key]; cw.svc == nil || (had && last == cw.msg) {
 			continue
 		}
-		err := w.c.Status().Patch(ctx, cw.svc.DeepCopy(), client.RawPatch(types.StrategicMergePatchType, conditionPatch(cw)))
+		err := w.c.PatchStatus(ctx, cw.svc.DeepCopy(), types.StrategicMergePatchType, conditionPatch(cw))
 		if apierrors.IsNotFound(err) {
 			err = nil // the Service is gone, and its condition with it
 		}

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/tools/events"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/announce"
@@ -34,9 +32,9 @@ type layer2Options struct {
 	Logger  *slog.Logger
 	Metrics *metrics
 	// Recorder records the Announced events on Services.
-	Recorder events.EventRecorder
+	Recorder eventRecorder
 	// Client writes the ServiceAnnouncements.
-	Client client.Client
+	Client apiAccess
 	// Services are the speaker's Service records: events and
 	// ServiceAnnouncements name a Service by its UID.
 	Services *records.Store[svcRecord]
@@ -64,7 +62,7 @@ type layer2 struct {
 	node       string
 	log        *slog.Logger
 	metrics    *metrics
-	rec        events.EventRecorder
+	rec        eventRecorder
 	services   *records.Store[svcRecord]
 	ifaces     []announce.Iface
 	responders map[string]responder

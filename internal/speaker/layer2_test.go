@@ -25,7 +25,7 @@ import (
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/announce"
 	"github.com/ironlb/ironlb/internal/config"
-	"github.com/ironlb/ironlb/internal/kube"
+	"github.com/ironlb/ironlb/internal/kubecr"
 )
 
 // fakeResponder records what the Layer 2 announcer asks of a responder.
@@ -72,7 +72,7 @@ func TestLayer2Announcer(t *testing.T) {
 		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer},
 		Status:     corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "198.51.100.88"}}}},
 	}
-	services := serviceRecords(k8sfake.NewClientset(web).CoreV1(), v1alpha1.DefaultLoadBalancerClass)
+	services := serviceRecords(k8sfake.NewClientset(web).CoreV1().Services(""), v1alpha1.DefaultLoadBalancerClass)
 	wg.Go(func() { services.Run(ctx) })
 	select {
 	case <-services.Synced():
@@ -80,14 +80,14 @@ func TestLayer2Announcer(t *testing.T) {
 		t.Fatal("records did not sync")
 	}
 
-	c := fake.NewClientBuilder().WithScheme(kube.Scheme()).Build()
+	c := fake.NewClientBuilder().WithScheme(kubecr.Scheme()).Build()
 	rec := events.NewFakeRecorder(10)
 	reg := prometheus.NewRegistry()
 	m := newMetrics(reg)
 	eth0 := &fakeResponder{}
 	ifaces := []announce.Iface{{Name: "eth0", MAC: "02:00:00:00:00:01"}}
 	l := newLayer2(layer2Options{
-		Node: "node-1", Logger: slog.New(slog.DiscardHandler), Metrics: m, Recorder: rec, Client: c,
+		Node: "node-1", Logger: slog.New(slog.DiscardHandler), Metrics: m, Recorder: rec, Client: crAccess{c},
 		Services: services, Ifaces: ifaces, Responders: map[string]responder{"eth0": eth0},
 		Run:   func(f func(context.Context)) { wg.Go(func() { f(ctx) }) },
 		Probe: (&fakeLAN{}).probe,
@@ -307,7 +307,7 @@ func TestLayer2Conflict(t *testing.T) {
 		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer},
 		Status:     corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: ip.String()}}}},
 	}
-	services := serviceRecords(k8sfake.NewClientset(web).CoreV1(), v1alpha1.DefaultLoadBalancerClass)
+	services := serviceRecords(k8sfake.NewClientset(web).CoreV1().Services(""), v1alpha1.DefaultLoadBalancerClass)
 	wg.Go(func() { services.Run(ctx) })
 	select {
 	case <-services.Synced():
@@ -317,7 +317,7 @@ func TestLayer2Conflict(t *testing.T) {
 	other := &metav1.Condition{Type: v1alpha1.ServiceConditionIPAllocated, Status: metav1.ConditionTrue, Reason: "Allocated", LastTransitionTime: metav1.Now()}
 	stored := web.DeepCopy()
 	stored.Status.Conditions = []metav1.Condition{*other}
-	c := fake.NewClientBuilder().WithScheme(kube.Scheme()).WithObjects(stored).WithStatusSubresource(&corev1.Service{}).Build()
+	c := fake.NewClientBuilder().WithScheme(kubecr.Scheme()).WithObjects(stored).WithStatusSubresource(&corev1.Service{}).Build()
 	rec := events.NewFakeRecorder(20)
 	reg := prometheus.NewRegistry()
 	lan := &fakeLAN{}
@@ -325,7 +325,7 @@ func TestLayer2Conflict(t *testing.T) {
 	eth0 := &fakeResponder{}
 	ifaces := []announce.Iface{{Name: "eth0", MAC: "02:00:00:00:00:01"}}
 	l := newLayer2(layer2Options{
-		Node: "node-1", Logger: slog.New(slog.DiscardHandler), Metrics: newMetrics(reg), Recorder: rec, Client: c,
+		Node: "node-1", Logger: slog.New(slog.DiscardHandler), Metrics: newMetrics(reg), Recorder: rec, Client: crAccess{c},
 		Services: services, Ifaces: ifaces, Responders: map[string]responder{"eth0": eth0},
 		Run: func(f func(context.Context)) { wg.Go(func() { f(ctx) }) },
 		Kick: func() {
@@ -523,8 +523,8 @@ func TestPlannedHandoverHalves(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
-	services := serviceRecords(k8sfake.NewClientset().CoreV1(), v1alpha1.DefaultLoadBalancerClass)
-	c := fake.NewClientBuilder().WithScheme(kube.Scheme()).Build()
+	services := serviceRecords(k8sfake.NewClientset().CoreV1().Services(""), v1alpha1.DefaultLoadBalancerClass)
+	c := fake.NewClientBuilder().WithScheme(kubecr.Scheme()).Build()
 	ifaces := map[string][]announce.Iface{
 		"node-1": {{Name: "eth0", MAC: "02:00:00:00:00:01"}},
 		"node-2": {{Name: "eth0", MAC: "02:00:00:00:00:02"}},
@@ -534,7 +534,7 @@ func TestPlannedHandoverHalves(t *testing.T) {
 		r := &fakeResponder{}
 		l := newLayer2(layer2Options{
 			Node: name, Logger: slog.New(slog.DiscardHandler), Metrics: newMetrics(prometheus.NewRegistry()),
-			Recorder: events.NewFakeRecorder(10), Client: c, Services: services,
+			Recorder: events.NewFakeRecorder(10), Client: crAccess{c}, Services: services,
 			Ifaces: ifaces[name], Responders: map[string]responder{"eth0": r},
 			Run:   func(f func(context.Context)) { wg.Go(func() { f(ctx) }) },
 			Probe: (&fakeLAN{}).probe,

@@ -101,7 +101,7 @@ const retryMax = 8 * time.Second
 // startMembers prepares this node's membership.
 func (s *Speaker) startMembers(ctx context.Context) (*election.Members, error) {
 	var nodes corev1.NodeList
-	if err := s.mgr.GetCache().List(ctx, &nodes); err != nil {
+	if err := s.cache.List(ctx, &nodes, false); err != nil {
 		return nil, err
 	}
 	var self netip.Addr
@@ -176,7 +176,7 @@ func bindAddr(flag string, node netip.Addr) (netip.AddrPort, error) {
 // memberlistkey.go); a speaker that finds none, at a fresh install before
 // the controller has run, reads again like after any other error.
 func (s *Speaker) secretKey(ctx context.Context) (key []byte, accept [][]byte, err error) {
-	r := s.mgr.GetAPIReader() // not cached: the speaker does not watch Secrets
+	r := s.kc // not cached: the speaker does not watch Secrets
 	name := types.NamespacedName{Namespace: s.opts.Namespace, Name: s.opts.SecretName}
 	var sec corev1.Secret
 	switch err := r.Get(ctx, name, &sec); {

@@ -1,6 +1,7 @@
 package speaker
 
 import (
+	"context"
 	"net/netip"
 	"slices"
 	"strings"
@@ -9,10 +10,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
-	discoveryv1client "k8s.io/client-go/kubernetes/typed/discovery/v1"
+	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/ironlb/ironlb/internal/apiclient"
 	"github.com/ironlb/ironlb/internal/kube"
 	"github.com/ironlb/ironlb/internal/records"
 )
@@ -91,14 +93,36 @@ func (a sliceRecord) equal(b sliceRecord) bool {
 }
 
 // serviceRecords lists and watches the Services a speaker serves.
-func serviceRecords(c corev1client.ServicesGetter, class string) *records.Store[svcRecord] {
+// serviceRecords lists and watches, through c, the Services a speaker
+// serves.
+func serviceRecords[L runtime.Object](c records.Client[L], class string) *records.Store[svcRecord] {
 	reduce := func(svc *corev1.Service) (svcRecord, bool) { return reduceService(svc, class) }
-	return records.New(records.KindOf("services", c.Services(metav1.NamespaceAll), reduce, svcRecord.equal))
+	return records.New(records.KindOf("services", c, reduce, svcRecord.equal))
 }
 
 // sliceRecords lists and watches the cluster's EndpointSlices.
-func sliceRecords(c discoveryv1client.EndpointSlicesGetter) *records.Store[sliceRecord] {
-	return records.New(records.KindOf("endpointslices", c.EndpointSlices(metav1.NamespaceAll), reduceSlice, sliceRecord.equal))
+func sliceRecords[L runtime.Object](c records.Client[L]) *records.Store[sliceRecord] {
+	return records.New(records.KindOf("endpointslices", c, reduceSlice, sliceRecord.equal))
+}
+
+// lister is a kind's list and watch across namespaces through an
+// apiclient.Client, as a records.Client.
+type lister struct {
+	list  func(context.Context, metav1.ListOptions) (runtime.Object, error)
+	watch func(context.Context, metav1.ListOptions) (watch.Interface, error)
+}
+
+func listWatch(c *apiclient.Client, list runtime.Object) lister {
+	l, w := c.ListWatch(list, metav1.NamespaceAll, "")
+	return lister{list: l, watch: w}
+}
+
+func (l lister) List(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+	return l.list(ctx, o)
+}
+
+func (l lister) Watch(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+	return l.watch(ctx, o)
 }
 
 // serviceObject is the Service key ("namespace/name") as an object that

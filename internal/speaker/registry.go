@@ -11,7 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/internal/kube"
 )
@@ -52,12 +51,12 @@ func leaseName(node string) string { return "speaker-" + node }
 
 // renewLease creates or renews this speaker's Lease.
 func (s *Speaker) renewLease(ctx context.Context) error {
-	c := s.mgr.GetClient()
+	c := s.kc
 	now := metav1.NewMicroTime(time.Now())
 	seconds := int32(registryDuration / time.Second)
 	var l coordinationv1.Lease
 	key := types.NamespacedName{Namespace: s.opts.Namespace, Name: leaseName(s.opts.NodeName)}
-	err := s.mgr.GetAPIReader().Get(ctx, key, &l)
+	err := s.kc.Get(ctx, key, &l)
 	if apierrors.IsNotFound(err) {
 		l = coordinationv1.Lease{
 			ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, Labels: map[string]string{registryLabel: registryValue}},
@@ -111,7 +110,7 @@ func registry(leases []coordinationv1.Lease, now time.Time) map[string]bool {
 // listLeases lists the speakers' Leases from the API server.
 func (s *Speaker) listLeases(ctx context.Context) ([]coordinationv1.Lease, error) {
 	var list coordinationv1.LeaseList
-	err := s.mgr.GetAPIReader().List(ctx, &list, client.InNamespace(s.opts.Namespace), client.MatchingLabels{registryLabel: registryValue})
+	err := s.kc.ListIn(ctx, &list, s.opts.Namespace, map[string]string{registryLabel: registryValue})
 	if err != nil {
 		return nil, fmt.Errorf("read the speakers' Leases: %w", err)
 	}
@@ -123,7 +122,7 @@ func (s *Speaker) listLeases(ctx context.Context) ([]coordinationv1.Lease, error
 // their next read of the registry rather than when it expires.
 func (s *Speaker) dropLease(ctx context.Context) error {
 	l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: s.opts.Namespace, Name: leaseName(s.opts.NodeName)}}
-	if err := s.mgr.GetClient().Delete(ctx, l); err != nil && !apierrors.IsNotFound(err) {
+	if err := s.kc.Delete(ctx, l, ""); err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
 	return nil

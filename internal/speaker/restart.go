@@ -127,7 +127,7 @@ func (s *Speaker) mayRestart(ctx context.Context) (bool, string) {
 		return false, "not one of a majority of the speakers"
 	}
 	var n corev1.Node
-	if err := s.mgr.GetCache().Get(ctx, types.NamespacedName{Name: s.opts.NodeName}, &n); err != nil {
+	if err := s.cache.Get(ctx, types.NamespacedName{Name: s.opts.NodeName}, &n); err != nil {
 		return false, fmt.Sprintf("cannot read this node: %v", err)
 	}
 	if !kube.NodeReady(&n) || kube.Excluded(n.Labels) {
@@ -142,14 +142,14 @@ func (s *Speaker) writeRestartNote(ctx context.Context, note restartNote) error 
 	var err error
 	for range 3 { // a renewal in flight may conflict once
 		var l coordinationv1.Lease
-		if err = s.mgr.GetAPIReader().Get(ctx, key, &l); err != nil {
+		if err = s.kc.Get(ctx, key, &l); err != nil {
 			return err
 		}
 		if l.Annotations == nil {
 			l.Annotations = map[string]string{}
 		}
 		l.Annotations[restartAnnotation] = note.encode()
-		if err = s.mgr.GetClient().Update(ctx, &l); !apierrors.IsConflict(err) {
+		if err = s.kc.Update(ctx, &l); !apierrors.IsConflict(err) {
 			return err
 		}
 	}

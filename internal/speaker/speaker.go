@@ -6,30 +6,28 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
-	discoveryv1client "k8s.io/client-go/kubernetes/typed/discovery/v1"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
-	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/announce"
+	"github.com/ironlb/ironlb/internal/apiclient"
 	"github.com/ironlb/ironlb/internal/election"
 	"github.com/ironlb/ironlb/internal/kube"
 	"github.com/ironlb/ironlb/internal/l2"
@@ -140,10 +138,17 @@ type Options struct {
 // a thin loop (sync) that reads the view of the cluster, hands it to one
 // announcer per mode, and lets them report.
 type Speaker struct {
-	opts    Options
-	log     *slog.Logger
-	mgr     ctrl.Manager
-	metrics *metrics
+	opts  Options
+	log   *slog.Logger
+	cfg   *rest.Config // for the metrics endpoint's reviews
+	kc    *apiclient.Client
+	cache *apiclient.Cache
+	// informers are the cache's, in the order New adds them: the config's
+	// and the Nodes' first, then the ServiceAnnouncements' (watch).
+	informers []toolscache.SharedIndexInformer
+	rec       *apiclient.Recorder
+	reg       *prometheus.Registry
+	metrics   *metrics
 
 	// services and slices are what the speaker keeps of the cluster's
 	// Services and EndpointSlices (records.go).
@@ -263,52 +268,15 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Speaker, error) 
 	// a fifth of a speaker's start-up CPU (test/bench/bgpscale profiles).
 	cfg = rest.CopyConfig(cfg)
 	cfg.DisableCompression = true
-	mgrOpts := ctrl.Options{
-		Scheme:                 kube.Scheme(),
-		Logger:                 logr.FromSlogHandler(log.Handler()),
-		Metrics:                kube.MetricsServer(opts.MetricsAddr),
-		HealthProbeBindAddress: opts.HealthAddr,
-		PprofBindAddress:       opts.PprofAddr,
-		Cache: cache.Options{
-			DefaultTransform: cache.TransformStripManagedFields(),
-			ByObject: map[client.Object]cache.ByObject{
-				&corev1.ConfigMap{}: {
-					Namespaces: map[string]cache.Config{opts.Namespace: {}},
-					Field:      fields.OneTermEqualSelector("metadata.name", opts.ConfigMapName),
-				},
-				&corev1.Node{}: {Transform: slimTransform},
-			},
-		},
-	}
-	// Creating the manager asks the API server which kinds are
-	// namespaced. A speaker that starts while the API server is away (a
-	// node rebooted during a control-plane outage) waits for it here
-	// rather than exiting into the kubelet's crash-loop back-off, which
-	// grows to 5 minutes: it must be running, and joined, the moment the
-	// API server is back.
-	var mgr ctrl.Manager
-	var err error
-	for wait := time.Second; ; {
-		mgr, err = ctrl.NewManager(cfg, mgrOpts)
-		if err == nil {
-			break
-		}
-		log.Error("cannot set up against the API server yet; trying again", "error", err, "retry", wait)
-		if !retryWait(ctx, &wait) {
-			return nil, fmt.Errorf("create manager: %w", err)
-		}
-	}
-	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return nil, err
-	}
-	pcfg := records.ClientConfig(cfg)
-	core, err := corev1client.NewForConfig(pcfg)
+	sch := scheme()
+	kc, err := apiclient.New(cfg, sch)
 	if err != nil {
-		return nil, fmt.Errorf("service client: %w", err)
+		return nil, fmt.Errorf("API client: %w", err)
 	}
-	discovery, err := discoveryv1client.NewForConfig(pcfg)
+	// Services and EndpointSlices are read in protobuf (records.ClientConfig).
+	rc, err := apiclient.New(records.ClientConfig(cfg), sch)
 	if err != nil {
-		return nil, fmt.Errorf("endpoint slice client: %w", err)
+		return nil, fmt.Errorf("records client: %w", err)
 	}
 	// The API server probe (apicut.go) has a connection of its own, over
 	// HTTP/1.1. On an HTTP/2 connection that hangs (as the informers' may
@@ -318,58 +286,123 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Speaker, error) 
 	// API server that answers. Over HTTP/1.1 a timed-out request closes
 	// its connection, and the next probe dials anew. The custom Dial keeps
 	// client-go from sharing the informers' cached transport.
-	probeCfg := rest.CopyConfig(pcfg)
+	probeCfg := rest.CopyConfig(cfg)
 	probeCfg.Dial = (&net.Dialer{Timeout: apiProbeTimeout}).DialContext
 	probeCfg.TLSClientConfig.NextProtos = []string{"http/1.1"}
-	probe, err := corev1client.NewForConfig(probeCfg)
+	probeCfg.NegotiatedSerializer = serializer.NewCodecFactory(sch).WithoutConversion()
+	probe, err := rest.UnversionedRESTClientFor(probeCfg)
 	if err != nil {
 		return nil, fmt.Errorf("API server probe client: %w", err)
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s := &Speaker{
-		services:  serviceRecords(core, opts.LoadBalancerClass),
-		slices:    sliceRecords(discovery),
+		services:  serviceRecords(listWatch(rc, &corev1.ServiceList{}), opts.LoadBalancerClass),
+		slices:    sliceRecords(listWatch(rc, &discoveryv1.EndpointSliceList{})),
 		opts:      opts,
 		log:       log,
-		mgr:       mgr,
-		metrics:   newMetrics(crmetrics.Registry),
+		cfg:       cfg,
+		kc:        kc,
+		cache:     apiclient.NewCache(kc),
+		rec:       apiclient.NewRecorder(kc, "ironlb-speaker", "ironlb-speaker-"+opts.NodeName, log),
+		reg:       reg,
+		metrics:   newMetrics(reg),
 		kick:      make(chan struct{}, 1),
 		links:     make(chan struct{}, 1),
 		eligible:  make(chan struct{}, 1),
 		leaseKick: make(chan struct{}, 1),
 		standing:  standing{seen: map[string]bool{}, majority: true},
 		balance:   rebalancing{interval: max(opts.RebalanceInterval, 0)},
-		rest:      probe.RESTClient(),
+		rest:      probe,
 		api:       apiState{since: time.Now()},
 	}
 	s.apiPublished = s.api
-	register(crmetrics.Registry, prometheus.Collector(newL2Collector(func() map[string]l2.Stats {
+	register(reg, prometheus.Collector(newL2Collector(func() map[string]l2.Stats {
 		if a := s.answeringStats.Load(); a != nil {
 			return a.packetStats()
 		}
 		return nil
 	})))
-	if err := mgr.AddReadyzCheck("synced", func(*http.Request) error { return s.readyErr() }); err != nil {
-		return nil, err
+	// The cache holds the Nodes, slimmed (slim.go), the legacy ConfigMap,
+	// by a field selector on its name so that the Role can name it, the
+	// config objects and the ServiceAnnouncements.
+	informers := []struct {
+		obj  runtime.Object
+		opts apiclient.InformerOptions
+	}{
+		{&corev1.Node{}, apiclient.InformerOptions{Transform: slimTransform}},
+		{&corev1.ConfigMap{}, apiclient.InformerOptions{Namespace: opts.Namespace, FieldSelector: fields.OneTermEqualSelector("metadata.name", opts.ConfigMapName).String()}},
+		{&v1alpha1.IPPool{}, apiclient.InformerOptions{}},
+		{&v1alpha1.L2Announcement{}, apiclient.InformerOptions{}},
+		{&v1alpha1.BGPPeer{}, apiclient.InformerOptions{}},
+		{&v1alpha1.BGPAnnouncement{}, apiclient.InformerOptions{}},
+		{&v1alpha1.BFDProfile{}, apiclient.InformerOptions{}},
+		{&v1alpha1.ServiceAnnouncement{}, apiclient.InformerOptions{}},
 	}
-	for _, r := range []manager.RunnableFunc{s.services.Run, s.slices.Run, s.Start} {
-		if err := mgr.Add(r); err != nil {
-			return nil, err
+	for _, i := range informers {
+		inf, err := s.cache.Add(i.obj, i.opts)
+		if err != nil {
+			return nil, fmt.Errorf("watch %T: %w", i.obj, err)
 		}
+		s.informers = append(s.informers, inf)
 	}
 	return s, nil
 }
 
-// Run runs the speaker until ctx ends, then hands its addresses over
-// (Leave, HandoverGrace, stop answering) and returns.
-func (s *Speaker) Run(ctx context.Context) error {
-	return s.mgr.Start(ctx)
+// scheme holds the kinds the speaker reads and writes, and no other.
+func scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{
+		corev1.AddToScheme, discoveryv1.AddToScheme, coordinationv1.AddToScheme,
+		eventsv1.AddToScheme, v1alpha1.AddToScheme,
+	} {
+		if err := add(s); err != nil {
+			panic(err) // static registration; cannot fail at run time
+		}
+	}
+	return s
 }
 
-// Start is the speaker's manager.Runnable: it runs once the manager's
-// caches are started. It sets the announcers up, runs the sync loop
+// Run runs the speaker until ctx ends, then hands its addresses over
+// (Leave, HandoverGrace, stop answering) and returns. If any of its parts
+// fails (a listen address in use, say), it stops them all and returns
+// the error.
+func (s *Speaker) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.cache.Start(ctx)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	run := func(name string, f func(context.Context) error) {
+		wg.Go(func() {
+			if err := f(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+				mu.Unlock()
+				cancel()
+			}
+		})
+	}
+	run("events", func(ctx context.Context) error { s.rec.Start(ctx); return nil })
+	run("services", s.services.Run)
+	run("endpoint slices", s.slices.Run)
+	run("metrics", func(ctx context.Context) error {
+		return kube.ServeMetrics(ctx, s.opts.MetricsAddr, s.cfg, promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}), s.log)
+	})
+	run("health", func(ctx context.Context) error { return serveHTTP(ctx, s.opts.HealthAddr, s.healthHandler()) })
+	run("pprof", func(ctx context.Context) error { return serveHTTP(ctx, s.opts.PprofAddr, pprofHandler()) })
+	run("speaker", s.Start)
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Start runs once the cache is started (Run). It sets the announcers up, runs the sync loop
 // until ctx ends, then hands this node's addresses over.
 func (s *Speaker) Start(ctx context.Context) error {
-	configSynced, allSynced, err := s.watch(ctx)
+	configSynced, allSynced, err := s.watch()
 	if err != nil {
 		return err
 	}
@@ -392,7 +425,7 @@ func (s *Speaker) Start(ctx context.Context) error {
 	bgpA := newBGP(bgpOptions{
 		Node: s.opts.NodeName, Namespace: s.opts.Namespace,
 		Logger: s.log, Metrics: s.metrics,
-		Client: s.mgr.GetClient(), APIReader: s.mgr.GetAPIReader(), Run: run,
+		Client: s.kc, Run: run,
 		RestartTime: s.opts.RestartHold,
 	})
 	s.announcers[modeBGP] = bgpA
@@ -434,7 +467,7 @@ func (s *Speaker) Start(ctx context.Context) error {
 	s.log.Info("answering on", "interfaces", s.answering.ifaces())
 	s.l2 = newLayer2(layer2Options{
 		Node: s.opts.NodeName, Logger: s.log, Metrics: s.metrics,
-		Recorder: s.mgr.GetEventRecorder("ironlb-speaker"), Client: s.mgr.GetClient(),
+		Recorder: s.rec, Client: s.kc,
 		Services: s.services, Ifaces: s.answering.ifaces(), Responders: s.answering.responders(), Run: run,
 		Kick: s.kickSync,
 	})
@@ -686,7 +719,7 @@ func (s *Speaker) publishMeta() {
 // the other. It returns whether the informers of the configuration and
 // the nodes (what decides the BGP sessions) have synced, and whether all
 // have.
-func (s *Speaker) watch(ctx context.Context) (config, all toolscache.InformerSynced, err error) {
+func (s *Speaker) watch() (config, all toolscache.InformerSynced, err error) {
 	h := toolscache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) { s.kickSync() },
 		UpdateFunc: func(old, new any) {
@@ -702,23 +735,14 @@ func (s *Speaker) watch(ctx context.Context) (config, all toolscache.InformerSyn
 		},
 		DeleteFunc: func(any) { s.kickSync() },
 	}
-	configKinds := []client.Object{
-		&corev1.Node{}, &corev1.ConfigMap{},
-		&v1alpha1.IPPool{}, &v1alpha1.L2Announcement{},
-		&v1alpha1.BGPPeer{}, &v1alpha1.BGPAnnouncement{}, &v1alpha1.BFDProfile{},
-	}
-	others := []client.Object{&v1alpha1.ServiceAnnouncement{}}
 	var synced []toolscache.InformerSynced
-	for _, o := range append(configKinds, others...) {
-		inf, err := s.mgr.GetCache().GetInformer(ctx, o, cache.BlockUntilSynced(false))
-		if err != nil {
-			return nil, nil, fmt.Errorf("watch %T: %w", o, err)
-		}
+	for _, inf := range s.informers {
 		if _, err := inf.AddEventHandler(h); err != nil {
 			return nil, nil, err
 		}
 		synced = append(synced, inf.HasSynced)
 	}
+	configKinds := len(s.informers) - 1 // all but the ServiceAnnouncements
 	kick := func(types.NamespacedName) { s.kickSync() }
 	s.services.Subscribe(kick)
 	s.slices.Subscribe(kick)
@@ -733,5 +757,5 @@ func (s *Speaker) watch(ctx context.Context) (config, all toolscache.InformerSyn
 			return true
 		}
 	}
-	return allOf(synced[:len(configKinds)]), allOf(synced), nil
+	return allOf(synced[:configKinds]), allOf(synced), nil
 }

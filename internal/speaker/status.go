@@ -10,7 +10,6 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
 )
@@ -25,7 +24,7 @@ type report struct {
 // API server never delays answering for a new address: sync hands it the
 // latest wanted state and goes on; intermediate states are skipped.
 type statusWriter struct {
-	c    client.Client
+	c    apiAccess
 	log  *slog.Logger
 	wake chan struct{}
 
@@ -35,7 +34,7 @@ type statusWriter struct {
 	have map[string]*v1alpha1.ServiceAnnouncement
 }
 
-func newStatusWriter(c client.Client, log *slog.Logger) *statusWriter {
+func newStatusWriter(c apiAccess, log *slog.Logger) *statusWriter {
 	return &statusWriter{c: c, log: log, wake: make(chan struct{}, 1)}
 }
 
@@ -109,7 +108,7 @@ func (w *statusWriter) write(ctx context.Context) bool {
 			if keep[key] {
 				continue
 			}
-			err := w.c.Delete(ctx, old, client.Preconditions{UID: &old.UID})
+			err := w.c.Delete(ctx, old, old.UID)
 			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) && ctx.Err() == nil {
 				w.log.Warn("delete ServiceAnnouncement", "service", key, "error", err)
 				ok = false

@@ -10,7 +10,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/announce"
@@ -84,7 +83,7 @@ func (c *configCache) get(in config.Input) *config.Config {
 // that is valid now.
 func (s *Speaker) loadLastGood(ctx context.Context) {
 	for try := 0; ; try++ {
-		data, _, err := kube.ReadLastGood(ctx, s.mgr.GetAPIReader(), s.opts.Namespace)
+		data, _, err := kube.ReadLastGood(ctx, s.kc, s.opts.Namespace)
 		if err == nil {
 			cfg, errs := config.LastGood(data)
 			for _, err := range errs {
@@ -107,15 +106,15 @@ func (s *Speaker) loadLastGood(ctx context.Context) {
 // configView reads the configuration and the nodes: all a view needs to
 // open the BGP sessions.
 func (s *Speaker) configView(ctx context.Context) (announce.View, error) {
-	c := s.mgr.GetCache()
-	in, err := kube.ReadInput(ctx, c, types.NamespacedName{Namespace: s.opts.Namespace, Name: s.opts.ConfigMapName})
+	c := s.cache
+	in, err := kube.ReadInput(ctx, cacheReader{c}, types.NamespacedName{Namespace: s.opts.Namespace, Name: s.opts.ConfigMapName})
 	if err != nil {
 		return announce.View{}, err
 	}
 	v := announce.View{Config: s.config.get(in), Nodes: map[string]announce.Node{}, Current: map[netip.Addr]string{}, Ifaces: map[string][]announce.Iface{}}
 
 	var nodes corev1.NodeList
-	if err := c.List(ctx, &nodes, client.UnsafeDisableDeepCopy); err != nil {
+	if err := c.List(ctx, &nodes, true); err != nil {
 		return announce.View{}, err
 	}
 	for i := range nodes.Items {
@@ -139,7 +138,7 @@ func (s *Speaker) configView(ctx context.Context) (announce.View, error) {
 // view reads what a turn needs from the caches, the records and the
 // membership, and the ServiceAnnouncements in the cache.
 func (s *Speaker) view(ctx context.Context) (announce.View, []v1alpha1.ServiceAnnouncement, error) {
-	c := s.mgr.GetCache()
+	c := s.cache
 	v, err := s.configView(ctx)
 	if err != nil {
 		return announce.View{}, nil, err
@@ -215,7 +214,7 @@ func (s *Speaker) view(ctx context.Context) (announce.View, []v1alpha1.ServiceAn
 	})
 
 	var anns v1alpha1.ServiceAnnouncementList
-	if err := c.List(ctx, &anns, client.UnsafeDisableDeepCopy); err != nil {
+	if err := c.List(ctx, &anns, true); err != nil {
 		return announce.View{}, nil, err
 	}
 	items := s.overlaid(anns.Items)
@@ -227,7 +226,7 @@ func (s *Speaker) view(ctx context.Context) (announce.View, []v1alpha1.ServiceAn
 // server has them now (a quorum read, not the cache).
 func (s *Speaker) readCurrent(ctx context.Context, v *announce.View) error {
 	var anns v1alpha1.ServiceAnnouncementList
-	if err := s.mgr.GetAPIReader().List(ctx, &anns); err != nil {
+	if err := s.kc.List(ctx, &anns); err != nil {
 		return fmt.Errorf("read ServiceAnnouncements: %w", err)
 	}
 	v.Current = currentOf(anns.Items)

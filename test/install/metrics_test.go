@@ -5,12 +5,14 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -20,6 +22,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/ironlb/ironlb/internal/kube"
+	"github.com/ironlb/ironlb/internal/kubecr"
 )
 
 // TestMetricsNeedAuthorization scrapes the daemons' metrics endpoint over
@@ -27,8 +30,9 @@ import (
 // ServiceAccount bound to the ClusterRole ironlb-metrics-reader, 200 and
 // the metrics; with that of one not bound (the speaker's own), 403. First
 // from the endpoint set up in this process as both daemons set it up
-// (kube.MetricsServer) on the speaker's ServiceAccount as installed, then
-// from `ironlb speaker` itself, whose health endpoint answers plain HTTP.
+// (kubecr.MetricsServer for the controller, kube.ServeMetrics for the
+// speaker) on the speaker's ServiceAccount as installed, then from
+// `ironlb speaker` itself, whose health endpoint answers plain HTTP.
 func TestMetricsNeedAuthorization(t *testing.T) {
 	install(t)
 	ctx := t.Context()
@@ -81,7 +85,7 @@ func TestMetricsNeedAuthorization(t *testing.T) {
 			t.Fatal(err)
 		}
 		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		srv, err := metricsserver.NewServer(kube.MetricsServer(addr), daemon, hc)
+		srv, err := metricsserver.NewServer(kubecr.MetricsServer(addr), daemon, hc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -92,6 +96,22 @@ func TestMetricsNeedAuthorization(t *testing.T) {
 			stop()
 			if err := <-done; err != nil {
 				t.Errorf("metrics server: %v", err)
+			}
+		})
+		checkScrapes(t, addr, tokens)
+	})
+
+	t.Run("ServeMetrics", func(t *testing.T) {
+		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		sctx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- kube.ServeMetrics(sctx, addr, daemon, promhttp.Handler(), slog.New(slog.DiscardHandler))
+		}()
+		t.Cleanup(func() {
+			stop()
+			if err := <-done; err != nil {
+				t.Errorf("ServeMetrics: %v", err)
 			}
 		})
 		checkScrapes(t, addr, tokens)

@@ -448,3 +448,7 @@ func logTails(w io.Writer, dir string) {
 
 // comm is the command name of ironlb's processes: its binary's name.
 func (b *bench) comm() string { return filepath.Base(b.opts.Ironlb) }
+
+// speakerComm is the speakers' command name: their binary's
+// (labcluster.Options.SpeakerBin).
+func (b *bench) speakerComm() string { return filepath.Base(b.cl.SpeakerBin()) }

@@ -153,7 +153,7 @@ func (b *bench) runOnce(ctx context.Context, run int) (res runResult, err error)
 		// For the report of what the speakers reached.
 		res.Usage = map[string]procusage.Usage{}
 		for _, h := range nodes {
-			if u, uerr := procusage.Of(b.cl.Speaker(h.Name), b.comm()); uerr == nil {
+			if u, uerr := procusage.Of(b.cl.Speaker(h.Name), b.speakerComm()); uerr == nil {
 				res.Usage[h.Name] = u
 			}
 		}
@@ -163,7 +163,7 @@ func (b *bench) runOnce(ctx context.Context, run int) (res runResult, err error)
 	}
 	res.AtConverge = map[string]procusage.Usage{}
 	for _, h := range nodes {
-		if res.AtConverge[h.Name], err = procusage.Of(b.cl.Speaker(h.Name), b.comm()); err != nil {
+		if res.AtConverge[h.Name], err = procusage.Of(b.cl.Speaker(h.Name), b.speakerComm()); err != nil {
 			return res, fmt.Errorf("speaker of %s: %w", h.Name, err)
 		}
 	}
@@ -183,7 +183,7 @@ func (b *bench) runOnce(ctx context.Context, run int) (res runResult, err error)
 
 	var ws []watched
 	for _, h := range nodes {
-		ws = append(ws, watched{name: h.Name, comm: b.comm(), proc: b.cl.Speaker(h.Name)})
+		ws = append(ws, watched{name: h.Name, comm: b.speakerComm(), proc: b.cl.Speaker(h.Name)})
 	}
 	waited, err := quiesce(ws, quiet, quietLimit)
 	if err != nil {
@@ -192,7 +192,7 @@ func (b *bench) runOnce(ctx context.Context, run int) (res runResult, err error)
 	res.Quiet = waited
 	res.Usage = map[string]procusage.Usage{}
 	for _, h := range nodes {
-		if res.Usage[h.Name], err = procusage.Of(b.cl.Speaker(h.Name), b.comm()); err != nil {
+		if res.Usage[h.Name], err = procusage.Of(b.cl.Speaker(h.Name), b.speakerComm()); err != nil {
 			return res, fmt.Errorf("speaker of %s: %w", h.Name, err)
 		}
 	}

@@ -54,6 +54,7 @@ import (
 	"github.com/ironlb/ironlb/api/v1alpha1"
 	"github.com/ironlb/ironlb/internal/apiservertest"
 	"github.com/ironlb/ironlb/internal/kube"
+	"github.com/ironlb/ironlb/internal/kubecr"
 	"github.com/ironlb/ironlb/test/bench/benchbin"
 )
 
@@ -174,7 +175,7 @@ func run(ctx context.Context, o options, out, diag io.Writer) error {
 	}
 
 	fmt.Fprintf(diag, "# starting etcd and kube-apiserver %v\n", apiServerArgs())
-	env, err := apiservertest.Start(apiservertest.Options{Scheme: kube.Scheme(), APIServerArgs: apiServerArgs()})
+	env, err := apiservertest.Start(apiservertest.Options{Scheme: kubecr.Scheme(), APIServerArgs: apiServerArgs()})
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -14,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/api/v1alpha1"
-	"github.com/ironlb/ironlb/internal/kube"
+	"github.com/ironlb/ironlb/internal/kubecr"
 	"github.com/ironlb/ironlb/internal/labcluster"
 	"github.com/ironlb/ironlb/internal/labnet"
 	"github.com/ironlb/ironlb/test/bench/benchstat"
@@ -230,7 +231,7 @@ type announceWatch struct {
 }
 
 func watchAnnouncements(ctx context.Context, cl *labcluster.Cluster, want int) (*announceWatch, error) {
-	wc, err := client.NewWithWatch(cl.CP.Config, client.Options{Scheme: kube.Scheme()})
+	wc, err := client.NewWithWatch(cl.CP.Config, client.Options{Scheme: kubecr.Scheme()})
 	if err != nil {
 		return nil, err
 	}
@@ -329,7 +330,7 @@ func (w *announceWatch) byNode() map[string]int {
 
 // speakerUsage reads the usage of node's speaker from /proc.
 func speakerUsage(cl *labcluster.Cluster, node string) (procusage.Usage, error) {
-	u, err := procusage.Of(cl.Speaker(node), "ironlb")
+	u, err := procusage.Of(cl.Speaker(node), filepath.Base(cl.SpeakerBin()))
 	if err != nil {
 		return u, fmt.Errorf("speaker of %s: %w", node, err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -70,7 +71,7 @@ func (b *bench) sample(ctx context.Context, nodes []*labnet.Host) (sample, error
 	s := sample{usage: map[string]procusage.Usage{}, usageAt: map[string]time.Time{}, gossip: map[string]traffic{}}
 	var mu sync.Mutex
 	err := forEach(nodes, func(h *labnet.Host) error {
-		u, err := procusage.Of(b.cl.Speaker(h.Name), "ironlb")
+		u, err := procusage.Of(b.cl.Speaker(h.Name), filepath.Base(b.cl.SpeakerBin()))
 		if err != nil {
 			return fmt.Errorf("speaker of %s: %w", h.Name, err)
 		}
