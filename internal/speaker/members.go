@@ -76,7 +76,7 @@ func (s *Speaker) membership(ctx, loopCtx context.Context, up chan<- startedMemb
 
 // retryWait waits *wait, then doubles it up to retryMax; it reports false
 // if ctx ended first. It paces the speaker's retries of what it needs
-// the API server for at start (the manager, the membership).
+// the API server for at start (the membership).
 func retryWait(ctx context.Context, wait *time.Duration) bool {
 	select {
 	case <-ctx.Done():
