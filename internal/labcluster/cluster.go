@@ -19,7 +19,9 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -528,4 +530,40 @@ func (c *Cluster) RandomLoss(ctx context.Context, node string, percent int) (hea
 		return nil, errors.Join(err, healIP())
 	}
 	return func() error { return errors.Join(healIP(), healARP()) }, nil
+}
+
+// SpeakerLogMarks returns how far the log of every speaker but except's
+// has come, for WaitJoined.
+func (c *Cluster) SpeakerLogMarks(except string) map[string]int64 {
+	marks := map[string]int64{}
+	for _, n := range c.Lab.Nodes() {
+		if n.Name != except {
+			marks[n.Name] = c.Speaker(n.Name).LogSize()
+		}
+	}
+	return marks
+}
+
+// WaitJoined waits, up to timeout, until the speaker of every node in
+// marks has logged node's joining the membership after the offset marks
+// gives its log (SpeakerLogMarks, taken before node's speaker started).
+func (c *Cluster) WaitJoined(ctx context.Context, node string, marks map[string]int64, timeout time.Duration) error {
+	joined := regexp.MustCompile(`msg="member alive".* member=` + regexp.QuoteMeta(node) + `( |$)`)
+	seen := map[string]bool{}
+	return Eventually(ctx, timeout, func() error {
+		for other, off := range marks {
+			if seen[other] {
+				continue
+			}
+			text, err := c.Speaker(other).LogSince(off)
+			if err != nil {
+				return err
+			}
+			if !slices.ContainsFunc(strings.Split(text, "\n"), joined.MatchString) {
+				return fmt.Errorf("%s has not seen %s join (%d of %d have)", other, node, len(seen), len(marks))
+			}
+			seen[other] = true
+		}
+		return nil
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,6 +111,30 @@ func (p *Process) Log() ([]byte, error) {
 		return nil, fmt.Errorf("read log: %w", err)
 	}
 	return b, nil
+}
+
+// LogSize is how far the process's log has come: an offset for
+// LogSince (0 if the log cannot be read).
+func (p *Process) LogSize() int64 {
+	st, err := os.Stat(p.LogPath)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// LogSince returns what the process has logged since offset off.
+func (p *Process) LogSince(off int64) (string, error) {
+	f, err := os.Open(p.LogPath)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(f)
+	return string(b), err
 }
 
 // Start runs a program inside the host's namespace (through `ip netns exec`,

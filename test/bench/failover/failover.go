@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
-	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -363,38 +360,15 @@ func (b *bench) bringBack(ctx context.Context, h *labnet.Host) error {
 	if err := h.LinkUp(); err != nil {
 		return err
 	}
-	marks := map[string]int64{}
-	for _, n := range b.cl.Lab.Nodes() {
-		if n.Name != h.Name {
-			marks[n.Name] = logSize(b.cl.Speaker(n.Name))
-		}
-	}
+	marks := b.cl.SpeakerLogMarks(h.Name)
 	if _, err := b.cl.StartSpeaker(h.Name); err != nil {
 		return err
 	}
-	if err := b.waitJoined(ctx, h.Name, marks); err != nil {
+	if err := b.cl.WaitJoined(ctx, h.Name, marks, time.Minute); err != nil {
 		return err
 	}
 	time.Sleep(settleAfterJoin)
 	return nil
-}
-
-// waitJoined waits until the speaker of every node in marks has logged
-// node's joining the membership after the offset marks gives its log.
-func (b *bench) waitJoined(ctx context.Context, node string, marks map[string]int64) error {
-	joined := regexp.MustCompile(`msg="member alive".* member=` + regexp.QuoteMeta(node) + `( |$)`)
-	return labcluster.Eventually(ctx, time.Minute, func() error {
-		for other, off := range marks {
-			text, err := logFrom(b.cl.Speaker(other), off)
-			if err != nil {
-				return err
-			}
-			if !slices.ContainsFunc(strings.Split(text, "\n"), joined.MatchString) {
-				return fmt.Errorf("%s has not seen %s join", other, node)
-			}
-		}
-		return nil
-	})
 }
 
 // owner is the node the ServiceAnnouncement names for failoverIP.
@@ -521,27 +495,4 @@ func lostSpans(res labnet.ProbeResult) string {
 		seq = end
 	}
 	return "unanswered probes " + strings.Join(spans, ", ") + fmt.Sprintf(" of %d", res.Sent)
-}
-
-// logSize is how far a process's log has come.
-func logSize(p *labnet.Process) int64 {
-	st, err := os.Stat(p.LogPath)
-	if err != nil {
-		return 0
-	}
-	return st.Size()
-}
-
-// logFrom is what a process has logged since offset off.
-func logFrom(p *labnet.Process, off int64) (string, error) {
-	f, err := os.Open(p.LogPath)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	if _, err := f.Seek(off, io.SeekStart); err != nil {
-		return "", err
-	}
-	b, err := io.ReadAll(f)
-	return string(b), err
 }

@@ -41,19 +41,14 @@ func (b *bench) scale(ctx context.Context) error {
 		// every one afresh so that all three figures cover the same.
 		fmt.Fprintln(b.diag, "# scale: restarting every speaker")
 		for _, n := range nodes {
-			marks := map[string]int64{}
-			for _, o := range nodes {
-				if o.Name != n.Name {
-					marks[o.Name] = logSize(b.cl.Speaker(o.Name))
-				}
-			}
+			marks := b.cl.SpeakerLogMarks(n.Name)
 			if err := b.cl.Speaker(n.Name).Stop(); err != nil {
 				return err
 			}
 			if _, err := b.cl.StartSpeaker(n.Name); err != nil {
 				return err
 			}
-			if err := b.waitJoined(ctx, n.Name, marks); err != nil {
+			if err := b.cl.WaitJoined(ctx, n.Name, marks, time.Minute); err != nil {
 				return err
 			}
 		}
