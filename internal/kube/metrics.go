@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -135,25 +134,8 @@ func ServeMetrics(ctx context.Context, addr string, cfg *rest.Config, handler ht
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	log.Info("serving metrics", "addr", l.Addr().String())
-	// The goroutine that shuts the server down ends with ServeMetrics:
-	// when ctx ends, or when Serve fails by itself.
-	sctx, stop := context.WithCancel(ctx)
-	defer stop()
-	stopped := make(chan error, 1)
-	go func() {
-		<-sctx.Done()
-		tctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		stopped <- srv.Shutdown(tctx)
-	}()
-	serr := srv.Serve(l)
-	stop()
-	err = <-stopped
-	if !errors.Is(serr, http.ErrServerClosed) {
-		return fmt.Errorf("metrics server: %w", serr)
-	}
-	if err != nil {
-		return fmt.Errorf("metrics server shutdown: %w", err)
+	if err := Serve(ctx, l, srv, time.Minute); err != nil {
+		return fmt.Errorf("metrics server: %w", err)
 	}
 	return nil
 }

@@ -2,12 +2,13 @@ package speaker
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"strings"
 	"time"
+
+	"github.com/ironlb/ironlb/internal/kube"
 )
 
 // healthHandler serves the kubelet's probes: /healthz answers ok while the
@@ -48,8 +49,9 @@ func pprofHandler() http.Handler {
 }
 
 // serveHTTP serves h over plain HTTP at addr until ctx ends; "" or "0"
-// serves nothing. A listen address that cannot be had is an error, which
-// stops the speaker (Run), so that the kubelet shows it.
+// serves nothing. A listen address that cannot be had, or a server that
+// fails, is an error, which stops the speaker (Run), so that the kubelet
+// shows it.
 func serveHTTP(ctx context.Context, addr string, h http.Handler) error {
 	if addr == "" || addr == "0" {
 		return nil
@@ -58,18 +60,10 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	err = srv.Serve(ln)
-	<-done
-	if errors.Is(err, http.ErrServerClosed) {
+	err = kube.Serve(ctx, ln, &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, 5*time.Second)
+	if ctx.Err() != nil {
+		// A probe or a profile still running at the stop is not a
+		// failure of the speaker.
 		return nil
 	}
 	return err
