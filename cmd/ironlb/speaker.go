@@ -51,7 +51,7 @@ speakers, so failover does not wait for the API server.`,
 			}
 			cfg.QPS, cfg.Burst = 50, 100
 			ctx := signalContext()
-			s, err := speaker.New(ctx, cfg, opts)
+			s, err := speaker.New(cfg, opts)
 			if err != nil {
 				return err
 			}

@@ -230,9 +230,13 @@ func (s *Speaker) readyErr() error {
 	return nil
 }
 
-// New checks opts and sets the speaker up against the API server at cfg,
-// waiting for the API server until ctx ends. It starts nothing; Run does.
-func New(ctx context.Context, cfg *rest.Config, opts Options) (*Speaker, error) {
+// New checks opts and sets the speaker up against the API server at cfg.
+// It makes no request and starts nothing; Run does. A speaker that starts
+// while the API server is away (a node rebooted during a control-plane
+// outage) runs and waits for it, its caches retrying, rather than
+// exiting into the kubelet's crash-loop back-off, which grows to 5
+// minutes: it must be running the moment the API server is back.
+func New(cfg *rest.Config, opts Options) (*Speaker, error) {
 	if opts.NodeName == "" {
 		return nil, errors.New("speaker: node name is required (--node-name or $NODE_NAME)")
 	}
@@ -250,11 +254,6 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Speaker, error) 
 	}
 	if opts.HandoverGrace == 0 {
 		opts.HandoverGrace = DefaultHandoverGrace
-	}
-	for _, o := range []*string{&opts.MetricsAddr, &opts.HealthAddr} {
-		if *o == "" {
-			*o = "0"
-		}
 	}
 	log := opts.Logger
 	if log == nil {

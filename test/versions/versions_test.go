@@ -611,7 +611,7 @@ func speak(t *testing.T, c *cluster) {
 	c.kubectl(t, []byte(gatewaySlice), "apply", "-f", "-")
 
 	runCtx, stop := context.WithCancel(ctx)
-	sp, err := speaker.New(runCtx, c.cfg, speaker.Options{
+	sp, err := speaker.New(c.cfg, speaker.Options{
 		NodeName:       "node-1",
 		MemberlistBind: "off",
 		Interfaces:     []string{"lo"},
