@@ -108,19 +108,26 @@ func RouterIDFor(cfg *config.Config, nodeLabels map[string]string, nodeIP netip.
 // announcement's aggregation length (so several addresses may share one
 // route), with its local preference, communities and peers. The result is
 // sorted by prefix, without duplicates; Speaker.SetRoutes merges routes
-// that share a prefix.
+// that share a prefix. The routes of one announcement share its peers and
+// communities: read them, do not change them.
 func RoutesFor(cfg *config.Config, nodeLabels map[string]string, addrsByPool map[string][]netip.Addr) []Route {
 	type key struct {
 		prefix netip.Prefix
 		ann    *config.BGPAnnouncement
 	}
-	seen := map[key]bool{}
-	var out []Route
+	// Only aggregated prefixes can repeat: an address is in one pool.
+	var seen map[key]bool
+	n := 0
+	for _, addrs := range addrsByPool {
+		n += len(addrs)
+	}
+	out := make([]Route, 0, n)
 	for _, pool := range slices.Sorted(maps.Keys(addrsByPool)) {
 		for _, a := range cfg.BGPFor(pool) {
 			if !a.SelectsNode(nodeLabels) {
 				continue
 			}
+			r := routeFor(netip.Prefix{}, a)
 			for _, addr := range addrsByPool[pool] {
 				addr = addr.Unmap()
 				bits := a.AggregationLength
@@ -131,13 +138,22 @@ func RoutesFor(cfg *config.Config, nodeLabels map[string]string, addrsByPool map
 				if err != nil {
 					continue // config validated the lengths
 				}
-				if seen[key{p, a}] {
-					continue
+				if bits < addr.BitLen() {
+					if seen[key{p, a}] {
+						continue
+					}
+					if seen == nil {
+						seen = map[key]bool{}
+					}
+					seen[key{p, a}] = true
 				}
-				seen[key{p, a}] = true
-				out = append(out, routeFor(p, a))
+				r.Prefix = p
+				out = append(out, r)
 			}
 		}
+	}
+	if len(out) == 0 {
+		return nil
 	}
 	slices.SortStableFunc(out, func(x, y Route) int { return comparePrefixes(x.Prefix, y.Prefix) })
 	return out

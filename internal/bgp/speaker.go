@@ -237,25 +237,25 @@ func (s *Speaker) apply() error {
 	var errs []error
 
 	// 1. Withdraw.
-	var gone []*apiutil.Path
-	var goneP []netip.Prefix
+	routesFailed := false
+	var gone []netip.Prefix
 	for p := range s.haveRoutes {
 		if s.wantRoutes[p] == nil {
-			pa, err := path(p, nil, true)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			gone, goneP = append(gone, pa), append(goneP, p)
+			gone = append(gone, p)
 		}
 	}
-	if len(gone) > 0 {
-		if err := srv.DeletePath(apiutil.DeletePathRequest{Paths: gone}); err != nil {
-			errs = append(errs, fmt.Errorf("withdraw %d routes: %w", len(gone), err))
-		} else {
-			for _, p := range goneP {
-				delete(s.haveRoutes, p)
-			}
+	for batch := range slices.Chunk(gone, pathBatch) {
+		ps, err := paths(batch, nil)
+		if err == nil {
+			err = srv.DeletePath(apiutil.DeletePathRequest{Paths: ps})
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("withdraw %d routes: %w", len(batch), err))
+			routesFailed = true
+			continue
+		}
+		for _, p := range batch {
+			delete(s.haveRoutes, p)
 		}
 	}
 
@@ -355,36 +355,48 @@ func (s *Speaker) apply() error {
 		}
 	}
 
-	// 4. Announce.
-	var add []*apiutil.Path
-	var addP []netip.Prefix
-	for _, p := range slices.SortedFunc(maps.Keys(s.wantRoutes), comparePrefixes) {
-		a := s.wantRoutes[p]
+	// 4. Announce, in order.
+	var add []netip.Prefix
+	for p, a := range s.wantRoutes {
 		if h := s.haveRoutes[p]; h != nil && h.sameAttrs(a) {
-			s.haveRoutes[p] = a // peers may differ; the deny sets did that
+			if h != a {
+				s.haveRoutes[p] = a // peers may differ; the deny sets did that
+			}
 			continue
 		}
-		pa, err := path(p, a, false)
+		add = append(add, p)
+	}
+	slices.SortFunc(add, comparePrefixes)
+	for batch := range slices.Chunk(add, pathBatch) {
+		ps, err := paths(batch, s.wantRoutes)
 		if err != nil {
 			errs = append(errs, err)
+			routesFailed = true
 			continue
 		}
-		add, addP = append(add, pa), append(addP, p)
-	}
-	if len(add) > 0 {
-		rs, err := srv.AddPath(apiutil.AddPathRequest{Paths: add})
+		rs, err := srv.AddPath(apiutil.AddPathRequest{Paths: ps})
 		if err != nil && len(rs) == 0 {
-			errs = append(errs, fmt.Errorf("announce %d routes: %w", len(add), err))
+			errs = append(errs, fmt.Errorf("announce %d routes: %w", len(batch), err))
+			routesFailed = true
+			continue
 		}
-		for i, p := range addP {
-			if i < len(rs) && rs[i].Error != nil {
+		for i, p := range batch {
+			switch {
+			case i < len(rs) && rs[i].Error != nil:
 				errs = append(errs, fmt.Errorf("announce %s: %w", p, rs[i].Error))
-				continue
-			}
-			if err == nil || i < len(rs) {
+				routesFailed = true
+			case i >= len(rs) && err != nil: // not known to be in
+				routesFailed = true
+			default:
 				s.haveRoutes[p] = s.wantRoutes[p]
 			}
 		}
+	}
+	// GoBGP has every route wanted and no other: one map serves as both
+	// until the next SetRoutes replaces wantRoutes (which leaves the old
+	// map to haveRoutes alone), instead of a second map of every prefix.
+	if !routesFailed && len(s.haveRoutes) == len(s.wantRoutes) {
+		s.haveRoutes = s.wantRoutes
 	}
 
 	// 5. Re-send.
@@ -397,6 +409,25 @@ func (s *Speaker) apply() error {
 		return fmt.Errorf("bgp: %w", err)
 	}
 	return nil
+}
+
+// pathBatch is how many routes one GoBGP AddPath or DeletePath call
+// takes: the paths handed to GoBGP are garbage once it has them, and
+// 10,000 at once were 4 MB of a speaker's peak (test/bench/bgpscale).
+const pathBatch = 500
+
+// paths returns GoBGP's paths for prefixes: withdrawals if anns is nil,
+// otherwise announcements with anns' attributes.
+func paths(prefixes []netip.Prefix, anns map[netip.Prefix]*announcement) ([]*apiutil.Path, error) {
+	out := make([]*apiutil.Path, 0, len(prefixes))
+	for _, p := range prefixes {
+		pa, err := path(p, anns[p], anns == nil)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pa)
+	}
+	return out, nil
 }
 
 // denied returns the wanted prefixes of p's family that must not go to p.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +53,34 @@ func TestMergeRoutes(t *testing.T) {
 	}
 	if _, err := mergeRoutes([]Route{{}}); err == nil {
 		t.Error("a zero prefix is accepted")
+	}
+}
+
+// TestMergeRoutesShares checks that prefixes announced alike share one
+// announcement, and that merging does not depend on the routes' order.
+func TestMergeRoutesShares(t *testing.T) {
+	p1, p2, p3 := netip.MustParsePrefix("203.0.113.1/32"), netip.MustParsePrefix("203.0.113.2/32"), netip.MustParsePrefix("203.0.113.3/32")
+	lp := uint32(50)
+	a := Route{Peers: []string{"b", "a"}, Communities: []uint32{7}}
+	b := Route{Peers: []string{"c"}, LocalPref: &lp, LargeCommunities: [][3]uint32{{1, 2, 3}}}
+	with := func(r Route, p netip.Prefix) Route { r.Prefix = p; return r }
+	got, err := mergeRoutes([]Route{with(a, p1), with(b, p2), with(a, p2), with(a, p3), with(b, p3), with(a, p3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[p1] == got[p2] {
+		t.Errorf("%s and %s share an announcement, but %s has more peers", p1, p2, p2)
+	}
+	if got[p2] != got[p3] {
+		t.Errorf("%s and %s are announced alike but do not share an announcement: %+v, %+v", p2, p3, got[p2], got[p3])
+	}
+	want := &announcement{peers: []string{"a", "b", "c"}, localPref: &lp, communities: []uint32{7}, largeCommunities: [][3]uint32{{1, 2, 3}}}
+	if diff := cmp.Diff(want, got[p3], cmp.AllowUnexported(announcement{})); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	// The routes' slices are the caller's: merging leaves them as they were.
+	if !slices.Equal(a.Peers, []string{"b", "a"}) {
+		t.Errorf("the route's peers changed to %v", a.Peers)
 	}
 }
 

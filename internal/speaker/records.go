@@ -92,7 +92,6 @@ func (a sliceRecord) equal(b sliceRecord) bool {
 	return a.service == b.service && slices.Equal(a.nodes, b.nodes)
 }
 
-// serviceRecords lists and watches the Services a speaker serves.
 // serviceRecords lists and watches, through c, the Services a speaker
 // serves.
 func serviceRecords[L runtime.Object](c records.Client[L], class string) *records.Store[svcRecord] {

@@ -198,6 +198,7 @@ func (s *Speaker) view(ctx context.Context) (announce.View, []v1alpha1.ServiceAn
 	s.noteDataPaths(v)
 
 	var endpoints map[string]map[string]bool // read once, if a Service needs it
+	v.Services = make([]announce.Service, 0, s.services.Len())
 	s.services.Range(func(nn types.NamespacedName, r svcRecord) bool {
 		e := announce.Service{Key: nn.Namespace + "/" + nn.Name, IPs: r.ips, Local: r.local}
 		if e.Local {
