@@ -258,7 +258,7 @@ func (s *Speaker) endpointNodes() map[string]map[string]bool {
 		if out[key] == nil {
 			out[key] = map[string]bool{}
 		}
-		for _, node := range r.nodes {
+		for node := range r.eachNode() {
 			out[key][node] = true
 		}
 		return true
