@@ -154,7 +154,7 @@ type nodePeer struct{ node, peer string }
 // session; a node announces the address to a peer when its session with
 // the peer is Established and one of the BGPAnnouncements that select the
 // node (BGPVerdict.Announcements) names the peer, as internal/bgp's
-// RoutesFor sends the routes.
+// Routes sends the routes.
 //
 // When no node does, the reason names the furthest check that some node
 // with an Established session to a peer the pool is announced to passed:

@@ -321,7 +321,7 @@ func TestStatusBGP(t *testing.T) {
 
 // TestBGPAnnouncers checks who the ANNOUNCED BY column says announces a
 // Service's address over BGP, or why no node does: the speakers' rule
-// (internal/announce Round.BGP, with the peers internal/bgp.RoutesFor
+// (internal/announce Round.BGP, with the peers internal/bgp.Routes
 // sends routes to) applied to the sessions, Nodes, BGPAnnouncements and
 // EndpointSlices.
 func TestBGPAnnouncers(t *testing.T) {

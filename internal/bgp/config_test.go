@@ -1,7 +1,9 @@
 package bgp
 
 import (
+	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -155,7 +157,24 @@ func TestRouterIDFor(t *testing.T) {
 	}
 }
 
-func TestRoutesFor(t *testing.T) {
+// routesFor collects Routes for the addresses by pool (of a node without
+// labels), sorted by prefix.
+func routesFor(cfg *config.Config, byPool map[string][]netip.Addr) []Route {
+	addrs := func(yield func(string, netip.Addr) bool) {
+		for _, pool := range slices.Sorted(maps.Keys(byPool)) {
+			for _, a := range byPool[pool] {
+				if !yield(pool, a) {
+					return
+				}
+			}
+		}
+	}
+	out := slices.Collect(Routes(cfg, nil, addrs))
+	slices.SortStableFunc(out, func(x, y Route) int { return comparePrefixes(x.Prefix, y.Prefix) })
+	return out
+}
+
+func TestRoutes(t *testing.T) {
 	cfg := buildLegacy(t, legacyConfig)
 	lp := uint32(200)
 	webAttrs := func(p string) Route {
@@ -199,27 +218,27 @@ func TestRoutesFor(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := RoutesFor(cfg, nil, tc.addrs)
+			got := routesFor(cfg, tc.addrs)
 			if diff := cmp.Diff(tc.want, got, cmpAddrs); diff != "" {
-				t.Errorf("RoutesFor (-want +got):\n%s", diff)
+				t.Errorf("Routes (-want +got):\n%s", diff)
 			}
 		})
 	}
 }
 
-func TestRoutesForPeersAndNodes(t *testing.T) {
+func TestRoutesPeersAndNodes(t *testing.T) {
 	lp := uint32(50)
 	cfg := &config.Config{BGPAnnouncements: []*config.BGPAnnouncement{
 		{Pools: []string{"p"}, AggregationLength: 32, AggregationLengthV6: 128, Peers: []string{"tor1"}, LocalPref: &lp},
 		{Pools: []string{"p"}, AggregationLength: 24, AggregationLengthV6: 64, NodeSelectors: nil,
 			Communities: []config.Community{{Large: true, Global: 1, Local1: 2, Local2: 3}}},
 	}}
-	got := RoutesFor(cfg, nil, map[string][]netip.Addr{"p": {netip.MustParseAddr("203.0.113.100")}})
+	got := routesFor(cfg, map[string][]netip.Addr{"p": {netip.MustParseAddr("203.0.113.100")}})
 	want := []Route{
 		{Prefix: netip.MustParsePrefix("203.0.113.0/24"), LargeCommunities: [][3]uint32{{1, 2, 3}}},
 		{Prefix: netip.MustParsePrefix("203.0.113.100/32"), Peers: []string{"tor1"}, LocalPref: &lp},
 	}
 	if diff := cmp.Diff(want, got, cmpAddrs); diff != "" {
-		t.Errorf("RoutesFor (-want +got):\n%s", diff)
+		t.Errorf("Routes (-want +got):\n%s", diff)
 	}
 }

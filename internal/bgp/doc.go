@@ -20,6 +20,6 @@
 // 4724), and a speaker stopped to restart leaves the routers its routes
 // for that long (restart.go).
 //
-// PeersFor, RouterIDFor and RoutesFor map internal/config's BGPPeer,
+// PeersFor, RouterIDFor and Routes map internal/config's BGPPeer,
 // BFDProfile and BGPAnnouncement onto this package's types; they are pure.
 package bgp

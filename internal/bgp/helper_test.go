@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -91,7 +92,7 @@ func runHelper(sock string) error {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		if err := sp.SetRoutes(routes); err != nil {
+		if err := sp.SetRoutes(slices.Values(routes)); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
 	})

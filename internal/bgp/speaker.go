@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"maps"
 	"net/netip"
@@ -204,7 +205,7 @@ func (s *Speaker) SetPeers(peers []Peer) error {
 // announced, prefixes no longer listed withdrawn, and changed ones
 // re-announced, each to the peers its Route names. Several Routes for one
 // prefix are merged (see Route). An invalid list changes nothing.
-func (s *Speaker) SetRoutes(routes []Route) error {
+func (s *Speaker) SetRoutes(routes iter.Seq[Route]) error {
 	want, err := mergeRoutes(routes)
 	if err != nil {
 		return fmt.Errorf("bgp: %w", err)

@@ -36,7 +36,7 @@ func TestMergeRoutes(t *testing.T) {
 			nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := mergeRoutes(tc.routes)
+			got, err := mergeRoutes(slices.Values(tc.routes))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -51,7 +51,7 @@ func TestMergeRoutes(t *testing.T) {
 			}
 		})
 	}
-	if _, err := mergeRoutes([]Route{{}}); err == nil {
+	if _, err := mergeRoutes(slices.Values([]Route{{}})); err == nil {
 		t.Error("a zero prefix is accepted")
 	}
 }
@@ -64,7 +64,7 @@ func TestMergeRoutesShares(t *testing.T) {
 	a := Route{Peers: []string{"b", "a"}, Communities: []uint32{7}}
 	b := Route{Peers: []string{"c"}, LocalPref: &lp, LargeCommunities: [][3]uint32{{1, 2, 3}}}
 	with := func(r Route, p netip.Prefix) Route { r.Prefix = p; return r }
-	got, err := mergeRoutes([]Route{with(a, p1), with(b, p2), with(a, p2), with(a, p3), with(b, p3), with(a, p3)})
+	got, err := mergeRoutes(slices.Values([]Route{with(a, p1), with(b, p2), with(a, p2), with(a, p3), with(b, p3), with(a, p3)}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestSpeakerBeforeRun(t *testing.T) {
 	if err := s.SetPeers([]Peer{p, p}); err == nil {
 		t.Error("duplicate peers are accepted")
 	}
-	if err := s.SetRoutes([]Route{{Prefix: netip.MustParsePrefix("203.0.113.100/32")}}); err != nil {
+	if err := s.SetRoutes(slices.Values([]Route{{Prefix: netip.MustParsePrefix("203.0.113.100/32")}})); err != nil {
 		t.Fatal(err)
 	}
 	want := []PeerStatus{{Name: "tor", Address: p.Address, State: StateIdle, BFD: "Down"}}
@@ -184,7 +184,7 @@ func TestSpeakerRunStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetRoutes([]Route{{Prefix: netip.MustParsePrefix("203.0.113.100/32")}, {Prefix: netip.MustParsePrefix("2001:db8:3::1/128")}}); err != nil {
+	if err := s.SetRoutes(slices.Values([]Route{{Prefix: netip.MustParsePrefix("203.0.113.100/32")}, {Prefix: netip.MustParsePrefix("2001:db8:3::1/128")}})); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
@@ -203,7 +203,7 @@ func TestSpeakerRunStops(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err := s.SetRoutes(nil); err != nil {
+	if err := s.SetRoutes(slices.Values([]Route(nil))); err != nil {
 		t.Fatal(err)
 	}
 	cancel()

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"iter"
 	"net/netip"
 	"slices"
 	"time"
@@ -177,12 +178,11 @@ func equalPtr(a, b *uint32) bool {
 // few kinds and thousands of prefixes, and one announcement per prefix,
 // made anew at every sync, was a quarter of what a sync held with 10,000
 // Services (test/bench/bgpscale heap profile).
-func mergeRoutes(routes []Route) (map[netip.Prefix]*announcement, error) {
-	out := make(map[netip.Prefix]*announcement, len(routes))
+func mergeRoutes(routes iter.Seq[Route]) (map[netip.Prefix]*announcement, error) {
+	out := map[netip.Prefix]*announcement{}
 	var in interner
 	var one, both announcement // scratch, reused for every route
-	for i := range routes {
-		r := &routes[i]
+	for r := range routes {
 		if !r.Prefix.IsValid() || r.Prefix.Addr().Zone() != "" {
 			return nil, fmt.Errorf("invalid route prefix %v", r.Prefix)
 		}
@@ -190,7 +190,7 @@ func mergeRoutes(routes []Route) (map[netip.Prefix]*announcement, error) {
 		if p.Addr().Is4In6() {
 			return nil, fmt.Errorf("route %s: IPv4-mapped IPv6 prefixes are not announced", p)
 		}
-		one.of(r)
+		one.of(&r)
 		a := in.intern(&one)
 		if had := out[p]; had != nil && had != a {
 			both.merge(had, a)

@@ -3,6 +3,7 @@ package speaker
 import (
 	"context"
 	"hash/maphash"
+	"iter"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -125,7 +126,7 @@ func (b *bgpAnnouncer) announce(ctx context.Context, t *turn) {
 	// making them took a third of a sync's memory, and a sync's peak is
 	// the speaker's (test/bench/bgpscale).
 	if in := b.routeInput(cfg, node.Labels, t.round); in != b.routesFrom {
-		if err := b.speaker.SetRoutes(bgp.RoutesFor(cfg, node.Labels, b.addresses(t.round))); err != nil {
+		if err := b.speaker.SetRoutes(bgp.Routes(cfg, node.Labels, b.addresses(t.round))); err != nil {
 			b.log.Error("set BGP routes", "error", err)
 		} else {
 			b.routesFrom = in
@@ -135,7 +136,7 @@ func (b *bgpAnnouncer) announce(ctx context.Context, t *turn) {
 }
 
 // routeInput identifies what this node's routes are made of
-// (bgp.RoutesFor's arguments): the Config, which the speaker builds anew
+// (bgp.Routes' arguments): the Config, which the speaker builds anew
 // whenever a config object changes (configCache), and digests of the
 // node's labels and of the addresses it announces by pool. The digests
 // are sums of keyed 64-bit hashes, one per label or address, so that the
@@ -159,32 +160,29 @@ func (b *bgpAnnouncer) routeInput(cfg *config.Config, labels map[string]string, 
 		h.WriteString(v)
 		in.labels += h.Sum64()
 	}
-	for v := range r.BGP(b.node) {
-		if v.Refusal.Refused() {
-			continue
-		}
+	for pool, addr := range b.addresses(r) {
 		h.Reset()
-		h.WriteString(v.Pool)
+		h.WriteString(pool)
 		h.WriteByte(0)
-		ip := v.IP.As16()
+		ip := addr.As16()
 		h.Write(ip[:])
-		h.WriteByte(byte(v.IP.BitLen()))
+		h.WriteByte(byte(addr.BitLen()))
 		in.addrs += h.Sum64()
 		in.n++
 	}
 	return in
 }
 
-// addresses are the Service addresses this node announces over BGP, by
-// pool (see announce.Round.BGP for which).
-func (b *bgpAnnouncer) addresses(r *announce.Round) map[string][]netip.Addr {
-	out := map[string][]netip.Addr{}
-	for v := range r.BGP(b.node) {
-		if !v.Refusal.Refused() {
-			out[v.Pool] = append(out[v.Pool], v.IP)
+// addresses yields the Service addresses this node announces over BGP,
+// each with its pool (see announce.Round.BGP for which).
+func (b *bgpAnnouncer) addresses(r *announce.Round) iter.Seq2[string, netip.Addr] {
+	return func(yield func(string, netip.Addr) bool) {
+		for v := range r.BGP(b.node) {
+			if !v.Refusal.Refused() && !yield(v.Pool, v.IP) {
+				return
+			}
 		}
 	}
-	return out
 }
 
 // report hands the session writer (started on first use) what this turn

@@ -34,7 +34,7 @@ func bgpConfig(t *testing.T) *config.Config {
 }
 
 // TestRouteInput checks that a turn's routeInput changes with everything
-// bgp.RoutesFor reads (the config, the node's labels, the addresses it
+// bgp.Routes reads (the config, the node's labels, the addresses it
 // announces and their pools), and with nothing else: the order of the
 // Services, a Layer 2 address, another node.
 func TestRouteInput(t *testing.T) {

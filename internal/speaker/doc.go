@@ -32,7 +32,7 @@
 //     MAC: the ARP reply.
 //  6. BGP (bgp.go): bgpAnnouncer.announce asks the round for this node's
 //     addresses (announce.Round.BGP), turns them into routes
-//     (bgp.RoutesFor) and hands them to the embedded BGP speaker
+//     (bgp.Routes) and hands them to the embedded BGP speaker
 //     (bgp.Speaker.SetRoutes), which sends the BGP UPDATE on each
 //     Established session whose peer the announcement names.
 //  7. Then each announcer reports, in its own goroutine so that a slow API
