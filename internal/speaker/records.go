@@ -8,6 +8,8 @@ import (
 	"strings"
 	"unique"
 
+	"github.com/google/uuid"
+
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,7 +32,7 @@ import (
 // svcRecord is what a speaker keeps of a Service it serves (see
 // reduceService).
 type svcRecord struct {
-	uid types.UID
+	uid serviceUID
 	// ips are the addresses in status.loadBalancer.ingress, sorted, each
 	// once.
 	ips   []netip.Addr
@@ -50,10 +52,35 @@ func reduceService(svc *corev1.Service, class string) (svcRecord, bool) {
 		return svcRecord{}, false
 	}
 	return svcRecord{
-		uid:   svc.UID,
+		uid:   compactUID(svc.UID),
 		ips:   slices.Clip(ips),
 		local: kube.LocalTraffic(svc),
 	}, true
+}
+
+// serviceUID is a Service's UID as a record keeps it. The API server
+// makes every UID a UUID: held as its 16 bytes, where its text was an
+// allocation of 48 bytes per record (470 KB at 10,000 Services). A UID
+// that is not a UUID in its usual text (as fakes make them) is kept as
+// text.
+type serviceUID struct {
+	id   uuid.UUID
+	text string
+}
+
+func compactUID(u types.UID) serviceUID {
+	if id, err := uuid.Parse(string(u)); err == nil && id != (uuid.UUID{}) && id.String() == string(u) {
+		return serviceUID{id: id}
+	}
+	return serviceUID{text: string(u)}
+}
+
+// UID returns the UID as the API server has it.
+func (u serviceUID) UID() types.UID {
+	if u.id == (uuid.UUID{}) {
+		return types.UID(u.text)
+	}
+	return types.UID(u.id.String())
 }
 
 func (a svcRecord) equal(b svcRecord) bool {
@@ -142,5 +169,5 @@ func serviceObject(services *records.Store[svcRecord], key string) *corev1.Servi
 	if !ok {
 		return nil
 	}
-	return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: r.uid}}
+	return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: r.uid.UID()}}
 }

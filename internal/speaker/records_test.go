@@ -6,9 +6,11 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // TestReduceService checks which Services a speaker keeps, and what of
@@ -37,11 +39,11 @@ func TestReduceService(t *testing.T) {
 		want *svcRecord // nil: not kept
 	}{
 		{"dual-stack, sorted, each once", svc(lb, nil, cluster, "2001:db8::2", "198.51.100.7", "198.51.100.7"),
-			&svcRecord{uid: "u-1", ips: []netip.Addr{netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("2001:db8::2")}}},
+			&svcRecord{uid: serviceUID{text: "u-1"}, ips: []netip.Addr{netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("2001:db8::2")}}},
 		{"our class, Local", svc(lb, &ours, local, "198.51.100.7"),
-			&svcRecord{uid: "u-1", ips: []netip.Addr{netip.MustParseAddr("198.51.100.7")}, local: true}},
+			&svcRecord{uid: serviceUID{text: "u-1"}, ips: []netip.Addr{netip.MustParseAddr("198.51.100.7")}, local: true}},
 		{"an IPv4-mapped address is unmapped", svc(lb, nil, cluster, "::ffff:198.51.100.7"),
-			&svcRecord{uid: "u-1", ips: []netip.Addr{netip.MustParseAddr("198.51.100.7")}}},
+			&svcRecord{uid: serviceUID{text: "u-1"}, ips: []netip.Addr{netip.MustParseAddr("198.51.100.7")}}},
 		{"another class", svc(lb, &other, cluster, "198.51.100.7"), nil},
 		{"not a LoadBalancer", svc(corev1.ServiceTypeClusterIP, nil, cluster), nil},
 		{"no address yet", svc(lb, nil, cluster), nil},
@@ -55,13 +57,37 @@ func TestReduceService(t *testing.T) {
 			if tc.want == nil {
 				return
 			}
-			if diff := cmp.Diff(*tc.want, got, cmp.AllowUnexported(svcRecord{}), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+			if diff := cmp.Diff(*tc.want, got, cmp.AllowUnexported(svcRecord{}, serviceUID{}), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 				t.Errorf("record (-want +got):\n%s", diff)
 			}
 			if len(got.ips) != cap(got.ips) {
 				t.Errorf("ips hold %d addresses in room for %d", len(got.ips), cap(got.ips))
 			}
 		})
+	}
+}
+
+// TestServiceUID checks that a record gives back every UID as it was
+// given, holding a UUID in its usual text as 16 bytes.
+func TestServiceUID(t *testing.T) {
+	for _, tc := range []struct {
+		uid    types.UID
+		binary bool
+	}{
+		{"0d6f2a3c-1b9e-4c7d-8a5f-3e2b1c0d9e8f", true},
+		{"0D6F2A3C-1B9E-4C7D-8A5F-3E2B1C0D9E8F", false}, // not in the usual text
+		{"00000000-0000-0000-0000-000000000000", false}, // the zero UUID: as text
+		{"urn:uuid:0d6f2a3c-1b9e-4c7d-8a5f-3e2b1c0d9e8f", false},
+		{"u-1", false},
+		{"", false},
+	} {
+		u := compactUID(tc.uid)
+		if got := u.UID(); got != tc.uid {
+			t.Errorf("%q: given back as %q", tc.uid, got)
+		}
+		if binary := u.id != (uuid.UUID{}); binary != tc.binary {
+			t.Errorf("%q: held as 16 bytes %v, want %v", tc.uid, binary, tc.binary)
+		}
 	}
 }
 
