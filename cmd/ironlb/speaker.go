@@ -82,10 +82,10 @@ speakers, so failover does not wait for the API server.`,
 // speakerGCPercent is the speaker's GOGC unless $GOGC sets one.
 //
 // As in the controller (see controllerGCPercent), most of the speaker's
-// heap is long-lived and grows with the cluster: its cache of Services
-// and EndpointSlices and GoBGP's routing table, some 45 MiB at 10,000
-// BGP-announced Services. Go's default of 100 would let the heap grow to
-// twice that before collecting, on every node of the cluster.
+// heap is long-lived and grows with the cluster: its records of Services
+// and EndpointSlices and GoBGP's routing table, some 17 MiB live at
+// 10,000 BGP-announced Services. Go's default of 100 would let the heap
+// grow to twice that before collecting, on every node of the cluster.
 const speakerGCPercent = 25
 
 // listGates are client-go's feature gates with WatchListClient off unless

@@ -31,7 +31,8 @@
 //     each ARP request and Neighbor Solicitation for it with this node's
 //     MAC: the ARP reply.
 //  6. BGP (bgp.go): bgpAnnouncer.announce asks the round for this node's
-//     addresses (announce.Round.BGP), turns them into routes
+//     addresses (announce.Round.BGP) and, when they, the configuration
+//     or the node's labels changed (routeInput), turns them into routes
 //     (bgp.Routes) and hands them to the embedded BGP speaker
 //     (bgp.Speaker.SetRoutes), which sends the BGP UPDATE on each
 //     Established session whose peer the announcement names.
