@@ -133,7 +133,7 @@ func Routes(cfg *config.Config, nodeLabels map[string]string, addrs iter.Seq2[st
 			if !ok {
 				for _, a := range cfg.BGPFor(pool) {
 					if a.SelectsNode(nodeLabels) {
-						ts = append(ts, template{a, routeFor(netip.Prefix{}, a)})
+						ts = append(ts, template{a, routeFor(a)})
 					}
 				}
 				byPool[pool] = ts
@@ -167,8 +167,10 @@ func Routes(cfg *config.Config, nodeLabels map[string]string, addrs iter.Seq2[st
 	}
 }
 
-func routeFor(p netip.Prefix, a *config.BGPAnnouncement) Route {
-	r := Route{Prefix: p}
+// routeFor is the Route of announcement a with no prefix yet: its peers,
+// local preference and communities, which Routes gives every prefix of a.
+func routeFor(a *config.BGPAnnouncement) Route {
+	var r Route
 	if len(a.Peers) > 0 {
 		r.Peers = slices.Clone(a.Peers)
 	}

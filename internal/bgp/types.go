@@ -235,14 +235,7 @@ func sortedSet[T cmp.Ordered](s []T) []T {
 }
 
 func sortedLarge(s [][3]uint32) [][3]uint32 {
-	slices.SortFunc(s, func(x, y [3]uint32) int {
-		for i := range x {
-			if c := cmp.Compare(x[i], y[i]); c != 0 {
-				return c
-			}
-		}
-		return 0
-	})
+	slices.SortFunc(s, func(x, y [3]uint32) int { return slices.Compare(x[:], y[:]) })
 	return slices.Compact(s)
 }
 
