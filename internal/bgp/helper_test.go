@@ -101,6 +101,10 @@ func runHelper(sock string) error {
 	})
 	mux.HandleFunc("POST /restart", func(w http.ResponseWriter, r *http.Request) {
 		sp.PrepareRestart()
+		// Answer before stopping: the process exits as Run returns, and
+		// an answer not yet sent reached the test as EOF.
+		w.WriteHeader(http.StatusNoContent)
+		w.(http.Flusher).Flush()
 		cancel()
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
