@@ -31,6 +31,13 @@ import (
 //     is pinged at every tick (a second path, both ways: a member whose
 //     heartbeats alone are lost, or that answers between two stalls, is
 //     not dropped; an answer counts as a heartbeat);
+//   - its process is gone, or it has been silent for holdMax: with each
+//     ping its gossip port is dialled, and a connection accepted though
+//     the ping went unanswered means its process still holds the port
+//     but does not run (frozen, or starved of CPU), as its node's kernel
+//     accepts for it; such a member is counted out only after holdMax
+//     (see out). A dead process's port refuses, a dead or cut-off node
+//     does not answer: neither waits longer;
 //   - this member was not itself stalled: when a heartbeat tick comes more
 //     than an interval late (a CPU-starved or frozen process), the time it
 //     was late is counted as nobody's silence, and nobody is judged at
@@ -98,7 +105,10 @@ type heartbeat struct {
 	last       time.Time // last heartbeat heard, or a ping answered
 	confirming int       // confirmation pings in flight
 	failedPing time.Time // when the last unanswered confirmation ping was sent
-	silent     bool      // counted out of Alive until heard again
+	// frozen says the member's gossip port accepted a connection made
+	// with that ping (holdsPort): its process lives but does not run.
+	frozen bool
+	silent bool // counted out of Alive until heard again
 	// late are the arrival times of gaps longer than two intervals
 	// within sickWindow, oldest first.
 	late []time.Time
@@ -111,8 +121,9 @@ type heartbeat struct {
 	stale    []string
 	reported bool
 	// elsewhere is set once this member has logged that another hears
-	// the member it finds silent; a heartbeat clears it.
-	elsewhere bool
+	// the member it finds silent, frozenLogged once it has logged that
+	// it waits for a frozen one; a heartbeat clears them.
+	elsewhere, frozenLogged bool
 }
 
 // record notes a heartbeat at now after a gap of gap (the interval
@@ -146,6 +157,18 @@ func (hb *heartbeat) timeout(now time.Time, base time.Duration) time.Duration {
 		return base
 	}
 	return min(holdMax, max(base, sickTimeoutMult*hb.maxGap))
+}
+
+// out reports whether hb's member, silent for silence and given limit,
+// is counted out (the rules above): silent long enough, the last ping
+// since its last heartbeat unanswered and, if its process still holds
+// its port (frozen), silent for holdMax. A CPU-starved speaker's
+// heartbeats came 350 to 550 ms apart in the fault suite's Starvation
+// row on a loaded machine, more than three times the gaps before them,
+// so lateness alone (timeout) cannot tell it from a dead one; its kernel
+// can.
+func (hb *heartbeat) out(silence, limit time.Duration) bool {
+	return silence >= limit && hb.failedPing.After(hb.last) && (!hb.frozen || silence >= holdMax)
 }
 
 // silence returns how long hb's member has been silent at now, after
@@ -256,7 +279,7 @@ func (m *Members) heard(name string, stale []string) {
 		hb.stale, hb.reported = stale, stale != nil
 	}
 	back := hb.silent
-	hb.silent, hb.elsewhere = false, false
+	hb.silent, hb.elsewhere, hb.frozenLogged = false, false, false
 	back = m.clearSuspicionLocked(name) || back
 	m.mu.Unlock()
 	if gap > m.opts.Tuning.HeartbeatTimeout/2 {
@@ -274,7 +297,7 @@ func (m *Members) heard(name string, stale []string) {
 func (m *Members) judgeSilences(ml *memberlist.Memberlist, now time.Time, stalled time.Duration) (out bool, stale []string) {
 	timeout := m.opts.Tuning.HeartbeatTimeout
 	var pings []ping
-	var silent []string
+	var silent, frozen []string
 	m.mu.Lock()
 	if ring, on := m.ringLocked(); on {
 		m.ringOn = true
@@ -323,8 +346,11 @@ func (m *Members) judgeSilences(ml *memberlist.Memberlist, now time.Time, stalle
 			hb.confirming++
 			pings = append(pings, ping{name, net.UDPAddrFromAddrPort(mb.addr)})
 		}
-		if silence >= limit && hb.failedPing.After(hb.last) {
+		if hb.out(silence, limit) {
 			silent = append(silent, name)
+		} else if silence >= limit && hb.failedPing.After(hb.last) && !hb.frozenLogged {
+			hb.frozenLogged = true
+			frozen = append(frozen, name)
 		}
 	}
 	cutOff := len(silent) > 0 && 2*fresh <= known
@@ -352,6 +378,9 @@ func (m *Members) judgeSilences(ml *memberlist.Memberlist, now time.Time, stalle
 	}
 	m.startPingsLocked(ml, pings)
 	m.mu.Unlock()
+	if len(frozen) > 0 {
+		m.log.Info("member silent, but its process holds its gossip port: starved of CPU or frozen; counting it out only if it stays silent", "members", frozen, "for", holdMax)
+	}
 	switch {
 	case cutOff:
 		slices.Sort(silent)
@@ -384,10 +413,14 @@ func (m *Members) hearsLocked(name string, now time.Time) string {
 	return ""
 }
 
-// confirmSilence pings name once; an answer counts as a heartbeat.
+// confirmSilence pings name once, and at the same time dials its gossip
+// port (holdsPort); an answer counts as a heartbeat.
 func (m *Members) confirmSilence(ml *memberlist.Memberlist, name string, addr net.Addr) {
 	sent := time.Now()
+	held := make(chan bool, 1)
+	go func() { held <- holdsPort(addr, m.opts.Tuning.ProbeTimeout) }()
 	ok := m.answers(ml, name, addr)
+	frozen := <-held
 	if ok {
 		m.heard(name, nil)
 	}
@@ -396,9 +429,24 @@ func (m *Members) confirmSilence(ml *memberlist.Memberlist, name string, addr ne
 	if hb := m.beats[name]; hb != nil {
 		hb.confirming = max(0, hb.confirming-1)
 		if !ok && sent.After(hb.failedPing) {
-			hb.failedPing = sent
+			hb.failedPing, hb.frozen = sent, frozen
 		}
 	}
+}
+
+// holdsPort reports whether a TCP connection to addr (a member's gossip
+// address) is accepted within timeout: then the member's process still
+// holds its gossip port, whether or not it runs, as a node's kernel
+// accepts connections for a listening process that is frozen or starved
+// of CPU. A port whose process is gone refuses; a node that is down, or
+// cut off, does not answer.
+func holdsPort(addr net.Addr, timeout time.Duration) bool {
+	c, err := net.DialTimeout("tcp", addr.String(), timeout)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // watched reports whether a member with metadata meta is watched for
@@ -450,11 +498,24 @@ func (m *Members) silentLocked(name string) bool {
 	return hb != nil && hb.silent
 }
 
-// heardWithinLocked reports whether name sent a heartbeat within d. The
-// caller holds m.mu.
-func (m *Members) heardWithinLocked(name string, d time.Duration) bool {
+// heardLatelyLocked reports whether name's heartbeats show it alive at
+// now: one came within the time it may be silent, HeartbeatTimeout or,
+// for a member whose heartbeats keep coming late, longer (timeout). It is
+// the heartbeat judge's own patience, lent to the check of a death
+// memberlist reports (verify.go): memberlist suspects a CPU-starved
+// member whenever its refutation comes late, and a flat HeartbeatTimeout
+// there counted such a member out in one gap of its bursts (the fault
+// suite's Starvation row, under CI load) that the judge would have
+// waited out. The caller holds m.mu.
+func (m *Members) heardLatelyLocked(name string, now time.Time) bool {
 	hb := m.beats[name]
-	return hb != nil && !hb.last.IsZero() && time.Since(hb.last) < d
+	return hb != nil && hb.heardLately(now, m.opts.Tuning.HeartbeatTimeout)
+}
+
+// heardLately reports whether hb's member was heard within its timeout
+// at now, base being the heartbeat timeout.
+func (hb *heartbeat) heardLately(now time.Time, base time.Duration) bool {
+	return !hb.last.IsZero() && now.Sub(hb.last) < hb.timeout(now, base)
 }
 
 // appendHeartbeat appends a heartbeat from name, which has not heard the

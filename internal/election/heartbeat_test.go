@@ -1,6 +1,7 @@
 package election
 
 import (
+	"net"
 	"net/netip"
 	"slices"
 	"testing"
@@ -84,6 +85,21 @@ func TestJudgeSilences(t *testing.T) {
 			}(),
 			"c": beat(20*ms, false),
 		},
+		want: []string{"b"},
+	}, {
+		name: "silent, but its process holds its port: frozen, not dead",
+		beats: map[string]*heartbeat{"b": func() *heartbeat {
+			hb := beat(550*ms, true)
+			hb.frozen = true
+			return hb
+		}(), "c": beat(20*ms, false)},
+	}, {
+		name: "frozen and silent for holdMax",
+		beats: map[string]*heartbeat{"b": func() *heartbeat {
+			hb := beat(holdMax, true)
+			hb.frozen = true
+			return hb
+		}(), "c": beat(20*ms, false)},
 		want: []string{"b"},
 	}, {
 		name:  "never heard: left to memberlist",
@@ -204,4 +220,68 @@ func FuzzParseHeartbeat(f *testing.F) {
 			t.Errorf("parseHeartbeat(%q) accepted an empty name", b)
 		}
 	})
+}
+
+// TestHeardLately checks the patience the check of a reported death
+// (verify.go) borrows from the heartbeat judge: a starved member is alive
+// through a gap the judge would wait out, a healthy one only within
+// HeartbeatTimeout.
+func TestHeardLately(t *testing.T) {
+	now := time.Now()
+	ms := time.Millisecond
+	starved := func() *heartbeat {
+		// Heartbeats in bursts 100 ms apart, once 300 ms: sick, with
+		// three times 300 ms to wait.
+		var hb heartbeat
+		at := now.Add(-10 * time.Second)
+		for i := range 20 {
+			gap := 100 * ms
+			if i == 15 {
+				gap = 300 * ms
+			}
+			at = at.Add(gap)
+			hb.record(at, gap, DefaultHeartbeatInterval)
+		}
+		return &hb
+	}
+	for _, tc := range []struct {
+		name  string
+		hb    *heartbeat
+		after time.Duration // since the last heartbeat
+		want  bool
+	}{
+		{"never heard", &heartbeat{}, 0, false},
+		{"healthy, just heard", beatAt(now, 0, false), 20 * ms, true},
+		{"healthy, silent past the timeout", beatAt(now, 0, false), 250 * ms, false},
+		{"starved, in a gap the judge waits out", starved(), 250 * ms, true},
+		{"starved, in a long gap", starved(), 850 * ms, true},
+		{"starved, silent past its timeout", starved(), 950 * ms, false},
+	} {
+		last := tc.hb.last
+		if last.IsZero() {
+			last = now
+		}
+		if got := tc.hb.heardLately(last.Add(tc.after), DefaultHeartbeatTimeout); got != tc.want {
+			t.Errorf("%s: heard lately %s after the last heartbeat = %v, want %v", tc.name, tc.after, got, tc.want)
+		}
+	}
+}
+
+// TestHoldsPort checks what the judges learn from a member's gossip port:
+// accepted while a process listens on it, whether it runs or not; refused
+// once it is gone.
+func TestHoldsPort(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr()
+	// Nothing accepts: the kernel does, as for a frozen process.
+	if !holdsPort(addr, time.Second) {
+		t.Errorf("a listening port that nobody accepts on: holdsPort false, want true")
+	}
+	l.Close()
+	if holdsPort(addr, time.Second) {
+		t.Errorf("a closed port: holdsPort true, want false")
+	}
 }

@@ -499,9 +499,18 @@ func TestVerifyKeepsAnsweringMember(t *testing.T) {
 	if a := m.Alive(); !slices.Contains(a, victim) {
 		t.Errorf("Alive = %q, lacks %s", a, victim)
 	}
+	m.mu.Lock()
+	hb := m.beats[victim]
+	m.mu.Unlock()
 	m.onAlive(victim, n) // memberlist heard the refutation
 	if isHeld(m, victim) {
 		t.Errorf("%s still held after it was reported alive", victim)
+	}
+	m.mu.Lock()
+	kept := m.beats[victim] == hb
+	m.mu.Unlock()
+	if hb == nil || !kept {
+		t.Errorf("%s's heartbeat record was not kept through the death it refuted", victim)
 	}
 
 	// If memberlist never revives it, it is dropped after holdMax, so that
@@ -535,6 +544,51 @@ func TestVerifyDropsSilentMember(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	t.Logf("dropped %s after the report (probe timeout %s)", time.Since(start).Round(time.Millisecond), DefaultProbeTimeout)
+}
+
+// TestVerifyWaitsForStarvedMember: a member whose heartbeats kept coming
+// late (one starved of CPU) and that memberlist reports dead is given the
+// heartbeat judge's longer timeout before it is dropped, not
+// HeartbeatTimeout: memberlist suspects such a member whenever its
+// refutation is late, and its next burst of heartbeats may be 300 ms
+// away. The member here has crashed, so it is dropped once that longer
+// timeout has passed.
+func TestVerifyWaitsForStarvedMember(t *testing.T) {
+	ms := startCluster(t, 3, nil)
+	m, victim := ms[0].Members, "node-3"
+	n := memberOfName(t, m, victim)
+	ms[2].crash()
+	start := time.Now()
+	m.mu.Lock()
+	hb := &heartbeat{}
+	at := start.Add(-5 * time.Second)
+	for i := 0; at.Before(start); i++ { // a heartbeat every 100 ms, once 300 ms apart
+		gap := 100 * time.Millisecond
+		if i == 20 {
+			gap = 300 * time.Millisecond
+		}
+		at = at.Add(gap)
+		hb.record(at, gap, m.opts.Tuning.HeartbeatInterval)
+	}
+	m.beats[victim] = hb
+	limit := hb.timeout(start, m.opts.Tuning.HeartbeatTimeout)
+	m.mu.Unlock()
+	if limit < 3*m.opts.Tuning.HeartbeatTimeout {
+		t.Fatalf("the starved member's timeout is %s, want several heartbeat timeouts", limit)
+	}
+
+	m.onDeath(victim, n)
+	time.Sleep(2 * m.opts.Tuning.HeartbeatTimeout)
+	if !isHeld(m, victim) {
+		t.Fatalf("a starved member was dropped %s after its last heartbeat; its timeout is %s", time.Since(start).Round(time.Millisecond), limit)
+	}
+	for isHeld(m, victim) {
+		if time.Since(start) > holdMax+2*time.Second {
+			t.Fatalf("%s still held %s after its death was reported", victim, time.Since(start))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("dropped %s after its last heartbeat (its timeout %s)", time.Since(start).Round(time.Millisecond), limit)
 }
 
 // TestMetaSpreads checks that each member reads the others' Options.Meta,

@@ -193,7 +193,7 @@ func (m *Members) judgeRingLocked(ring []string, now time.Time, stalled time.Dur
 				pings = append(pings, ping{name, addr})
 			}
 		}
-		if silence >= limit && hb.failedPing.After(hb.last) {
+		if hb.out(silence, limit) {
 			suspecting[name] = true
 		}
 	}

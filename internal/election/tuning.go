@@ -35,13 +35,18 @@ import (
 // delay) costs nothing, and 5% loss needs about five heartbeats lost in a
 // row (5% to the fifth: 3e-7) to look like a death, which the unanswered
 // ping must then confirm. A process confined to 10% of a CPU sends its
-// heartbeats in bursts 100 ms apart, and now and then 200-310 ms apart
-// (measured in the Starvation row): a member late again and again is
-// given three times its longest recent gap instead of the 200 ms. A
-// healthy member that stalls for 200 ms once (a long stop-the-world) is
-// counted out until its next heartbeat: with IPs on it, that is a
-// failover. Speakers should therefore run without a CPU limit, or with a
-// generous one.
+// heartbeats in bursts 100 ms apart, and now and then 200-310 ms apart,
+// 350-550 ms on a loaded machine (measured in the Starvation row): a
+// member late again and again is given three times its longest recent
+// gap instead of the 200 ms. And a member that answers no ping but whose
+// gossip port accepts a TCP connection (its node's kernel accepts for a
+// process that is frozen or starved, not for a dead one) is given
+// holdMax, 2 s, of silence: a stall, a long stop-the-world or a stalled
+// VM, moves nothing, and a frozen speaker's node still forwards its
+// addresses' traffic meanwhile. A dead speaker's port refuses, a dead or
+// cut-off node's does not answer, so a failure still takes 200 ms.
+// Speakers should still run without a CPU limit, or with a generous one:
+// one starved for 2 s is counted out.
 //
 // memberlist (SWIM with Lifeguard's extensions) declares a crashed member
 // dead in three steps:
@@ -99,7 +104,8 @@ import (
 //
 // A death memberlist reports is checked before it is believed (see
 // verify.go): a member that answers a direct ping, or whose heartbeat was
-// heard within HeartbeatTimeout, is kept. memberlist's path alone takes
+// heard within HeartbeatTimeout (a starved member: its longer timeout),
+// is kept. memberlist's path alone takes
 // 0.5 s at best (interval + suspicion), about 0.6 s typically and under
 // 0.8 s at worst; with the heartbeats it matters only where they are off.
 //

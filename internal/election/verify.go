@@ -26,12 +26,16 @@ import (
 // So a member reported dead by memberlist is first pinged directly, once
 // (ping and ack through memberlist, hence encrypted and labelled like all
 // gossip). If no ack comes within the probe timeout, and no heartbeat
-// (heartbeat.go) was heard from it within HeartbeatTimeout, it is dead,
-// and Alive drops it; this adds at most ProbeTimeout (30 ms) to
+// (heartbeat.go) was heard from it within HeartbeatTimeout (or the
+// longer time a member whose heartbeats keep coming late is given), it is
+// dead, and Alive drops it; this adds at most ProbeTimeout (30 ms) to
 // memberlist's verdict, which the heartbeats have usually anticipated.
 // The heartbeat counts because it is never late: a member whose answers
 // are delayed past ProbeTimeout (50 ms ± 40 ms of delay in the fault
-// suite) is alive. If it answers, Alive keeps it while memberlist sorts
+// suite) is alive. So is one whose process still holds its gossip port
+// though it does not answer (holdsPort): it is starved of CPU or frozen,
+// and memberlist suspects it whenever its refutation comes late. If it
+// answers, or holds its port, Alive keeps it while memberlist sorts
 // itself out (the member refutes and is alive again within a gossip round
 // or two), pinging it every ProbeInterval, for at most holdMax; a member
 // that answers pings but stays dead to memberlist that long is dropped
@@ -114,9 +118,13 @@ func (m *Members) onDeath(name string, mb member) {
 // has changed.
 func (m *Members) onAlive(name string, mb member) {
 	m.mu.Lock()
-	if _, ok := m.members[name]; !ok {
+	_, held := m.held[name]
+	if _, ok := m.members[name]; !ok && !held {
 		// Joined, or back from the dead: watched again from its next
-		// heartbeat (heartbeat.go).
+		// heartbeat (heartbeat.go). A member whose death was being
+		// verified was watched all along: it keeps its record, and with
+		// it the longer timeout of a member whose heartbeats keep coming
+		// late, which memberlist suspects again and again.
 		delete(m.beats, name)
 	}
 	m.members[name] = mb
@@ -231,10 +239,16 @@ func (m *Members) verify(ctx context.Context, ml *memberlist.Memberlist, name st
 	start := time.Now()
 	for i := 0; ; i++ {
 		answered := m.answers(ml, name, h.addr)
+		// A process that holds its gossip port but does not answer is
+		// frozen or starved, not dead: kept, as an answering one is, for
+		// at most holdMax (heartbeat.go, frozen).
+		frozen := !answered && holdsPort(h.addr, m.opts.Tuning.ProbeTimeout)
 		m.mu.Lock()
 		// A heartbeat heard lately is an answer too, and a late one: a
-		// member whose answers are delayed past ProbeTimeout is alive.
-		answered = answered || (m.heartbeatsOn() && m.heardWithinLocked(name, m.opts.Tuning.HeartbeatTimeout))
+		// member whose answers are delayed past ProbeTimeout is alive,
+		// and one starved of CPU is given as long as the heartbeat
+		// judge gives it (heardLatelyLocked).
+		answered = answered || frozen || (m.heartbeatsOn() && m.heardLatelyLocked(name, time.Now()))
 		cur, ok := m.held[name]
 		if !ok || cur.gen != h.gen {
 			m.mu.Unlock()
@@ -267,7 +281,11 @@ func (m *Members) verify(ctx context.Context, ml *memberlist.Memberlist, name st
 		}
 		m.mu.Unlock()
 		if i == 0 {
-			m.log.Warn("member reported dead but answers; keeping it", "member", name, "addr", h.addr)
+			how := "answers"
+			if frozen {
+				how = "holds its gossip port (starved of CPU or frozen)"
+			}
+			m.log.Warn("member reported dead but "+how+"; keeping it", "member", name, "addr", h.addr)
 		}
 		select {
 		case <-ctx.Done():

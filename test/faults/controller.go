@@ -50,7 +50,7 @@ func leaderPaused(ctx context.Context, e *Env) Result {
 		after    = 15 * time.Second // churn after it
 		rate     = 15.0             // operations a second
 	)
-	return e.churnRow(ctx, ns, func(_ map[netip.Addr]string, r *Result) {
+	return e.churnRow(ctx, ns, labcluster.Bounds{}, func(_ map[netip.Addr]string, r *Result) {
 		ch, k, stop, err := e.startChurn(ctx, ns, pool, netip.MustParsePrefix("203.0.113.32/27"), 24, false)
 		if r.fail(err) {
 			return
@@ -200,7 +200,7 @@ func controllerKilledDuringChurn(ctx context.Context, e *Env) Result {
 	if e.Short {
 		rate = 25
 	}
-	return e.churnRow(ctx, ns, func(_ map[netip.Addr]string, r *Result) {
+	return e.churnRow(ctx, ns, labcluster.Bounds{}, func(_ map[netip.Addr]string, r *Result) {
 		ch, k, stop, err := e.startChurn(ctx, ns, pool, netip.MustParsePrefix("203.0.113.0/27"), 40, false)
 		if r.fail(err) {
 			return
@@ -228,9 +228,9 @@ func controllerKilledDuringChurn(ctx context.Context, e *Env) Result {
 // churnRow is run for a row that churns Services in namespace ns: the
 // suite's watch also sees the churned Services, whose addresses change
 // on purpose, so what it reports of them alone is left out (the row's
-// checker holds them to their own rules).
-func (e *Env) churnRow(ctx context.Context, ns string, f func(owners map[netip.Addr]string, r *Result)) Result {
-	r := run(ctx, e, labcluster.Bounds{}, f)
+// checker holds them to their own rules). bounds are the watch's.
+func (e *Env) churnRow(ctx context.Context, ns string, bounds labcluster.Bounds, f func(owners map[netip.Addr]string, r *Result)) Result {
+	r := run(ctx, e, bounds, f)
 	n := len(r.Report.Changes)
 	r.Report.Changes = slices.DeleteFunc(r.Report.Changes, func(c string) bool { return onlyIn(c, ns) })
 	if n -= len(r.Report.Changes); n > 0 {

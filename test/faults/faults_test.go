@@ -3,6 +3,7 @@ package faults
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,10 +58,14 @@ func runSuite(t *testing.T, opts labcluster.Options, scenarios []Scenario, setup
 	for _, s := range scenarios {
 		ok := t.Run(s.Name, func(t *testing.T) {
 			e.Logf = t.Logf
+			start := time.Now()
 			r := s.Run(ctx, e)
 			t.Logf("row %d: %s", s.Row, r.Report)
 			if err := r.Err(); err != nil {
 				t.Error(err)
+				for name, lines := range rowLogs(cl.Lab.Dir(), start) {
+					t.Logf("%s during the row:\n%s", name, strings.Join(lines, "\n"))
+				}
 			}
 		})
 		if err := settled(e, ctx); err != nil {
