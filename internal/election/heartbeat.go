@@ -413,14 +413,11 @@ func (m *Members) hearsLocked(name string, now time.Time) string {
 	return ""
 }
 
-// confirmSilence pings name once, and at the same time dials its gossip
-// port (holdsPort); an answer counts as a heartbeat.
+// confirmSilence pings name once (probe); an answer counts as a
+// heartbeat.
 func (m *Members) confirmSilence(ml *memberlist.Memberlist, name string, addr net.Addr) {
 	sent := time.Now()
-	held := make(chan bool, 1)
-	go func() { held <- holdsPort(addr, m.opts.Tuning.ProbeTimeout) }()
-	ok := m.answers(ml, name, addr)
-	frozen := <-held
+	ok, frozen := m.probe(ml, name, addr)
 	if ok {
 		m.heard(name, nil)
 	}
@@ -432,6 +429,18 @@ func (m *Members) confirmSilence(ml *memberlist.Memberlist, name string, addr ne
 			hb.failedPing, hb.frozen = sent, frozen
 		}
 	}
+}
+
+// probe pings name at addr (answers) and, at the same time, dials its
+// gossip port: it reports whether the ping was answered within
+// ProbeTimeout and, if not, whether the port accepted a connection
+// (holdsPort) within that time, so a frozen member is told from a dead
+// one at no cost in time. The caller must be counted in m.workers.
+func (m *Members) probe(ml *memberlist.Memberlist, name string, addr net.Addr) (answered, frozen bool) {
+	held := make(chan bool, 1)
+	go func() { held <- holdsPort(addr, m.opts.Tuning.ProbeTimeout) }()
+	answered = m.answers(ml, name, addr)
+	return answered, <-held && !answered
 }
 
 // holdsPort reports whether a TCP connection to addr (a member's gossip

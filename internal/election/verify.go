@@ -238,11 +238,10 @@ func (m *Members) repingUnreachable(ctx context.Context, ml *memberlist.Memberli
 func (m *Members) verify(ctx context.Context, ml *memberlist.Memberlist, name string, h held) {
 	start := time.Now()
 	for i := 0; ; i++ {
-		answered := m.answers(ml, name, h.addr)
 		// A process that holds its gossip port but does not answer is
 		// frozen or starved, not dead: kept, as an answering one is, for
-		// at most holdMax (heartbeat.go, frozen).
-		frozen := !answered && holdsPort(h.addr, m.opts.Tuning.ProbeTimeout)
+		// at most holdMax (heartbeat.out).
+		answered, frozen := m.probe(ml, name, h.addr)
 		m.mu.Lock()
 		// A heartbeat heard lately is an answer too, and a late one: a
 		// member whose answers are delayed past ProbeTimeout is alive,
