@@ -113,7 +113,7 @@ import (
 // (TestDetectionTimes) median 200 ms, worst 224 ms of 6; the client-side
 // unplanned failover gap on the lab LAN (test/bench/failover, owner's
 // speaker killed and link cut, UDP probe every 10 ms, 20 runs) p50 0.21 s,
-// p99 and worst 0.225 s, against p50 0.62 s / p99 0.84 s with memberlist
+// p99 and worst 0.225-0.239 s, against p50 0.62 s / p99 0.84 s with memberlist
 // alone. The speaker's reaction is not where the time goes: it logs the
 // new owner's announcement within a millisecond of the member counted out.
 //
