@@ -37,9 +37,13 @@ import (
 //   - The data path is down after dataPathDownAfter failed polls in a row
 //     (an error, a refused connection, no answer within
 //     dataPathProbeTimeout, or any status but 200: kube-proxy answers 503
-//     when its rules are stale), and up again at the first success: about
-//     a second from kube-proxy's failure to the others taking over, within
-//     the failover bound, while a single slow answer moves nothing.
+//     when its rules are stale), and up again at the first success, while
+//     a single slow answer moves nothing. A kube-proxy that hangs is
+//     found 450-600 ms after it stops (the next poll within an interval,
+//     then three timeouts), and the others take over within the failover
+//     bound of 1 s. With 200 ms polls the decision alone took 600-800 ms,
+//     and the client's ARP entry moved 0.82-1.04 s after the stop
+//     (test/realnodes, check data path).
 //   - The node going down stops answering before it tells the others
 //     (publishDataPath): they start only once it has stopped, so no
 //     address has two answering nodes; the gap is the gossip's delay.
@@ -60,8 +64,8 @@ const (
 	// default healthzBindAddress (0.0.0.0:10256), as the speaker reaches
 	// it from the host's network namespace.
 	DefaultKubeProxyHealthURL = "http://127.0.0.1:10256/healthz"
-	dataPathProbeEvery        = 200 * time.Millisecond
-	dataPathProbeTimeout      = 200 * time.Millisecond
+	dataPathProbeEvery        = 150 * time.Millisecond
+	dataPathProbeTimeout      = 150 * time.Millisecond
 	dataPathDownAfter         = 3
 )
 
