@@ -168,7 +168,14 @@ func (hb *heartbeat) timeout(now time.Time, base time.Duration) time.Duration {
 // so lateness alone (timeout) cannot tell it from a dead one; its kernel
 // can.
 func (hb *heartbeat) out(silence, limit time.Duration) bool {
-	return silence >= limit && hb.failedPing.After(hb.last) && (!hb.frozen || silence >= holdMax)
+	return hb.due(silence, limit) && (!hb.frozen || silence >= holdMax)
+}
+
+// due reports whether hb's member, silent for silence, would be counted
+// out but for a port that holds (out): silent for limit, and the last
+// ping since its last heartbeat unanswered.
+func (hb *heartbeat) due(silence, limit time.Duration) bool {
+	return silence >= limit && hb.failedPing.After(hb.last)
 }
 
 // silence returns how long hb's member has been silent at now, after
@@ -348,7 +355,7 @@ func (m *Members) judgeSilences(ml *memberlist.Memberlist, now time.Time, stalle
 		}
 		if hb.out(silence, limit) {
 			silent = append(silent, name)
-		} else if silence >= limit && hb.failedPing.After(hb.last) && !hb.frozenLogged {
+		} else if hb.due(silence, limit) && !hb.frozenLogged {
 			hb.frozenLogged = true
 			frozen = append(frozen, name)
 		}
