@@ -133,6 +133,85 @@ func shareOne(t *testing.T, ns string) string {
 	return "keeper"
 }
 
+// TestJoinedBeforeGainedKeyWritten: a Service that gains a sharing key
+// keeps its address, and another Service of that key may be given the
+// address at once, before the first one's status write (which records its
+// new key, annotationStatusSharing) lands. A restart in between finds both
+// claiming the address, the first with no record of its key: both keep it
+// while its key stays, and it alone moves if it dropped the key again
+// meanwhile. The fault suite's churn checker counts on this (the spec
+// field of its held records); CI caught the case there on 2026-12-07.
+func TestJoinedBeforeGainedKeyWritten(t *testing.T) {
+	const (
+		holdLabel = "test.ironlb.io/hold-status-gainkey"
+		shared    = "198.51.100.244"
+	)
+	for i, dropAgain := range []bool{false, true} {
+		t.Run(fmt.Sprintf("dropped again %v", dropAgain), func(t *testing.T) {
+			ns := fmt.Sprintf("gainkey-%d", i)
+			stop := startController(t, ns)
+			cleanupConfig(t)
+			cleanupServices(t, ns)
+			create(t, ipPool("gainkey", "198.51.100.244/30"))
+			create(t, lbService(ns, "gainer", 53))
+			waitIPs(t, ns, "gainer", shared)
+
+			holdStatusWrites(t, holdLabel)
+			update(t, ns, "gainer", func(s *corev1.Service) {
+				s.Labels = map[string]string{holdLabel: "true"}
+				s.Annotations = map[string]string{v1alpha1.AnnotationAllowSharedIP: "k1"}
+			})
+			joiner := lbService(ns, "joiner", 80)
+			joiner.Annotations = map[string]string{v1alpha1.AnnotationAllowSharedIP: "k1", v1alpha1.AnnotationLoadBalancerIPs: shared}
+			create(t, joiner)
+			// Should the controller see joiner before gainer's new key,
+			// joiner waits for an address nothing frees: touch it again.
+			touches := 0
+			eventually(t, 20*time.Second, func() string {
+				if v := view(t, ns, "joiner"); slices.Equal(v.IPs, []string{shared}) {
+					return ""
+				}
+				touches++
+				update(t, ns, "joiner", func(s *corev1.Service) { s.Labels = map[string]string{"touch": fmt.Sprint(touches)} })
+				return "joiner does not share gainer's address yet"
+			})
+			var g corev1.Service
+			if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "gainer"}, &g); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := g.Annotations[annotationStatusSharing]; ok || !slices.Equal(svcIPs(&g), []string{shared}) {
+				t.Fatalf("gainer's status was written under its new key, or moved: annotations %v, status %v", g.Annotations, svcIPs(&g))
+			}
+
+			stop()
+			update(t, ns, "gainer", func(s *corev1.Service) {
+				s.Labels = nil
+				if dropAgain {
+					s.Annotations = nil
+				}
+			})
+			startController(t, ns)
+			settle(t, ns)
+			if v := view(t, ns, "joiner"); !slices.Equal(v.IPs, []string{shared}) || strings.Contains(v.Message, "Its status claimed") {
+				t.Errorf("joiner, whose spec did not change, moved from %s: %+v", shared, v)
+			}
+			got := view(t, ns, "gainer").IPs
+			if holds := slices.Equal(got, []string{shared}); holds == dropAgain {
+				t.Errorf("gainer holds %v, want %s only if it kept its key", got, shared)
+			}
+		})
+	}
+}
+
+// svcIPs returns the addresses in svc's status.
+func svcIPs(svc *corev1.Service) []string {
+	var ips []string
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		ips = append(ips, in.IP)
+	}
+	return ips
+}
+
 // TestGivenUpAddressWaitsForStatus: an address a Service gives up goes to
 // no other Service before the first one's status no longer shows it, so a
 // restart at that moment finds no two Services claiming it. The test holds

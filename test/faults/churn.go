@@ -350,6 +350,14 @@ type held struct {
 	// decided under. Until it writes again, a Service that changed its key
 	// still shares with whom it shared.
 	key string
+	// spec is the sharing key the Service has now. The controller decides
+	// under it as soon as it reconciles the Service, which can be before
+	// the Service's own status write lands: a Service that gained a key
+	// and kept its address may be joined there by another Service of that
+	// key whose write lands first. Restore orders such claims by
+	// annotationStatusSharing (see the controller's restorer), so the two
+	// are sound as they stand.
+	spec string
 	// statusSharing is annotationStatusSharing.
 	statusSharing string
 }
@@ -454,9 +462,10 @@ func (k *checker) observe(t watch.EventType, svc *corev1.Service) {
 	if s := svc.Annotations[annotationStatusSharing]; s != h.statusSharing {
 		h.statusSharing, h.key = s, key
 	}
+	h.spec = key
 	for _, a := range h.ips {
 		for _, o := range k.svcs {
-			if o == h || !slices.Contains(o.ips, a) || (h.key != "" && h.key == o.key) {
+			if o == h || !slices.Contains(o.ips, a) || mayShare(h.key, o.key) || mayShare(h.spec, o.spec) {
 				continue
 			}
 			pair := []string{h.name, o.name}
@@ -465,11 +474,17 @@ func (k *checker) observe(t watch.EventType, svc *corev1.Service) {
 			if !k.reported[id] {
 				k.reported[id] = true
 				k.dups++
-				k.errs = append(k.errs, fmt.Errorf("%s held by %s (key %q) and %s (key %q) at %s", a, h.name, h.key, o.name, o.key, at))
+				k.errs = append(k.errs, fmt.Errorf("%s held by %s (key %q, written under %q) and %s (key %q, written under %q) at %s",
+					a, h.name, h.spec, h.key, o.name, o.spec, o.key, at))
 			}
 		}
 	}
 }
+
+// mayShare reports whether two Services of sharing keys a and b may hold
+// one address: the churn gives each Service a port of its own, so one
+// key is enough.
+func mayShare(a, b string) bool { return a != "" && a == b }
 
 // result returns what the checker found so far: its errors, the number of
 // moves and duplicates, and the events it saw.
