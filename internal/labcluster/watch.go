@@ -107,6 +107,9 @@ type IPReport struct {
 	// the longest dark stretch. A stretch is counted from its first bad
 	// sample to the next good one.
 	Dark, Multi, LongestDark time.Duration
+	// LongestDarkAt is when the longest dark stretch began (its first
+	// dark sample), so that a failure can be matched with the logs.
+	LongestDarkAt time.Time
 	// MultiSamples counts the samples that saw more than one MAC, twice
 	// in a row; Straddles those whose two answers came from a handover
 	// (one MAC when asked again at once).
@@ -306,7 +309,7 @@ func (w *Watch) Stop() Report {
 	for ip, ss := range w.samples {
 		ir := r.IPs[ip]
 		ir.Samples = ss
-		ir.Dark, ir.Multi, ir.LongestDark, ir.MultiSamples = stretches(ss, end)
+		ir.Dark, ir.Multi, ir.LongestDark, ir.LongestDarkAt, ir.MultiSamples = stretches(ss, end)
 		ir.Straddles = w.straddles[ip]
 	}
 	slices.Sort(w.changes)
@@ -317,8 +320,9 @@ func (w *Watch) Stop() Report {
 
 // stretches sums the time the samples saw nothing answer (Sample.dark)
 // and more than one MAC, each bad stretch lasting from its first bad
-// sample to the next sample that differs (or end).
-func stretches(ss []Sample, end time.Time) (dark, multi, longestDark time.Duration, multiSamples int) {
+// sample to the next sample that differs (or end). longestAt is when the
+// longest dark stretch began.
+func stretches(ss []Sample, end time.Time) (dark, multi, longestDark time.Duration, longestAt time.Time, multiSamples int) {
 	for i, s := range ss {
 		next := end
 		if i+1 < len(ss) {
@@ -334,19 +338,25 @@ func stretches(ss []Sample, end time.Time) (dark, multi, longestDark time.Durati
 		}
 	}
 	var run time.Duration
+	var from time.Time
 	for i, s := range ss {
 		next := end
 		if i+1 < len(ss) {
 			next = ss[i+1].At
 		}
-		if s.dark() {
-			run += next.Sub(s.At)
-			longestDark = max(longestDark, run)
-		} else {
+		if !s.dark() {
 			run = 0
+			continue
+		}
+		if run == 0 {
+			from = s.At
+		}
+		run += next.Sub(s.At)
+		if run > longestDark {
+			longestDark, longestAt = run, from
 		}
 	}
-	return dark, multi, longestDark, multiSamples
+	return dark, multi, longestDark, longestAt, multiSamples
 }
 
 // Bounds are what Check holds a Report to.
@@ -380,7 +390,8 @@ func (r Report) Check(b Bounds) error {
 			errs = append(errs, fmt.Errorf("%s: probe gap %s, allowed %s", ip, ir.Probe.LongestGap.Round(time.Millisecond), b.MaxGap))
 		}
 		if ir.LongestDark > b.MaxDark {
-			errs = append(errs, fmt.Errorf("%s: %s for %s, allowed %s", ip, r.darkWords(), ir.LongestDark.Round(time.Millisecond), b.MaxDark))
+			errs = append(errs, fmt.Errorf("%s: %s for %s from %s, allowed %s", ip, r.darkWords(),
+				ir.LongestDark.Round(time.Millisecond), ir.LongestDarkAt.UTC().Format("15:04:05.000"), b.MaxDark))
 		}
 		if want := int(r.Duration / (2 * DefaultSampleEvery)); len(ir.Samples) < want {
 			errs = append(errs, fmt.Errorf("%s: only %d samples in %s", ip, len(ir.Samples), r.Duration.Round(time.Second)))
@@ -450,19 +461,30 @@ func (r Report) String() string {
 	for _, ip := range ips {
 		ir := r.IPs[ip]
 		if r.Routed {
-			fmt.Fprintf(&b, "; %s: gap %s, %d/%d probes by %v, %d samples, no route %s (longest %s), next hops %s",
+			fmt.Fprintf(&b, "; %s: gap %s, %d/%d probes by %v, %d samples, no route %s (longest %s%s), next hops %s",
 				ip, ir.Probe.LongestGap.Round(time.Millisecond), ir.Probe.Received, ir.Probe.Sent, ir.Probe.ByNode,
-				len(ir.Samples), ir.Dark.Round(time.Millisecond), ir.LongestDark.Round(time.Millisecond), hopChanges(ir.Samples, r.Start))
+				len(ir.Samples), ir.Dark.Round(time.Millisecond), ir.LongestDark.Round(time.Millisecond), r.darkAt(ir),
+				hopChanges(ir.Samples, r.Start))
 			continue
 		}
-		fmt.Fprintf(&b, "; %s: gap %s, %d/%d probes by %v, %d samples, no MAC %s (longest %s), two MACs %s, %d handovers within a sample",
+		fmt.Fprintf(&b, "; %s: gap %s, %d/%d probes by %v, %d samples, no MAC %s (longest %s%s), two MACs %s, %d handovers within a sample",
 			ip, ir.Probe.LongestGap.Round(time.Millisecond), ir.Probe.Received, ir.Probe.Sent, ir.Probe.ByNode,
-			len(ir.Samples), ir.Dark.Round(time.Millisecond), ir.LongestDark.Round(time.Millisecond), ir.Multi.Round(time.Millisecond), ir.Straddles)
+			len(ir.Samples), ir.Dark.Round(time.Millisecond), ir.LongestDark.Round(time.Millisecond), r.darkAt(ir),
+			ir.Multi.Round(time.Millisecond), ir.Straddles)
 	}
 	for _, c := range r.Changes {
 		fmt.Fprintf(&b, "; %s", c)
 	}
 	return b.String()
+}
+
+// darkAt says when ir's longest dark stretch began, as time into the
+// watch, or nothing if it has none.
+func (r Report) darkAt(ir *IPReport) string {
+	if ir.LongestDark == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" from %s", ir.LongestDarkAt.Sub(r.Start).Round(time.Millisecond))
 }
 
 // hopChanges lists the next-hop sets of the samples as they change, each

@@ -25,20 +25,26 @@ func TestStretches(t *testing.T) {
 		samples                  []Sample
 		end                      int
 		dark, multi, longestDark time.Duration
+		longestAt                int // ms; -1 for none
 		multiSamples             int
 	}{
-		{"all one", []Sample{at(0, "a"), at(200, "a"), at(400, "b")}, 600, 0, 0, 0, 0},
-		{"dark run", []Sample{at(0, "a"), at(200), at(400), at(600, "b"), at(800), at(1000, "b")}, 1200, ms(600), 0, ms(400), 0},
-		{"dark at the end", []Sample{at(0, "a"), at(200)}, 700, ms(500), 0, ms(500), 0},
-		{"two MACs", []Sample{at(0, "a"), at(200, "a", "b"), at(400, "b")}, 600, 0, ms(200), 0, 1},
+		{"all one", []Sample{at(0, "a"), at(200, "a"), at(400, "b")}, 600, 0, 0, 0, -1, 0},
+		{"dark run", []Sample{at(0, "a"), at(200), at(400), at(600, "b"), at(800), at(1000, "b")}, 1200, ms(600), 0, ms(400), 200, 0},
+		{"longer later", []Sample{at(0), at(100, "a"), at(200), at(300), at(500, "a")}, 600, ms(400), 0, ms(300), 200, 0},
+		{"dark at the end", []Sample{at(0, "a"), at(200)}, 700, ms(500), 0, ms(500), 200, 0},
+		{"two MACs", []Sample{at(0, "a"), at(200, "a", "b"), at(400, "b")}, 600, 0, ms(200), 0, -1, 1},
 		// Routed: several next hops are ECMP, none is dark.
-		{"routes", []Sample{route(0, "198.51.100.11", "198.51.100.12"), route(200), route(300, "198.51.100.12")}, 500, ms(100), 0, ms(100), 0},
+		{"routes", []Sample{route(0, "198.51.100.11", "198.51.100.12"), route(200), route(300, "198.51.100.12")}, 500, ms(100), 0, ms(100), 200, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			dark, multi, longest, n := stretches(c.samples, t0.Add(ms(c.end)))
-			if dark != c.dark || multi != c.multi || longest != c.longestDark || n != c.multiSamples {
-				t.Errorf("stretches = %s %s %s %d, want %s %s %s %d", dark, multi, longest, n, c.dark, c.multi, c.longestDark, c.multiSamples)
+			dark, multi, longest, at, n := stretches(c.samples, t0.Add(ms(c.end)))
+			wantAt := time.Time{}
+			if c.longestAt >= 0 {
+				wantAt = t0.Add(ms(c.longestAt))
+			}
+			if dark != c.dark || multi != c.multi || longest != c.longestDark || !at.Equal(wantAt) || n != c.multiSamples {
+				t.Errorf("stretches = %s %s %s at %s %d, want %s %s %s at %s %d", dark, multi, longest, at, n, c.dark, c.multi, c.longestDark, wantAt, c.multiSamples)
 			}
 		})
 	}
@@ -59,7 +65,7 @@ func TestRoutedReport(t *testing.T) {
 		t.Errorf("hopChanges = %q, want %q", got, want)
 	}
 	ir := &IPReport{Samples: ss}
-	ir.Dark, ir.Multi, ir.LongestDark, ir.MultiSamples = stretches(ss, t0.Add(500*time.Millisecond))
+	ir.Dark, ir.Multi, ir.LongestDark, ir.LongestDarkAt, ir.MultiSamples = stretches(ss, t0.Add(500*time.Millisecond))
 	r := Report{Start: t0, Duration: 500 * time.Millisecond, IPs: map[netip.Addr]*IPReport{ip: ir}, Routed: true}
 	want := []string{"x_longest_gap 0.000 s", "x_no_route 0.100 s"}
 	if got := r.Figures("x"); !slices.Equal(got, want) {

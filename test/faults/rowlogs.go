@@ -12,7 +12,7 @@ import (
 const rowLogLines = 150
 
 // rowLogs returns, for each speaker log in dir, its lines stamped from
-// since on that say what the membership concluded or that warn: the
+// since on that say what the speaker concluded or that warn: the
 // evidence for a row that failed. The lab's own tails (labnet.LogTails)
 // show the end of each log, which is the end of the whole suite, and a
 // speaker's log at debug level is mostly its health checks.
@@ -53,16 +53,17 @@ func logLinesSince(p string, since time.Time) []string {
 }
 
 // telling reports whether a log line (after its time stamp) says what
-// the membership concluded, or warns: the membership's lines but its
-// debug ones, except the heartbeats' lateness; every warning and error.
+// the speaker concluded, or warns: every line but the debug ones, except
+// the heartbeats' lateness and the changes of the addresses a node
+// answers for (which say when a dark stretch began and ended); every
+// warning and error.
 func telling(s string) bool {
 	switch {
-	case strings.HasPrefix(s, "level=WARN"), strings.HasPrefix(s, "level=ERROR"):
-		return true
-	case !strings.Contains(s, "component=members"), strings.Contains(s, "Initiating push/pull sync"):
+	case strings.Contains(s, "Initiating push/pull sync"):
 		return false
 	case strings.HasPrefix(s, "level=DEBUG"):
-		return strings.Contains(s, `msg="heartbeat late"`) || strings.Contains(s, `msg="heartbeat tick late"`)
+		return strings.Contains(s, `msg="heartbeat late"`) || strings.Contains(s, `msg="heartbeat tick late"`) ||
+			strings.Contains(s, `msg="owned addresses changed"`)
 	}
 	return true
 }

@@ -29,6 +29,7 @@ not a log line
 	got := rowLogs(dir, time.Date(2026, 12, 7, 7, 35, 0, 0, time.UTC))
 	want := map[string][]string{"node-2-ironlb-speaker-5.log": {
 		`time=2026-12-07T07:35:10.700Z level=DEBUG msg="heartbeat late" node=node-2 component=members member=node-1 gap=120ms`,
+		`time=2026-12-07T07:35:11.000Z level=INFO msg="owned addresses changed" node=node-2`,
 		`time=2026-12-07T07:35:11.100Z level=WARN msg="cut off from the other speakers" node=node-2`,
 		`time=2026-12-07T07:35:11.200Z level=INFO msg="member silent: no heartbeat" node=node-2 component=members member=node-1`,
 	}}
