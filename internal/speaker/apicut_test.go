@@ -30,6 +30,12 @@ func TestAPICutOff(t *testing.T) {
 		{"everyone lost it within the delay", map[string]apiState{"a": lost(10), "b": lost(11), "c": lost(12)}, sec(60), nil, time.Time{}},
 		{"back for one, not yet for long: nobody cut", map[string]apiState{"a": ok(60), "b": lost(0), "c": lost(0)}, sec(62), nil, sec(65)},
 		{"one lags the others back", map[string]apiState{"a": ok(60), "b": ok(60), "c": lost(0)}, sec(66), []string{"c"}, time.Time{}},
+		// A speaker started during the outage (at 30) joins when the API
+		// server is back (60.7), before the others have seen it back.
+		// It reaches the API server since its caches synced (Start), not
+		// since it started: counted from 30, it would cut the others off.
+		{"a speaker that joins as the API server returns", map[string]apiState{"a": ok(60.7), "b": lost(0), "c": lost(0)}, sec(61), nil, sec(65.7)},
+		{"the same, counted from its start", map[string]apiState{"a": ok(30), "b": lost(0), "c": lost(0)}, sec(61), []string{"b", "c"}, time.Time{}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -446,6 +446,18 @@ func (s *Speaker) Start(ctx context.Context) error {
 	if !toolscache.WaitForCacheSync(ctx.Done(), allSynced) {
 		return errors.New("speaker: caches did not sync")
 	}
+	// The API server has answered the caches' lists, maybe only now: a
+	// speaker started while it was away waits here. This speaker reaches
+	// it since now, not since New. Counting from New, a speaker started
+	// during an outage would tell the others, as it joins just after the
+	// API server is back, that it has reached it for long, and cut off
+	// (apicut.go) the speakers that have not yet seen it come back, up to
+	// apiProbeEvery+apiProbeTimeout: their addresses would move (CI and
+	// the fault suite's row 1, 2026-12-07).
+	s.apiMu.Lock()
+	s.api = apiState{since: time.Now()}
+	s.apiPublished = s.api
+	s.apiMu.Unlock()
 
 	// Watch the links before the first read, so that no change falls
 	// between the two.
