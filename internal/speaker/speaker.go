@@ -195,7 +195,8 @@ type Speaker struct {
 	rest rest.Interface
 	// api is this speaker's reach of the API server as watchAPI found it
 	// (apicut.go), guarded by apiMu; the sync loop publishes it in the
-	// membership metadata (apiPublished).
+	// membership metadata (apiPublished). Start sets both once the caches
+	// have synced, before anything reads them.
 	apiMu        sync.Mutex
 	api          apiState
 	apiPublished apiState
@@ -313,9 +314,7 @@ func New(cfg *rest.Config, opts Options) (*Speaker, error) {
 		standing:  standing{seen: map[string]bool{}, majority: true},
 		balance:   rebalancing{interval: max(opts.RebalanceInterval, 0)},
 		rest:      probe,
-		api:       apiState{since: time.Now()},
 	}
-	s.apiPublished = s.api
 	register(reg, prometheus.Collector(newL2Collector(func() map[string]l2.Stats {
 		if a := s.answeringStats.Load(); a != nil {
 			return a.packetStats()
@@ -448,7 +447,7 @@ func (s *Speaker) Start(ctx context.Context) error {
 	}
 	// The API server has answered the caches' lists, maybe only now: a
 	// speaker started while it was away waits here. This speaker reaches
-	// it since now, not since New. Counting from New, a speaker started
+	// it since now, not since it started. Counting from its start, one started
 	// during an outage would tell the others, as it joins just after the
 	// API server is back, that it has reached it for long, and cut off
 	// (apicut.go) the speakers that have not yet seen it come back, up to
